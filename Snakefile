@@ -1,0 +1,25 @@
+# zooprobe: does a model's ranking hold up? See README.md.
+# Run another params file with: snakemake --configfile FILE --replace-workflow-config
+from snakemake.utils import min_version, validate
+
+min_version("8.20")
+
+
+configfile: "params.yaml"
+
+
+validate(config, "schemas/params.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/datasets.smk"
+include: "rules/train.smk"
+include: "rules/extract.smk"
+include: "rules/probe.smk"
+include: "rules/analyse.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),

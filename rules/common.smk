@@ -1,0 +1,60 @@
+# Targets and per-rule inputs built from the validated config. No rule lives here.
+import json
+import sys
+from pathlib import Path
+
+# Import the library from this checkout, so the workflow also runs where zooprobe is not
+# installed (for example inside a --use-conda env); an installed copy of the same tree is identical.
+ZOOPROBE_SRC = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(ZOOPROBE_SRC))
+
+from zooprobe.config import ConfigError, check_config  # noqa: E402
+
+try:
+    MODEL_SPECS = check_config(config)
+except ConfigError as error:
+    raise WorkflowError(f"invalid params: {error}") from None
+
+ZOOPROBE = f"PYTHONPATH={ZOOPROBE_SRC}${{PYTHONPATH:+:$PYTHONPATH}} python -m zooprobe"
+DATASETS = list(config["datasets"])
+MODELS = list(config["models"])
+TASKS = config["probe"]["tasks"]
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    model="|".join(MODELS),
+    task="|".join(TASKS),
+
+
+def as_json(value):
+    """Params reach the CLI as JSON; sorted keys keep the command (and its hash) stable."""
+    return json.dumps(value, sort_keys=True)
+
+
+def shift_base(wildcards):
+    """A 'shift' dataset is built from the dataset it shifts."""
+    entry = config["datasets"][wildcards.dataset]
+    return f"data/datasets/{entry['of']}.h5" if entry["source"] == "shift" else []
+
+
+def model_weights(wildcards):
+    """The weights file a model needs: a trained checkpoint, a local checkpoint, or none."""
+    spec = MODEL_SPECS[wildcards.model]
+    if spec.source == "trained":
+        return f"data/models/{wildcards.model}.pt"
+    if spec.source == "checkpoint":
+        return spec.checkpoint
+    return []
+
+
+def feature_file(model, dataset):
+    return f"data/features/{model}/{dataset}.h5"
+
+
+def probe_results():
+    return expand("results/probes/{model}/{task}.h5", model=MODELS, task=TASKS)
+
+
+def all_targets():
+    return ["results/report/index.html", "results/scores.csv"]

@@ -1,0 +1,20 @@
+rule dataset:
+    """Build one dataset file: uint8 images, labels, splits, class names, sha256."""
+    input:
+        base=shift_base,
+    output:
+        "data/datasets/{dataset}.h5",
+    log:
+        "logs/datasets/{dataset}.log",
+    params:
+        spec=lambda wc: as_json(config["datasets"][wc.dataset]),
+        base=lambda wc, input: f"--base {input.base}" if input.base else "",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/zooprobe.yaml"
+    shell:
+        "{ZOOPROBE} dataset --name {wildcards.dataset} --spec '{params.spec}' {params.base}"
+        " --out {output} > {log} 2>&1"

@@ -1,0 +1,22 @@
+rule extract:
+    """Layer-wise pooled features of one model on one dataset, on a GPU when there is one."""
+    input:
+        data="data/datasets/{dataset}.h5",
+        weights=model_weights,
+    output:
+        "data/features/{model}/{dataset}.h5",
+    log:
+        "logs/extract/{model}/{dataset}.log",
+    params:
+        spec=lambda wc: as_json(config["models"][wc.model]),
+        settings=as_json(config["extract"]),
+        weights=lambda wc, input: f"--weights {input.weights}" if input.weights else "",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/zooprobe.yaml"
+    shell:
+        "{ZOOPROBE} extract --model {wildcards.model} --spec '{params.spec}' --settings '{params.settings}'"
+        " --data {input.data} {params.weights} --threads {threads} --out {output} > {log} 2>&1"

@@ -1,0 +1,21 @@
+rule report:
+    """One self-contained HTML report: config, provenance, scores, agreement and figures."""
+    input:
+        scores="results/scores.csv",
+        summary="results/analysis/summary.json",
+    output:
+        "results/report/index.html",
+    log:
+        "logs/report.log",
+    params:
+        config=as_json(config),
+        settings=as_json(config["report"]),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/zooprobe.yaml"
+    shell:
+        "{ZOOPROBE} report --scores {input.scores} --summary {input.summary} --config '{params.config}'"
+        " --settings '{params.settings}' --out {output} > {log} 2>&1"

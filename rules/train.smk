@@ -1,0 +1,20 @@
+rule train:
+    """Train one architecture from scratch with the shared recipe (ImageNot protocol)."""
+    input:
+        data=lambda wc: f"data/datasets/{MODEL_SPECS[wc.model].train_on}.h5",
+    output:
+        "data/models/{model}.pt",
+    log:
+        "logs/train/{model}.log",
+    params:
+        spec=lambda wc: as_json(config["models"][wc.model]),
+        recipe=as_json(config["train"]),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/zooprobe.yaml"
+    shell:
+        "{ZOOPROBE} train --model {wildcards.model} --spec '{params.spec}' --recipe '{params.recipe}'"
+        " --data {input.data} --threads {threads} --out {output} > {log} 2>&1"

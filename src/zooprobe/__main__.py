@@ -1,0 +1,3 @@
+from zooprobe.cli import main
+
+main()

@@ -1,0 +1,31 @@
+"""Atomic file output: a reader never sees a half-written file that looks complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it onto ``path`` only on success.
+
+    Args:
+        path: the final output path. Its parent folder is created if missing.
+
+    Returns:
+        A context manager yielding the temporary path to write to. On an exception the
+        temporary file is removed and ``path`` is left untouched.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder, so os.replace is an atomic rename on one filesystem.
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,260 @@
+"""The ``zooprobe`` command: one subcommand per pipeline stage, called by the Snakemake rules.
+
+Each subcommand reads its inputs, calls pure functions from the library, and writes its
+outputs atomically. Params arrive as JSON strings, exactly the keys the stage reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+log = logging.getLogger("zooprobe")
+
+
+def _json(text: str) -> Any:
+    return json.loads(text)
+
+
+def _provenance_base() -> dict[str, Any]:
+    from zooprobe import code_version
+
+    return {"zooprobe_version": code_version(), "created_unix": round(time.time())}
+
+
+# ----------------------------------------------------------------------------- stages
+def cmd_dataset(args: argparse.Namespace) -> None:
+    from zooprobe import datasets, h5io
+
+    spec = dict(args.spec)
+    source = spec.pop("source")
+    if source == "shift":
+        if not args.base:
+            raise SystemExit("a 'shift' dataset needs --base <path of the dataset it shifts>")
+        built = datasets.build_shift(h5io.read_image_set(args.base), **spec)
+    elif source == "packaged":
+        built = datasets.build_packaged(**spec)
+    elif source == "procedural":
+        built = datasets.build_procedural(**spec)
+    else:
+        raise SystemExit(f"unknown dataset source {source!r}; valid: {list(datasets.SOURCES)}")
+    built.attrs.update(_provenance_base(), name=args.name, params=args.spec)
+    h5io.write_image_set(args.out, built)
+    log.info("wrote %s: %d images %s, sha256 %s", args.out, len(built.labels), built.images.shape[1:],
+             built.content_sha256()[:12])
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from zooprobe import h5io
+    from zooprobe.atomic import atomic_output
+    from zooprobe.models import ModelSpec
+    from zooprobe.train import Recipe, train_model
+
+    spec = ModelSpec.from_config(args.model, args.spec)
+    data = h5io.read_image_set(args.data)
+    checkpoint, history = train_model(spec, data, Recipe.from_config(args.recipe), threads=args.threads)
+    checkpoint["provenance"] = json.dumps(dict(_provenance_base(), model=args.model, spec=args.spec,
+                                               dataset=data.attrs.get("name"),
+                                               dataset_sha256=data.attrs["content_sha256"]))
+    with atomic_output(args.out) as tmp:
+        torch.save(checkpoint, tmp)
+    log.info("trained %s: %s", args.model, history[-1])
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    import torch
+
+    from zooprobe import h5io
+    from zooprobe.extract import extract_batches, pick_device
+    from zooprobe.models import ModelSpec, create_model
+    from tqdm import tqdm
+
+    torch.set_num_threads(args.threads)
+    spec = ModelSpec.from_config(args.model, args.spec)
+    extractor = create_model(spec, weights=args.weights)
+    layers = extractor.select_layers(spec.layers)
+    settings = args.settings
+    device = pick_device(settings["device"])
+    labels, split, info = h5io.read_image_labels(args.data)
+    batch_size = settings["batch_size"]
+    batches = tqdm(h5io.iter_image_batches(args.data, batch_size), total=-(-info["n"] // batch_size),
+                   desc=f"extract {args.model}/{info['name']}", mininterval=2)
+    features = extract_batches(extractor, batches, layers=layers, pooling=settings["pooling"], device=device)
+    first = next(features)
+    provenance = dict(_provenance_base(), model=args.model, arch=spec.arch, source=spec.source,
+                      weights_sha256=extractor.weights_sha256(), pooling=settings["pooling"],
+                      preprocessing=extractor.preprocessing.as_dict(), seed=spec.seed, device=str(device),
+                      dataset=info["name"], dataset_sha256=info["content_sha256"], class_names=info["class_names"])
+    with h5io.FeatureWriter(args.out, n=info["n"], layer_dims={k: v.shape[1] for k, v in first.items()},
+                            labels=labels, split=split, provenance=provenance) as writer:
+        writer.write(first)
+        for batch in features:
+            writer.write(batch)
+    log.info("wrote %s: layers %s", args.out, {k: v.shape[1] for k, v in first.items()})
+
+
+def cmd_probe(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from zooprobe import h5io
+    from zooprobe.probe import fit_linear_probe
+
+    settings = args.settings
+    id_features = h5io.read_features(args.id)
+    evals = {args.id_name: id_features}
+    for item in args.ood or []:
+        name, _, path = item.partition("=")
+        evals[name] = h5io.read_features(path)
+    train, val, test = (id_features.split == s for s in ("train", "val", "test"))
+    layers = list(id_features.provenance["layers"])
+    predictions: dict[str, dict[str, np.ndarray]] = {name: {} for name in evals}
+    labels = {name: (f.labels[test] if name == args.id_name else f.labels) for name, f in evals.items()}
+    chosen_c, val_accuracy = {}, {}
+    for layer in layers:
+        x = id_features.layers[layer]
+        fit = fit_linear_probe(train_x=x[train], train_y=id_features.labels[train], val_x=x[val],
+                               val_y=id_features.labels[val], c_grid=tuple(settings["c_grid"]),
+                               max_iter=settings["max_iter"], seed=settings["seed"])
+        chosen_c[layer], val_accuracy[layer] = fit.c, fit.val_accuracy
+        for name, features in evals.items():
+            rows = features.layers[layer][test] if name == args.id_name else features.layers[layer]
+            predictions[name][layer] = fit.model.predict(rows)
+        log.info("%s/%s %s: C=%g val=%.3f", args.model, args.task, layer, fit.c, fit.val_accuracy)
+    source = id_features.provenance
+    provenance = dict(_provenance_base(), model=args.model, task=args.task, probe="linear", id_eval=args.id_name,
+                      layers=layers, chosen_c=chosen_c, val_accuracy=val_accuracy, seed=settings["seed"],
+                      c_grid=settings["c_grid"], weights_sha256=source["weights_sha256"],
+                      pooling=source["pooling"], preprocessing=source["preprocessing"], arch=source["arch"],
+                      feature_versions={name: f.provenance["zooprobe_version"] for name, f in evals.items()})
+    h5io.write_probe_result(args.out, predictions=predictions, labels=labels, provenance=provenance)
+
+
+def cmd_analyse(args: argparse.Namespace) -> None:
+    from zooprobe import h5io
+    from zooprobe.analyse import ProbeRun, score_table
+    from zooprobe.atomic import atomic_output
+
+    runs = []
+    for path in args.probes:
+        predictions, labels, provenance = h5io.read_probe_result(path)
+        runs.append(ProbeRun(provenance["model"], provenance["task"], predictions, labels, provenance))
+    scores = score_table(runs, n_boot=args.settings["n_bootstrap"], seed=args.settings["seed"])
+    with atomic_output(args.scores) as tmp:
+        scores.to_csv(tmp, index=False)
+    summary = {
+        "layer_order": {run.model: run.provenance["layers"] for run in runs},
+        "id_benchmarks": sorted({run.provenance["id_eval"] for run in runs}),
+        "provenance": [{k: run.provenance[k] for k in ("model", "task", "arch", "weights_sha256", "pooling",
+                                                       "preprocessing", "seed", "zooprobe_version")}
+                       | {"selected_layer": run.selected_layer} for run in runs],
+    }
+    with atomic_output(args.summary) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    log.info("wrote %s (%d rows)", args.scores, len(scores))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from zooprobe.atomic import atomic_output
+    from zooprobe.report import render_report
+
+    scores = pd.read_csv(args.scores)
+    summary = json.loads(Path(args.summary).read_text())
+    layer_order = dict(summary["layer_order"], __id__=summary["id_benchmarks"])
+    page = render_report(scores=scores, layer_order=layer_order, config=args.config,
+                         provenance=summary["provenance"], title=args.settings.get("title", "zooprobe report"))
+    with atomic_output(args.out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    log.info("wrote %s (%.0f kB)", args.out, len(page) / 1024)
+
+
+def cmd_check_config(args: argparse.Namespace) -> None:
+    import yaml
+
+    from zooprobe.config import check_config
+
+    specs = check_config(yaml.safe_load(Path(args.params).read_text()))
+    print(f"ok: {len(specs)} models")
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="zooprobe", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("dataset", help="build one dataset file")
+    p.add_argument("--name", required=True)
+    p.add_argument("--spec", type=_json, required=True, help="the dataset's params entry, as JSON")
+    p.add_argument("--base", help="the dataset a 'shift' source shifts")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_dataset)
+
+    p = sub.add_parser("train", help="train one model from scratch with the shared recipe")
+    p.add_argument("--model", required=True)
+    p.add_argument("--spec", type=_json, required=True)
+    p.add_argument("--recipe", type=_json, required=True, help="the train params section, as JSON")
+    p.add_argument("--data", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("extract", help="extract layer-wise features of one model on one dataset")
+    p.add_argument("--model", required=True)
+    p.add_argument("--spec", type=_json, required=True)
+    p.add_argument("--settings", type=_json, required=True, help="the extract params section, as JSON")
+    p.add_argument("--data", required=True)
+    p.add_argument("--weights")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("probe", help="fit linear probes per layer and score them on ID and OOD sets")
+    p.add_argument("--model", required=True)
+    p.add_argument("--task", required=True)
+    p.add_argument("--settings", type=_json, required=True)
+    p.add_argument("--id-name", required=True)
+    p.add_argument("--id", required=True, help="features on the in-distribution set")
+    p.add_argument("--ood", nargs="*", help="NAME=PATH features on each OOD set")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("analyse", help="rank models and compare rankings across benchmarks")
+    p.add_argument("--probes", nargs="+", required=True)
+    p.add_argument("--settings", type=_json, required=True)
+    p.add_argument("--scores", required=True)
+    p.add_argument("--summary", required=True)
+    p.set_defaults(func=cmd_analyse)
+
+    p = sub.add_parser("report", help="render the HTML report")
+    p.add_argument("--scores", required=True)
+    p.add_argument("--summary", required=True)
+    p.add_argument("--config", type=_json, required=True)
+    p.add_argument("--settings", type=_json, default={})
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("check-config", help="check a params file's cross-references")
+    p.add_argument("params")
+    p.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``zooprobe`` console script."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

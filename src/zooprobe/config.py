@@ -1,0 +1,78 @@
+"""Checks of the params that a JSON schema cannot express: cross-references and model names.
+
+The schema (``schemas/params.schema.yaml``) checks types and enumerations when Snakemake
+parses the workflow; :func:`check_config` then checks that every referenced dataset, model
+and layer exists, so a typo fails before any job starts, with the valid choices listed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from zooprobe.models import ModelConfigError, ModelSpec
+
+
+class ConfigError(ValueError):
+    """Params that name something that does not exist; the message lists the valid choices."""
+
+
+def _require(name: Any, valid: list[str], what: str, where: str) -> None:
+    if name not in valid:
+        raise ConfigError(f"{where}: unknown {what} {name!r}; valid {what}s: {', '.join(sorted(valid))}")
+
+
+def model_specs(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
+    """Parse the ``models`` section into specs, failing on unknown sources or architectures."""
+    specs = {}
+    for name, entry in config["models"].items():
+        try:
+            specs[name] = ModelSpec.from_config(name, entry)
+        except ModelConfigError as error:
+            raise ConfigError(str(error)) from None
+    return specs
+
+
+def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dict[str, ModelSpec]:
+    """Check every cross-reference in the params.
+
+    Args:
+        config: params already validated against the schema.
+        check_layers: also build each model that names ``layers`` and check those names.
+
+    Returns:
+        The parsed model specs, by name.
+    """
+    datasets = list(config["datasets"])
+    for name, entry in config["datasets"].items():
+        if entry["source"] == "shift":
+            _require(entry["of"], [d for d in datasets if d != name], "dataset", f"datasets.{name}.of")
+            if config["datasets"][entry["of"]]["source"] == "shift":
+                raise ConfigError(f"datasets.{name}.of: {entry['of']!r} is itself a shift; shift an ID set")
+        if "splits" in entry and abs(sum(entry["splits"].values()) - 1) > 1e-6:
+            raise ConfigError(f"datasets.{name}.splits: fractions must sum to 1, got {entry['splits']}")
+    for task, entry in config["probe"]["tasks"].items():
+        _require(entry["id"], datasets, "dataset", f"probe.tasks.{task}.id")
+        id_splits = set(config["datasets"][entry["id"]].get("splits", {}))
+        if not {"train", "val", "test"} <= id_splits:
+            raise ConfigError(f"probe.tasks.{task}.id: {entry['id']!r} needs train, val and test splits, "
+                              f"has {sorted(id_splits)}")
+        for ood in entry.get("ood", []):
+            _require(ood, datasets, "dataset", f"probe.tasks.{task}.ood")
+    specs = model_specs(config)
+    for name, spec in specs.items():
+        if spec.source == "trained":
+            _require(spec.train_on, datasets, "dataset", f"models.{name}.train_on")
+        if check_layers and spec.layers:
+            _check_layers(spec)
+    return specs
+
+
+def _check_layers(spec: ModelSpec) -> None:
+    from zooprobe.models import PRE_LOGITS, TimmExtractor, build_timm, preprocessing_of
+
+    model = build_timm(spec.__class__(**{**spec.__dict__, "pretrained": False}))
+    valid = TimmExtractor(model, preprocessing_of(model)).layer_names
+    unknown = [layer for layer in spec.layers if layer not in valid]
+    if unknown:
+        raise ConfigError(f"models.{spec.name}.layers: unknown layers {unknown}; valid layers: {valid} "
+                          f"({PRE_LOGITS!r} is the penultimate, pooled representation)")

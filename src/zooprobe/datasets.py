@@ -1,0 +1,223 @@
+"""Image sets in memory, and the sources that build them.
+
+Every source returns an :class:`ImageSet`; :mod:`zooprobe.h5io` is the one place that
+stores it. Sources here need no network: scikit-learn's bundled digits, procedurally
+generated shapes, and shifted copies of another set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from zooprobe import procedural
+
+SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
+
+
+@dataclass
+class ImageSet:
+    """A labelled image set with a split per example.
+
+    Attributes:
+        images: uint8 array (N, H, W, C).
+        labels: int64 array (N,).
+        split: per-example split name, one of ``SPLIT_NAMES``.
+        class_names: the name of each label.
+        attrs: provenance (source, parameters) stored beside the data.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    class_names: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}")
+        if self.labels.shape != (n,) or self.split.shape != (n,):
+            raise ValueError(f"labels and split must have shape ({n},), got {self.labels.shape} and {self.split.shape}")
+        unknown = set(np.unique(self.split)) - set(SPLIT_NAMES)
+        if unknown:
+            raise ValueError(f"unknown split names {sorted(unknown)}; valid: {list(SPLIT_NAMES)}")
+
+    def content_sha256(self) -> str:
+        """Return a sha256 over images, labels and splits, so a changed pixel changes the hash."""
+        digest = hashlib.sha256()
+        for array in (self.images, self.labels.astype(np.int64), self.split.astype("U5")):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update("\n".join(self.class_names).encode())
+        return digest.hexdigest()
+
+    def subset(self, split: str) -> "ImageSet":
+        """Return the examples of one split, in their stored order."""
+        keep = self.split == split
+        return ImageSet(self.images[keep], self.labels[keep], self.split[keep], list(self.class_names), dict(self.attrs))
+
+
+def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int) -> np.ndarray:
+    """Assign each example a split, keeping class proportions in every split.
+
+    Args:
+        labels: int labels (N,).
+        fractions: split name to fraction; must sum to 1.
+        seed: seed of the shuffle.
+
+    Returns:
+        Array (N,) of split names.
+    """
+    if abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise ValueError(f"split fractions must sum to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    split = np.empty(len(labels), dtype="U5")
+    names = list(fractions)
+    for label in np.unique(labels):
+        index = rng.permutation(np.flatnonzero(labels == label))
+        bounds = np.round(np.cumsum([fractions[name] for name in names]) * len(index)).astype(int)
+        for name, start, stop in zip(names, np.r_[0, bounds[:-1]], bounds):
+            split[index[start:stop]] = name
+    return split
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize uint8 (N, H, W, C) images to (N, size, size, C) with bilinear filtering."""
+    from PIL import Image
+
+    if images.shape[1:3] == (size, size):
+        return images
+    out = np.empty((len(images), size, size, images.shape[3]), dtype=np.uint8)
+    for i, image in enumerate(images):
+        pil = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image)
+        resized = np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR))
+        out[i] = resized.reshape(size, size, -1)
+    return out
+
+
+# ----------------------------------------------------------------------------- packaged
+def _sklearn_digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    # Pixel values are 0..16; scale to the full uint8 range.
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    return images, digits.target.astype(np.int64), [str(c) for c in digits.target_names]
+
+
+PACKAGED_SETS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, list[str]]]] = {
+    "sklearn:digits": _sklearn_digits,
+}
+
+
+def build_packaged(*, name: str, size: int, splits: dict[str, float], seed: int, **_: Any) -> ImageSet:
+    """Build a set that ships inside an installed package.
+
+    Args:
+        name: one of ``PACKAGED_SETS``.
+        size: output side length in pixels.
+        splits: split fractions.
+        seed: seed of the split.
+
+    Returns:
+        RGB :class:`ImageSet`.
+    """
+    if name not in PACKAGED_SETS:
+        raise ValueError(f"unknown packaged set {name!r}; valid: {sorted(PACKAGED_SETS)}")
+    images, labels, class_names = PACKAGED_SETS[name]()
+    images = resize_images(images, size)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return ImageSet(images, labels, stratified_split(labels, splits, seed), class_names,
+                    {"source": "packaged", "name": name})
+
+
+# ----------------------------------------------------------------------------- procedural
+def build_procedural(*, generator: str, n_per_class: int, size: int, splits: dict[str, float],
+                     seed: int, background: str = "plain", **_: Any) -> ImageSet:
+    """Build a procedurally generated set, deterministic given ``seed``.
+
+    Args:
+        generator: one of ``procedural.GENERATORS``.
+        n_per_class: examples per class.
+        size: side length in pixels.
+        splits: split fractions.
+        seed: seed of images and split.
+        background: one of ``procedural.BACKGROUNDS``; a non-plain one is a style shift.
+
+    Returns:
+        :class:`ImageSet`.
+    """
+    if generator not in procedural.GENERATORS:
+        raise ValueError(f"unknown generator {generator!r}; valid: {sorted(procedural.GENERATORS)}")
+    images, labels, class_names = procedural.GENERATORS[generator](
+        n_per_class=n_per_class, size=size, seed=seed, background=background)
+    return ImageSet(images, labels, stratified_split(labels, splits, seed + 1), class_names,
+                    {"source": "procedural", "generator": generator, "background": background})
+
+
+# ----------------------------------------------------------------------------- shifts
+def _gaussian_noise(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    sigma = (8, 16, 28, 40, 56)[severity - 1]
+    return np.clip(images + rng.normal(0, sigma, images.shape), 0, 255)
+
+
+def _gaussian_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    sigma = (0.5, 0.8, 1.1, 1.5, 2.0)[severity - 1]
+    return gaussian_filter(images.astype(np.float64), sigma=(0, sigma, sigma, 0))
+
+
+def _low_contrast(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    keep = (0.6, 0.45, 0.3, 0.2, 0.12)[severity - 1]
+    mean = images.mean(axis=(1, 2, 3), keepdims=True)
+    return (images - mean) * keep + mean
+
+
+def _pixelate(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    factor = (0.75, 0.6, 0.5, 0.4, 0.3)[severity - 1]
+    side = images.shape[1]
+    small = resize_images(images.astype(np.uint8), max(2, int(side * factor)))
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.Resampling.NEAREST)) for im in small])
+
+
+SHIFTS: dict[str, Callable[[np.ndarray, int, np.random.Generator], np.ndarray]] = {
+    "gaussian_noise": _gaussian_noise,
+    "gaussian_blur": _gaussian_blur,
+    "low_contrast": _low_contrast,
+    "pixelate": _pixelate,
+}
+
+
+def build_shift(base: ImageSet, *, shift: str, severity: int, seed: int, split: str = "test", **_: Any) -> ImageSet:
+    """Build a distribution-shifted copy of one split of ``base``; every example becomes ``test``.
+
+    Args:
+        base: the in-distribution set.
+        shift: one of ``SHIFTS``.
+        severity: 1 (mild) to 5 (strong).
+        seed: seed of the random part of the shift.
+        split: which split of ``base`` to shift.
+
+    Returns:
+        :class:`ImageSet` whose examples are all in the ``test`` split.
+    """
+    if shift not in SHIFTS:
+        raise ValueError(f"unknown shift {shift!r}; valid: {sorted(SHIFTS)}")
+    if not 1 <= severity <= 5:
+        raise ValueError(f"severity must be 1..5, got {severity}")
+    part = base.subset(split)
+    shifted = SHIFTS[shift](part.images.astype(np.float64), severity, np.random.default_rng(seed))
+    images = np.clip(np.round(shifted), 0, 255).astype(np.uint8)
+    attrs = {"source": "shift", "shift": shift, "severity": severity, "of_split": split,
+             "of_sha256": base.content_sha256()}
+    return ImageSet(images, part.labels.copy(), np.full(len(images), "test", dtype="U5"), list(base.class_names), attrs)
+
+
+SOURCES: tuple[str, ...] = ("packaged", "procedural", "shift")

@@ -1,0 +1,51 @@
+"""Layer-wise feature extraction: batches in, pooled (B, D) arrays out."""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from zooprobe.models import Extractor, pool
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """Return CUDA when available and allowed, else the CPU.
+
+    Args:
+        requested: ``auto``, ``cpu`` or ``cuda``.
+
+    Returns:
+        The torch device.
+    """
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown device {requested!r}; valid: ['auto', 'cpu', 'cuda']")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch sees no GPU; use 'auto' or 'cpu'")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def extract_batches(extractor: Extractor, batches: Iterable[np.ndarray], *, layers: list[str], pooling: str,
+                    device: torch.device) -> Iterator[dict[str, np.ndarray]]:
+    """Yield pooled features of each uint8 image batch.
+
+    Args:
+        extractor: the frozen model.
+        batches: uint8 (B, H, W, C) arrays.
+        layers: layer names, all from ``extractor.layer_names``.
+        pooling: a pooling in :data:`zooprobe.models.POOLINGS`.
+        device: where the forward pass runs.
+
+    Returns:
+        An iterator of layer name -> float32 (B, D) arrays, one per input batch.
+    """
+    model = extractor.model.to(device)
+    with torch.inference_mode():
+        for batch in batches:
+            x = extractor.preprocessing(torch.from_numpy(np.ascontiguousarray(batch)).to(device))
+            outputs = extractor.forward_layers(x, layers)
+            yield {name: pool(outputs[name], pooling).float().cpu().numpy() for name in layers}
+    model.cpu()

@@ -1,0 +1,152 @@
+"""A self-contained HTML report: figures are embedded PNGs, tables are plain HTML."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # No display on cluster nodes or CI.
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from zooprobe.analyse import ALL_MODELS, agreement_matrix  # noqa: E402
+
+
+def _png(fig: plt.Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def agreement_heatmap(scores: pd.DataFrame) -> plt.Figure:
+    """Kendall tau between every pair of benchmarks, each cell annotated with its 95% CI."""
+    names, value, low, high = agreement_matrix(scores, "kendall_tau")
+    fig, ax = plt.subplots(figsize=(1.6 + 1.25 * len(names), 1.0 + 1.0 * len(names)))
+    image = ax.imshow(value, vmin=-1, vmax=1, cmap="RdBu_r")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            text = "1" if i == j else f"{value[i, j]:.2f}\n[{low[i, j]:.2f}, {high[i, j]:.2f}]"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if abs(value[i, j]) > 0.6 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_title("Ranking agreement: Kendall tau [95% bootstrap CI]")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def bump_chart(scores: pd.DataFrame) -> plt.Figure:
+    """Each model's rank on each benchmark, joined by lines: crossings are ranking changes."""
+    ranks = scores[scores.metric == "rank"].pivot(index="model", columns="benchmark", values="value")
+    order = list(dict.fromkeys(scores[scores.metric == "rank"].benchmark))
+    ranks = ranks[order]
+    fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(order), 0.9 + 0.45 * len(ranks)))
+    for model, row in ranks.iterrows():
+        ax.plot(range(len(order)), row.values, marker="o", linewidth=2, label=model)
+        ax.annotate(model, (len(order) - 1, row.values[-1]), xytext=(6, 0), textcoords="offset points",
+                    va="center", fontsize=8)
+    ax.set_xticks(range(len(order)), order, rotation=20, ha="right")
+    ax.set_ylim(len(ranks) + 0.5, 0.5)
+    ax.set_yticks(range(1, len(ranks) + 1))
+    ax.set_ylabel("rank (1 = best)")
+    ax.set_title("Model ranks across benchmarks")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def layer_curves(scores: pd.DataFrame, layer_order: dict[str, list[str]]) -> plt.Figure:
+    """Probe accuracy per layer for every model: ID solid, OOD dashed, with 95% CI bands."""
+    accuracy = scores[scores.metric == "accuracy"]
+    models = sorted(accuracy.model.unique())
+    columns = min(3, len(models))
+    rows = int(np.ceil(len(models) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False, sharey=True)
+    benchmarks = list(dict.fromkeys(accuracy.benchmark))
+    colours = {name: plt.cm.tab10(i % 10) for i, name in enumerate(benchmarks)}
+    for ax, model in zip(axes.flat, models):
+        layers = layer_order[model]
+        for benchmark in benchmarks:
+            part = accuracy[(accuracy.model == model) & (accuracy.benchmark == benchmark)].set_index("layer")
+            part = part.reindex([layer for layer in layers if layer in part.index])
+            if part.empty:
+                continue
+            x = np.arange(len(part))
+            style = "-" if benchmark in layer_order.get("__id__", []) else "--"
+            ax.plot(x, part.value, style, marker=".", color=colours[benchmark], label=benchmark)
+            ax.fill_between(x, part.ci_low, part.ci_high, color=colours[benchmark], alpha=0.15)
+        ax.set_title(model)
+        ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(models):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("linear-probe accuracy")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Layer-wise accuracy (solid: in-distribution, dashed: OOD)")
+    fig.tight_layout()
+    return fig
+
+
+def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Models x benchmarks: score at the selected layer with its CI, and the rank."""
+    chosen = scores[scores.metric == "score"].copy()
+    chosen["cell"] = [f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]" for r in chosen.itertuples()]
+    ranks = scores[scores.metric == "rank"].set_index(["benchmark", "model"]).value
+    chosen["cell"] += [f" (#{int(ranks[(r.benchmark, r.model)])})" for r in chosen.itertuples()]
+    table = chosen.pivot(index="model", columns="benchmark", values="cell")
+    table = table[list(dict.fromkeys(chosen.benchmark))]
+    layers = chosen.drop_duplicates("model").set_index("model").layer
+    table.insert(0, "selected layer", layers)
+    return table
+
+
+def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], config: dict[str, Any],
+                  provenance: list[dict[str, Any]], title: str = "zooprobe report") -> str:
+    """Render the whole report as one HTML string.
+
+    Args:
+        scores: the tidy score table.
+        layer_order: model -> its layers input to output; key ``__id__`` lists ID benchmarks.
+        config: the params the run used.
+        provenance: one record per probe result (model, weights hash, layers, pooling, ...).
+        title: page title.
+
+    Returns:
+        A self-contained HTML document.
+    """
+    agreement = scores[scores.model == ALL_MODELS].pivot(index="benchmark", columns="metric", values="value")
+    retained = scores[scores.metric == "ood_retained_pct"].pivot(index="model", columns="benchmark", values="value")
+    figures = {
+        "Ranking agreement between benchmarks": _png(agreement_heatmap(scores)),
+        "Ranks across benchmarks": _png(bump_chart(scores)),
+        "Layer-wise ID and OOD accuracy": _png(layer_curves(scores, layer_order)),
+    }
+    prov = pd.DataFrame(provenance)
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px}"
+        "th{background:#f3f3f3}img{max-width:100%}pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}"
+        "</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        "<p>Does a model's ranking hold up? Each model is scored by a linear probe at the layer chosen on the "
+        "in-distribution validation split; intervals are 95% bootstrap CIs over test examples.</p>",
+        "<h2>Scores at the selected layer [95% CI] (#rank)</h2>", summary_table(scores).to_html(escape=True),
+        "<h2>Ranking agreement</h2>", agreement.to_html(float_format="%.3f"),
+    ]
+    for caption, uri in figures.items():
+        parts += [f"<h2>{html.escape(caption)}</h2>", f"<img alt='{html.escape(caption)}' src='{uri}'>"]
+    parts += [
+        "<h2>% OOD performance retained (penultimate vs best layer; Harun et al. 2024)</h2>",
+        retained.to_html(float_format="%.1f"),
+        "<h2>What was run</h2><h3>Provenance</h3>", prov.to_html(index=False, escape=True),
+        "<h3>Params</h3>", f"<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>",
+        "</body></html>",
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,133 @@
+"""From-scratch training with one recipe for every architecture (the ImageNot protocol).
+
+Salaudeen & Hardt (2024) compare architectures trained with an identical recipe, so that
+ranking differences come from the architecture, not from per-model tuning. Every knob of
+the recipe is a field of :class:`Recipe` and comes from the ``train`` section of the params.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from zooprobe.datasets import ImageSet
+from zooprobe.models import ModelSpec, build_timm, preprocessing_of, state_dict_sha256
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The shared training recipe. Defaults are the embedded default's values."""
+
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.1
+    label_smoothing: float = 0.1
+    augment: bool = True
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> "Recipe":
+        """Build from the ``train`` params section; unknown keys fail with the valid ones."""
+        unknown = set(section) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown train params {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
+        return cls(**section)
+
+
+def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random translation by up to 1/8 of the side (reflect-padded crop): cheap and label-safe."""
+    n, h, w, _ = images.shape
+    pad = max(1, h // 8)
+    padded = F.pad(images.permute(0, 3, 1, 2).float(), (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None].expand(n, padded.shape[1], h, padded.shape[3])
+    cropped = padded.gather(2, rows)
+    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :].expand(n, padded.shape[1], h, w)
+    return cropped.gather(3, cols).permute(0, 2, 3, 1).round().to(torch.uint8)
+
+
+def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int = 1,
+                progress: bool = True) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """Train ``spec``'s architecture from scratch on the ``train`` split of ``data``.
+
+    Args:
+        spec: zoo entry with source ``trained``.
+        data: image set; its ``train`` split is used, ``val`` is scored after each epoch.
+        recipe: the shared recipe.
+        threads: torch CPU threads.
+        progress: show a tqdm bar (on stderr, so it lands in the rule's log).
+
+    Returns:
+        A checkpoint dict (``state_dict``, ``num_classes``, ``provenance``) that loads with
+        ``torch.load(weights_only=True)``, and the per-epoch history.
+    """
+    torch.set_num_threads(threads)
+    torch.manual_seed(recipe.seed)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    num_classes = len(data.class_names)
+    model = build_timm(spec, num_classes=num_classes)
+    preprocess = preprocessing_of(model)
+    train, val = data.subset("train"), data.subset("val")
+    x_train, y_train = torch.from_numpy(train.images), torch.from_numpy(train.labels)
+    steps_per_epoch = math.ceil(len(y_train) / recipe.batch_size)
+    total = recipe.epochs * steps_per_epoch
+    warmup = max(1, int(recipe.warmup_fraction * total))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    # Linear warmup then cosine decay, stepped per batch so the schedule is independent of epochs.
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
+        (step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))))
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    bar = tqdm(total=total, desc=f"train {spec.name}", disable=not progress, mininterval=2)
+    for epoch in range(recipe.epochs):
+        model.train()
+        order = torch.randperm(len(y_train), generator=generator)
+        running = 0.0
+        for start in range(0, len(order), recipe.batch_size):
+            index = order[start:start + recipe.batch_size]
+            images = _augment(x_train[index], generator) if recipe.augment else x_train[index]
+            loss = F.cross_entropy(model(preprocess(images)), y_train[index], label_smoothing=recipe.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            running += float(loss.detach()) * len(index)
+            bar.update(1)
+        val_acc = accuracy(model, preprocess, val) if len(val.labels) else float("nan")
+        history.append({"epoch": epoch + 1, "train_loss": running / len(order), "val_accuracy": val_acc,
+                        "seconds": time.perf_counter() - started})
+        bar.set_postfix(loss=f"{running / len(order):.3f}", val_acc=f"{val_acc:.3f}")
+    bar.close()
+    model.eval()
+    checkpoint = {"state_dict": model.state_dict(), "num_classes": num_classes,
+                  "weights_sha256": state_dict_sha256(model), "recipe": asdict(recipe),
+                  "history": [dict(h) for h in history]}
+    return checkpoint, history
+
+
+@torch.inference_mode()
+def accuracy(model: torch.nn.Module, preprocess: Callable[[torch.Tensor], torch.Tensor], data: ImageSet,
+             batch_size: int = 256) -> float:
+    """Top-1 accuracy of ``model``'s own head on every example of ``data``."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(data.labels), batch_size):
+        logits = model(preprocess(torch.from_numpy(data.images[start:start + batch_size])))
+        correct += int((logits.argmax(1).numpy() == data.labels[start:start + batch_size]).sum())
+    return correct / max(1, len(data.labels))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed numpy and torch for one process."""
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from zooprobe import datasets, h5io
+
+
+@pytest.fixture
+def image_set():
+    return datasets.build_procedural(generator="shapes", n_per_class=4, size=16,
+                                     splits={"train": 0.5, "val": 0.25, "test": 0.25}, seed=0)
+
+
+def test_image_set_round_trip(tmp_path, image_set):
+    path = tmp_path / "set.h5"
+    h5io.write_image_set(path, image_set)
+    back = h5io.read_image_set(path)
+    assert np.array_equal(back.images, image_set.images)
+    assert np.array_equal(back.labels, image_set.labels)
+    assert back.split.tolist() == image_set.split.tolist()
+    assert back.class_names == image_set.class_names
+    assert back.attrs["content_sha256"] == image_set.content_sha256()
+    labels, split, info = h5io.read_image_labels(path)
+    assert np.array_equal(labels, image_set.labels) and info["n"] == 40
+    batches = list(h5io.iter_image_batches(path, 16))
+    assert [len(b) for b in batches] == [16, 16, 8]
+
+
+def _writer(path, n=10):
+    return h5io.FeatureWriter(path, n=n, layer_dims={"a": 3, "b": 5}, labels=np.arange(n),
+                              split=np.array(["test"] * n), provenance={"model": "m", "seed": 1})
+
+
+def test_feature_writer_round_trip_in_batches(tmp_path):
+    path = tmp_path / "f.h5"
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(10, 3)), rng.normal(size=(10, 5))
+    with _writer(path) as writer:
+        writer.write({"a": a[:6], "b": b[:6]})
+        writer.write({"a": a[6:], "b": b[6:]})
+    features = h5io.read_features(path)
+    assert list(features.layers) == ["a", "b"]
+    np.testing.assert_allclose(features.layers["a"], a, rtol=1e-6)
+    np.testing.assert_allclose(features.layers["b"], b, rtol=1e-6)
+    assert features.provenance["model"] == "m" and features.provenance["layers"] == ["a", "b"]
+    assert h5io.read_features(path, layers=["b"]).layers.keys() == {"b"}
+
+
+def test_failed_write_leaves_no_output(tmp_path):
+    path = tmp_path / "f.h5"
+    with pytest.raises(RuntimeError, match="boom"):
+        with _writer(path) as writer:
+            writer.write({"a": np.zeros((4, 3)), "b": np.zeros((4, 5))})
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_incomplete_write_leaves_no_output(tmp_path):
+    path = tmp_path / "f.h5"
+    with pytest.raises(RuntimeError, match="wrote 4 of 10 rows"):
+        with _writer(path) as writer:
+            writer.write({"a": np.zeros((4, 3)), "b": np.zeros((4, 5))})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_probe_result_round_trip(tmp_path):
+    path = tmp_path / "p.h5"
+    predictions = {"id": {"l1": np.array([0, 1, 1]), "l2": np.array([1, 1, 0])}, "ood": {"l1": np.array([2]),
+                                                                                       "l2": np.array([0])}}
+    labels = {"id": np.array([0, 1, 0]), "ood": np.array([2])}
+    h5io.write_probe_result(path, predictions=predictions, labels=labels, provenance={"layers": ["l1", "l2"]})
+    back, back_labels, provenance = h5io.read_probe_result(path)
+    assert list(back["id"]) == ["l1", "l2"]
+    assert np.array_equal(back["id"]["l2"], predictions["id"]["l2"])
+    assert np.array_equal(back_labels["ood"], labels["ood"])

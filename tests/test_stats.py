@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from zooprobe import stats
+
+
+def test_rank_correlations_match_scipy_on_known_inputs():
+    a = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    b = np.array([0.85, 0.9, 0.6, 0.65, 0.4])
+    assert stats.kendall_tau(a, b) == pytest.approx(scipy_stats.kendalltau(a, b).statistic)
+    assert stats.kendall_tau(a, b) == pytest.approx(0.6)  # 8 concordant, 2 discordant pairs
+    assert stats.spearman_rho(a, b) == pytest.approx(scipy_stats.spearmanr(a, b).statistic)
+    assert stats.spearman_rho(a, b) == pytest.approx(0.8)  # 1 - 6*4/(5*24)
+    assert stats.kendall_tau(a, a[::-1]) == pytest.approx(-1)
+    assert np.isnan(stats.kendall_tau(a, np.ones(5)))
+
+
+def test_ranks_best_is_one_and_ties_average():
+    assert stats.ranks(np.array([0.2, 0.9, 0.5, 0.5])).tolist() == [4.0, 1.0, 2.5, 2.5]
+
+
+def test_bootstrap_accuracy_interval_brackets_the_estimate_and_shrinks_with_n():
+    rng = np.random.default_rng(0)
+    small = stats.bootstrap_accuracy(rng.random(100) < 0.7, n_boot=500, seed=0)
+    large = stats.bootstrap_accuracy(rng.random(10_000) < 0.7, n_boot=500, seed=0)
+    assert small.ci_low < small.value < small.ci_high
+    assert (large.ci_high - large.ci_low) < (small.ci_high - small.ci_low) / 5
+    assert large.ci_low < 0.7 < large.ci_high
+
+
+def test_rank_agreement_is_one_when_benchmarks_agree_and_uncertain_when_noisy():
+    rng = np.random.default_rng(1)
+    skills = np.array([0.95, 0.8, 0.65, 0.5, 0.35])
+    clear_a = rng.random((5, 2000)) < skills[:, None]
+    clear_b = rng.random((5, 2000)) < skills[:, None] - 0.1
+    clear = stats.bootstrap_rank_agreement(clear_a, clear_b, n_boot=200, seed=0)
+    assert clear["kendall_tau"].value == pytest.approx(1.0) and clear["kendall_tau"].ci_low == pytest.approx(1.0)
+    assert clear["spearman_rho"].n == 5
+    close = np.array([0.60, 0.61, 0.62, 0.63, 0.64])
+    noisy = stats.bootstrap_rank_agreement(rng.random((5, 50)) < close[:, None], rng.random((5, 50)) < close[:, None],
+                                           n_boot=200, seed=0)
+    # Five nearly equal models on 50 examples: the interval must be wide.
+    assert noisy["kendall_tau"].ci_high - noisy["kendall_tau"].ci_low > 0.8
+
+
+def test_rank_agreement_is_seeded():
+    rng = np.random.default_rng(2)
+    a, b = rng.random((4, 100)) < 0.6, rng.random((4, 100)) < 0.6
+    first = stats.bootstrap_rank_agreement(a, b, n_boot=100, seed=3)
+    again = stats.bootstrap_rank_agreement(a, b, n_boot=100, seed=3)
+    assert first == again
+
+
+def test_ood_retained():
+    assert stats.ood_retained_pct(0.3, 0.6) == pytest.approx(50.0)
+    assert np.isnan(stats.ood_retained_pct(0.3, 0.0))

@@ -16,5 +16,5 @@ rule analyse:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "{ZOOPROBE} analyse --probes {input} --settings '{params.settings}'"
+        "python -m zooprobe analyse --probes {input} --settings '{params.settings}'"
         " --scores {output.scores} --summary {output.summary} > {log} 2>&1"

@@ -3,10 +3,13 @@ import json
 import sys
 from pathlib import Path
 
-# Import the library from this checkout, so the workflow also runs where zooprobe is not
-# installed (for example inside a --use-conda env); an installed copy of the same tree is identical.
-ZOOPROBE_SRC = Path(workflow.basedir) / "src"
-sys.path.insert(0, str(ZOOPROBE_SRC))
+# Import the library from this checkout, here and in every job, so the workflow also runs
+# where zooprobe is not installed, e.g. inside a --use-conda env. The path goes into the shell
+# prefix, not into commands or params, so that moving the checkout does not rerun jobs.
+ZOOPROBE_SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, ZOOPROBE_SRC)
+# Braces are doubled twice: once for this f-string, once for Snakemake's formatting of the command.
+shell.prefix(f"export PYTHONPATH='{ZOOPROBE_SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from zooprobe.config import ConfigError, check_config  # noqa: E402
 
@@ -15,7 +18,6 @@ try:
 except ConfigError as error:
     raise WorkflowError(f"invalid params: {error}") from None
 
-ZOOPROBE = f"PYTHONPATH={ZOOPROBE_SRC}${{PYTHONPATH:+:$PYTHONPATH}} python -m zooprobe"
 DATASETS = list(config["datasets"])
 MODELS = list(config["models"])
 TASKS = config["probe"]["tasks"]

@@ -16,5 +16,5 @@ rule dataset:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "{ZOOPROBE} dataset --name {wildcards.dataset} --spec '{params.spec}' {params.base}"
+        "python -m zooprobe dataset --name {wildcards.dataset} --spec '{params.spec}' {params.base}"
         " --out {output} > {log} 2>&1"

@@ -11,12 +11,12 @@ rule extract:
         spec=lambda wc: as_json(config["models"][wc.model]),
         settings=as_json(config["extract"]),
         weights=lambda wc, input: f"--weights {input.weights}" if input.weights else "",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "{ZOOPROBE} extract --model {wildcards.model} --spec '{params.spec}' --settings '{params.settings}'"
+        "python -m zooprobe extract --model {wildcards.model} --spec '{params.spec}' --settings '{params.settings}'"
         " --data {input.data} {params.weights} --threads {threads} --out {output} > {log} 2>&1"

@@ -20,5 +20,5 @@ rule probe:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "{ZOOPROBE} probe --model {wildcards.model} --task {wildcards.task} --settings '{params.settings}'"
+        "python -m zooprobe probe --model {wildcards.model} --task {wildcards.task} --settings '{params.settings}'"
         " --id-name {params.id_name} --id {input.id} --ood {params.ood} --out {output} > {log} 2>&1"

@@ -17,5 +17,5 @@ rule report:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "{ZOOPROBE} report --scores {input.scores} --summary {input.summary} --config '{params.config}'"
+        "python -m zooprobe report --scores {input.scores} --summary {input.summary} --config '{params.config}'"
         " --settings '{params.settings}' --out {output} > {log} 2>&1"

@@ -16,5 +16,5 @@ rule train:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "{ZOOPROBE} train --model {wildcards.model} --spec '{params.spec}' --recipe '{params.recipe}'"
+        "python -m zooprobe train --model {wildcards.model} --spec '{params.spec}' --recipe '{params.recipe}'"
         " --data {input.data} --threads {threads} --out {output} > {log} 2>&1"

@@ -138,7 +138,9 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
         "<p>Does a model's ranking hold up? Each model is scored by a linear probe at the layer chosen on the "
         "in-distribution validation split; intervals are 95% bootstrap CIs over test examples.</p>",
         "<h2>Scores at the selected layer [95% CI] (#rank)</h2>", summary_table(scores).to_html(escape=True),
-        "<h2>Ranking agreement</h2>", agreement.to_html(float_format="%.3f"),
+        "<h2>Ranking agreement between benchmarks</h2>",
+        "<p>Kendall tau-b and Spearman rho of the model scores for every pair of benchmarks; the heatmap "
+        "below shows each tau with its 95% CI.</p>", agreement.to_html(float_format="%.3f"),
     ]
     for caption, uri in figures.items():
         parts += [f"<h2>{html.escape(caption)}</h2>", f"<img alt='{html.escape(caption)}' src='{uri}'>"]

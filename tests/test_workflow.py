@@ -1,0 +1,135 @@
+"""End to end: the real Snakefile on the tiny config, in a temporary working directory."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+               "--configfile", str(configfile), "--replace-workflow-config", *args]
+    # The rules call `python -m zooprobe`: put this interpreter's folder first, as an activated venv would.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def rules_run(output: str) -> set[str]:
+    """Names of the rules that a Snakemake run or dry-run scheduled."""
+    return set(re.findall(r"^\s*(?:local)?rule (\w+):", output, flags=re.MULTILINE)) - {"all"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("tiny")
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def test_scores_cover_every_model_benchmark_and_pair(tiny_run):
+    scores = pd.read_csv(tiny_run / "results" / "scores.csv")
+    assert list(scores.columns) == ["benchmark", "model", "layer", "metric", "value", "ci_low", "ci_high", "n"]
+    chosen = scores[scores.metric == "score"]
+    assert set(chosen.model) == {"resnet10t", "vit_tiny", "resnet10t_random"}
+    assert set(chosen.benchmark) == {"shapes", "shapes_noise", "shapes_texture"}
+    assert len(chosen) == 9
+    assert chosen.value.between(0, 1).all()
+    assert (chosen.ci_low <= chosen.value).all() and (chosen.value <= chosen.ci_high).all()
+    # Per class, 30 images split at round(30 * [0.5, 0.75]) = [15, 22], so 8 test images x 10 classes;
+    # the noise set shifts that test split; the texture set is 10 x 10, all test.
+    assert chosen.set_index("benchmark").n.to_dict() == {"shapes": 80, "shapes_noise": 80, "shapes_texture": 100}
+    ranks = scores[(scores.metric == "rank") & (scores.benchmark == "shapes")].value
+    assert sorted(ranks) == pytest.approx(sorted(ranks)) and ranks.min() >= 1 and ranks.max() <= 3
+    pairs = scores[scores.metric == "kendall_tau"]
+    assert set(pairs.benchmark) == {"shapes~shapes_noise", "shapes~shapes_texture", "shapes_noise~shapes_texture"}
+    assert pairs.value.between(-1, 1).all()
+    # A layer-wise curve for each model on each benchmark: every layer of resnet10t is scored.
+    resnet_layers = scores[(scores.metric == "accuracy") & (scores.model == "resnet10t") & (scores.benchmark == "shapes")]
+    assert list(resnet_layers.layer) == ["act1", "layer1", "layer2", "layer3", "layer4", "pre_logits"]
+
+
+def test_scores_agree_with_the_stored_predictions(tiny_run):
+    scores = pd.read_csv(tiny_run / "results" / "scores.csv")
+    with h5py.File(tiny_run / "results" / "probes" / "vit_tiny" / "shapes.h5") as f:
+        labels = f["evals/shapes_noise/labels"][...]
+        predicted = f["evals/shapes_noise/pred/pre_logits"][...]
+    row = scores[(scores.metric == "accuracy") & (scores.model == "vit_tiny") & (scores.benchmark == "shapes_noise")
+                 & (scores.layer == "pre_logits")].iloc[0]
+    assert row.value == pytest.approx((labels == predicted).mean())
+
+
+def test_features_and_checkpoints_carry_provenance(tiny_run):
+    checkpoint = torch.load(tiny_run / "data" / "models" / "resnet10t.pt", weights_only=True)
+    with h5py.File(tiny_run / "data" / "features" / "resnet10t" / "shapes.h5") as f:
+        attrs = dict(f.attrs)
+        assert f["layers/layer4"].shape == (300, 512 * 4)  # avg2x2 pooling keeps 2x2 cells
+        assert f["labels"].shape == (300,)
+    assert attrs["weights_sha256"] == checkpoint["weights_sha256"]
+    assert attrs["pooling"] == "avg2x2" and attrs["model"] == "resnet10t" and attrs["seed"] == 0
+    assert attrs["zooprobe_version"].startswith("0.1.0")
+    assert "input_size" in attrs["provenance"] and "dataset_sha256" in attrs["provenance"]
+    with h5py.File(tiny_run / "data" / "datasets" / "shapes.h5") as f:
+        assert f["images"].dtype == np.uint8 and f["images"].shape == (300, 32, 32, 3)
+        assert len(f.attrs["content_sha256"]) == 64
+
+
+def test_report_is_self_contained_and_shows_the_results(tiny_run):
+    page = (tiny_run / "results" / "report" / "index.html").read_text()
+    assert page.count("src='data:image/png;base64,") == 3
+    assert "http://" not in page and "https://" not in page
+    for needle in ("resnet10t_random", "vit_tiny", "shapes_texture", "Kendall tau-b", "kendall_tau", "weights_sha256", "avg2x2"):
+        assert needle in page
+
+
+def test_nothing_to_do_after_a_complete_run(tiny_run):
+    result = snakemake(tiny_run, "-n")
+    assert rules_run(result.stdout + result.stderr) == set()
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_a_probe_param_reruns_only_probe_analyse_report(tiny_run, tmp_path):
+    changed = yaml.safe_load(TINY.read_text())
+    changed["probe"]["c_grid"] = [0.5, 1.0]
+    configfile = tmp_path / "changed.yaml"
+    configfile.write_text(yaml.safe_dump(changed))
+    before = (tiny_run / "data" / "features" / "vit_tiny" / "shapes.h5").stat().st_mtime_ns
+    result = snakemake(tiny_run, "--cores", "2", configfile=configfile)
+    assert rules_run(result.stdout + result.stderr) == {"probe", "analyse", "report"}
+    assert (tiny_run / "data" / "features" / "vit_tiny" / "shapes.h5").stat().st_mtime_ns == before
+    with h5py.File(tiny_run / "results" / "probes" / "vit_tiny" / "shapes.h5") as f:
+        assert "[0.5, 1.0]" in f.attrs["provenance"]
+
+
+def test_unknown_model_fails_before_any_job_and_lists_sources(tmp_path):
+    broken = yaml.safe_load(TINY.read_text())
+    broken["models"]["vit_tiny"]["arch"] = "vit_tinyy"
+    configfile = tmp_path / "broken.yaml"
+    configfile.write_text(yaml.safe_dump(broken))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    result = snakemake(workdir, "--cores", "1", configfile=configfile, check=False)
+    message = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "unknown architecture 'vit_tinyy'" in message and "Valid sources: timm, trained, checkpoint" in message
+    assert not (workdir / "data").exists()
+
+
+def test_lint_passes(tmp_path):
+    result = snakemake(tmp_path, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -47,6 +47,7 @@ def test_schema_rejects_bad_values_and_lists_choices(params, mutate, expected):
     (lambda p: p["models"]["resnet18"].update(layers=["layer9"]), "valid layers: ['act1', 'layer1'"),
     (lambda p: p["datasets"]["shapes_noise"].update(of="digits_blur"), "is itself a shift"),
     (lambda p: p["probe"]["tasks"]["shapes"].update(id="shapes_texture"), "needs train, val and test"),
+    (lambda p: p["models"]["resnet18"].update(train_on="shapes_noise"), "needs train and val splits"),
 ])
 def test_cross_references_fail_with_valid_choices(params, mutate, expected):
     mutate(params)

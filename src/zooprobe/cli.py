@@ -112,6 +112,11 @@ def cmd_probe(args: argparse.Namespace) -> None:
     for item in args.ood or []:
         name, _, path = item.partition("=")
         evals[name] = h5io.read_features(path)
+        # A probe's predictions only mean something on a set with the same label space.
+        if evals[name].provenance["class_names"] != id_features.provenance["class_names"]:
+            raise SystemExit(f"OOD set {name!r} has classes {evals[name].provenance['class_names']}, but the "
+                             f"ID set {args.id_name!r} has {id_features.provenance['class_names']}; "
+                             f"an OOD set must share the ID label space")
     train, val, test = (id_features.split == s for s in ("train", "val", "test"))
     layers = list(id_features.provenance["layers"])
     predictions: dict[str, dict[str, np.ndarray]] = {name: {} for name in evals}

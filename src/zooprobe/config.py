@@ -62,6 +62,10 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
     for name, spec in specs.items():
         if spec.source == "trained":
             _require(spec.train_on, datasets, "dataset", f"models.{name}.train_on")
+            splits = set(config["datasets"][spec.train_on].get("splits", {}))
+            if not {"train", "val"} <= splits:
+                raise ConfigError(f"models.{name}.train_on: {spec.train_on!r} needs train and val splits, "
+                                  f"has {sorted(splits)}")
         if check_layers and spec.layers:
             _check_layers(spec)
     return specs

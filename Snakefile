@@ -13,6 +13,7 @@ validate(config, "schemas/params.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/datasets.smk"
+include: "rules/models.smk"
 include: "rules/train.smk"
 include: "rules/extract.smk"
 include: "rules/probe.smk"

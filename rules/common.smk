@@ -11,7 +11,7 @@ sys.path.insert(0, ZOOPROBE_SRC)
 # Braces are doubled twice: once for this f-string, once for Snakemake's formatting of the command.
 shell.prefix(f"export PYTHONPATH='{ZOOPROBE_SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
-from zooprobe.config import ConfigError, check_config  # noqa: E402
+from zooprobe.config import ConfigError, check_config, expand_path  # noqa: E402
 
 try:
     MODEL_SPECS = check_config(config)
@@ -34,10 +34,16 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
-def shift_base(wildcards):
-    """A 'shift' dataset is built from the dataset it shifts."""
+def dataset_inputs(wildcards):
+    """Files a dataset is built from: the set a shift or corruption copies, or an image folder."""
     entry = config["datasets"][wildcards.dataset]
-    return f"data/datasets/{entry['of']}.h5" if entry["source"] == "shift" else []
+    if entry["source"] in ("shift", "corrupt"):
+        return {"base": f"data/datasets/{entry['of']}.h5"}
+    if entry["source"] == "imagefolder":
+        root = expand_path(entry["root"])
+        # The order CSV stands for the folder's content; without one, the folder itself.
+        return {"files": f"{root}/{entry['order_csv']}" if "order_csv" in entry else root}
+    return {}
 
 
 def model_weights(wildcards):
@@ -46,7 +52,7 @@ def model_weights(wildcards):
     if spec.source == "trained":
         return f"data/models/{wildcards.model}.pt"
     if spec.source == "checkpoint":
-        return spec.checkpoint
+        return expand_path(spec.checkpoint) if spec.checkpoint else f"data/weights/{wildcards.model}.pt"
     return []
 
 

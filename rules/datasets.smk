@@ -1,14 +1,15 @@
 rule dataset:
     """Build one dataset file: uint8 images, labels, splits, class names, sha256."""
     input:
-        base=shift_base,
+        unpack(dataset_inputs),
     output:
         "data/datasets/{dataset}.h5",
     log:
         "logs/datasets/{dataset}.log",
     params:
         spec=lambda wc: as_json(config["datasets"][wc.dataset]),
-        base=lambda wc, input: f"--base {input.base}" if input.base else "",
+        base=lambda wc, input: f"--base {input.base}" if "base" in input.keys() else "",
+        downloads=lambda wc: f"--download-dir data/downloads/{wc.dataset}",
     threads: 1
     resources:
         mem_mb=2000,
@@ -16,5 +17,5 @@ rule dataset:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe dataset --name {wildcards.dataset} --spec '{params.spec}' {params.base}"
+        "python -m zooprobe dataset --name {wildcards.dataset} --spec '{params.spec}' {params.base} {params.downloads}"
         " --out {output} > {log} 2>&1"

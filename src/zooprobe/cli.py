@@ -30,23 +30,43 @@ def _provenance_base() -> dict[str, Any]:
 # ----------------------------------------------------------------------------- stages
 def cmd_dataset(args: argparse.Namespace) -> None:
     from zooprobe import datasets, h5io
+    from zooprobe.config import expand_path
 
     spec = dict(args.spec)
     source = spec.pop("source")
-    if source == "shift":
+    if source in ("shift", "corrupt"):
         if not args.base:
-            raise SystemExit("a 'shift' dataset needs --base <path of the dataset it shifts>")
-        built = datasets.build_shift(h5io.read_image_set(args.base), **spec)
+            raise SystemExit(f"a {source!r} dataset needs --base <path of the dataset it shifts>")
+        build = datasets.build_shift if source == "shift" else datasets.build_corrupt
+        built = build(h5io.read_image_set(args.base), **spec)
     elif source == "packaged":
         built = datasets.build_packaged(**spec)
     elif source == "procedural":
         built = datasets.build_procedural(**spec)
+    elif source == "imagefolder":
+        built = datasets.build_imagefolder(**dict(spec, root=expand_path(spec["root"])))
+    elif source == "url":
+        from zooprobe.fetch import fetch
+
+        if not args.download_dir:
+            raise SystemExit("a 'url' dataset needs --download-dir <folder for the downloaded files>")
+        files = {role: fetch(entry["url"], sha256=entry["sha256"], mirror=spec.get("mirror"),
+                             dest=Path(args.download_dir) / Path(entry["url"]).name)
+                 for role, entry in spec.pop("files").items()}
+        built = datasets.build_from_files(files, **spec)
     else:
         raise SystemExit(f"unknown dataset source {source!r}; valid: {list(datasets.SOURCES)}")
     built.attrs.update(_provenance_base(), name=args.name, params=args.spec)
     h5io.write_image_set(args.out, built)
     log.info("wrote %s: %d images %s, sha256 %s", args.out, len(built.labels), built.images.shape[1:],
              built.content_sha256()[:12])
+
+
+def cmd_fetch_checkpoint(args: argparse.Namespace) -> None:
+    from zooprobe.fetch import fetch
+
+    fetch(args.url, sha256=args.sha256, dest=args.out)
+    log.info("fetched %s", args.out)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -199,9 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dataset", help="build one dataset file")
     p.add_argument("--name", required=True)
     p.add_argument("--spec", type=_json, required=True, help="the dataset's params entry, as JSON")
-    p.add_argument("--base", help="the dataset a 'shift' source shifts")
+    p.add_argument("--base", help="the dataset a 'shift' or 'corrupt' source shifts")
+    p.add_argument("--download-dir", help="where a 'url' source keeps its downloaded files")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_dataset)
+
+    p = sub.add_parser("fetch-checkpoint", help="download a checkpoint and verify its sha256")
+    p.add_argument("--url", required=True)
+    p.add_argument("--sha256", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_fetch_checkpoint)
 
     p = sub.add_parser("train", help="train one model from scratch with the shared recipe")
     p.add_argument("--model", required=True)

@@ -16,6 +16,30 @@ class ConfigError(ValueError):
     """Params that name something that does not exist; the message lists the valid choices."""
 
 
+def expand_path(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """Expand ``$VARIABLES`` in a path from the params, failing clearly when one is unset.
+
+    Params name shared locations as, e.g., ``$ZOOPROBE_ASSETS/cifar10-jpeg``, so that no
+    machine-specific path is written into params or code.
+
+    Args:
+        text: the path as written in the params.
+        environ: the environment (default ``os.environ``).
+
+    Returns:
+        The expanded path.
+    """
+    import os
+    import re
+
+    environ = os.environ if environ is None else environ
+    missing = [name for name in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text) if not environ.get(name)]
+    if missing:
+        raise ConfigError(f"path {text!r} uses unset environment variable(s) {missing}; set them, e.g. "
+                          f"export {missing[0]}=/path/to/shared/assets")
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: environ[m.group(1)], text)
+
+
 def _require(name: Any, valid: list[str], what: str, where: str) -> None:
     if name not in valid:
         raise ConfigError(f"{where}: unknown {what} {name!r}; valid {what}s: {', '.join(sorted(valid))}")
@@ -44,10 +68,10 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
     """
     datasets = list(config["datasets"])
     for name, entry in config["datasets"].items():
-        if entry["source"] == "shift":
+        if entry["source"] in ("shift", "corrupt"):
             _require(entry["of"], [d for d in datasets if d != name], "dataset", f"datasets.{name}.of")
-            if config["datasets"][entry["of"]]["source"] == "shift":
-                raise ConfigError(f"datasets.{name}.of: {entry['of']!r} is itself a shift; shift an ID set")
+            if config["datasets"][entry["of"]]["source"] in ("shift", "corrupt"):
+                raise ConfigError(f"datasets.{name}.of: {entry['of']!r} is itself a shifted copy; shift an ID set")
         if "splits" in entry and abs(sum(entry["splits"].values()) - 1) > 1e-6:
             raise ConfigError(f"datasets.{name}.splits: fractions must sum to 1, got {entry['splits']}")
     for task, entry in config["probe"]["tasks"].items():

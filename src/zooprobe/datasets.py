@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -220,4 +221,180 @@ def build_shift(base: ImageSet, *, shift: str, severity: int, seed: int, split: 
     return ImageSet(images, part.labels.copy(), np.full(len(images), "test", dtype="U5"), list(base.class_names), attrs)
 
 
-SOURCES: tuple[str, ...] = ("packaged", "procedural", "shift")
+# ----------------------------------------------------------------------------- image folders
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+
+
+def _load_images(paths: list[Path], size: int | None) -> np.ndarray:
+    from PIL import Image
+
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            if size and image.size != (size, size):
+                image = image.resize((size, size), Image.Resampling.BILINEAR)
+            images.append(np.asarray(image))
+    shapes = {image.shape for image in images}
+    if len(shapes) > 1:
+        raise ValueError(f"images differ in size {sorted(shapes)}; set 'size' to resize them to one")
+    return np.stack(images)
+
+
+def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = None,
+                      splits: dict[str, float] | None = None, order_csv: str | None = None,
+                      val_fraction: float = 0.0, max_per_class: int | None = None, size: int | None = None,
+                      seed: int = 0, **_: Any) -> ImageSet:
+    """Build a set from ``root/<class>/*.jpg|png`` folders.
+
+    Args:
+        root: the folder.
+        split_dirs: split name -> subfolder holding ``<class>/`` folders (e.g. ``{train: train, test: test}``);
+            without it, ``root`` holds the class folders and ``splits`` assigns splits.
+        splits: split fractions, when ``split_dirs`` is not given.
+        order_csv: CSV (relative to ``root``) with a ``path`` column; listed files come first, in its order,
+            so the examples keep an external order (e.g. the original CIFAR-10 test order).
+        val_fraction: move this stratified fraction of ``train`` into ``val``.
+        max_per_class: keep the first N files of each class in each split (after ordering).
+        size: resize every image to ``size`` x ``size``.
+        seed: seed of the split assignment.
+
+    Returns:
+        :class:`ImageSet` with class names from the sorted folder names.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist")
+    folders = {name: root / sub for name, sub in (split_dirs or {"all": "."}).items()}
+    unknown = set(folders) - set(SPLIT_NAMES) - ({"all"} if not split_dirs else set())
+    if unknown:
+        raise ValueError(f"unknown split names {sorted(unknown)}; valid: {list(SPLIT_NAMES)}")
+    class_names = sorted(p.name for p in next(iter(folders.values())).iterdir() if p.is_dir())
+    if not class_names:
+        raise ValueError(f"{root}: no class folders found; expected {root}/<class>/*.jpg")
+    rank: dict[str, int] = {}
+    if order_csv:
+        import csv
+
+        with open(root / order_csv, newline="") as f:
+            rank = {row["path"]: i for i, row in enumerate(csv.DictReader(f))}
+    paths, labels, split = [], [], []
+    for split_name, folder in folders.items():
+        for label, class_name in enumerate(class_names):
+            files = sorted((p for p in (folder / class_name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                           key=lambda p: (rank.get(p.relative_to(root).as_posix(), len(rank)), p.name))
+            files = files[:max_per_class] if max_per_class else files
+            paths += files
+            labels += [label] * len(files)
+            split += [split_name] * len(files)
+    if rank:
+        # Interleave classes again in the external order, as the original set was.
+        order = np.argsort([rank.get(p.relative_to(root).as_posix(), len(rank) + i) for i, p in enumerate(paths)],
+                           kind="stable")
+        paths, labels, split = [paths[i] for i in order], [labels[i] for i in order], [split[i] for i in order]
+    labels_array = np.array(labels, dtype=np.int64)
+    split_array = np.array(split, dtype="U5")
+    if not split_dirs:
+        split_array = stratified_split(labels_array, splits or {"test": 1.0}, seed)
+    if val_fraction:
+        train = np.flatnonzero(split_array == "train")
+        moved = stratified_split(labels_array[train], {"train": 1 - val_fraction, "val": val_fraction}, seed)
+        split_array[train[moved == "val"]] = "val"
+    return ImageSet(_load_images(paths, size), labels_array, split_array, class_names,
+                    {"source": "imagefolder", "root_name": root.name, "files": len(paths)})
+
+
+# ----------------------------------------------------------------------------- corruptions
+# imagecorruptions 1.1.2 corruptions that run with numpy 2 and scikit-image 0.26 (glass_blur,
+# gaussian_blur and fog fail there).
+CORRUPTIONS: tuple[str, ...] = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "motion_blur", "zoom_blur", "snow", "frost",
+    "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression", "speckle_noise", "spatter",
+    "saturate",
+)
+
+
+def build_corrupt(base: ImageSet, *, corruption: str, severity: int, seed: int, split: str = "test",
+                  **_: Any) -> ImageSet:
+    """Build a CIFAR-10-C-style copy of one split of ``base`` with the ``imagecorruptions`` package.
+
+    Args:
+        base: the clean set.
+        corruption: one of :data:`CORRUPTIONS`.
+        severity: 1..5.
+        seed: seeds numpy's global generator, which imagecorruptions draws from.
+        split: which split of ``base`` to corrupt.
+
+    Returns:
+        :class:`ImageSet` whose examples are all in the ``test`` split.
+    """
+    if corruption not in CORRUPTIONS:
+        raise ValueError(f"unknown or unsupported corruption {corruption!r}; valid: {list(CORRUPTIONS)}")
+    if not 1 <= severity <= 5:
+        raise ValueError(f"severity must be 1..5, got {severity}")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # imagecorruptions imports pkg_resources, which warns on import.
+        from imagecorruptions import corrupt
+
+    part = base.subset(split)
+    np.random.seed(seed)
+    images = np.stack([np.clip(np.round(np.asarray(corrupt(image, severity=severity, corruption_name=corruption),
+                                                   dtype=np.float64)), 0, 255).astype(np.uint8)
+                       for image in part.images])
+    attrs = {"source": "corrupt", "corruption": corruption, "severity": severity, "of_split": split,
+             "of_sha256": base.content_sha256()}
+    return ImageSet(images, part.labels.copy(), np.full(len(images), "test", dtype="U5"), list(base.class_names), attrs)
+
+
+# ----------------------------------------------------------------------------- downloaded files
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (MNIST's format), gzipped or not."""
+    import gzip
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def build_from_files(files: dict[str, Path], *, format: str, size: int | None = None,
+                     splits: dict[str, float] | None = None, seed: int = 0, **_: Any) -> ImageSet:
+    """Convert downloaded files into an :class:`ImageSet`.
+
+    Args:
+        files: role -> local path. ``mnist-idx`` needs roles ``images`` and ``labels``; ``npz`` needs
+            ``arrays``, an npz with ``images`` (N, H, W[, C]) uint8 and ``labels``, optionally ``class_names``.
+        format: ``mnist-idx`` or ``npz``.
+        size: resize to ``size`` x ``size``.
+        splits: split fractions.
+        seed: seed of the split.
+
+    Returns:
+        RGB :class:`ImageSet`.
+    """
+    if format == "mnist-idx":
+        images, labels = read_idx(files["images"]), read_idx(files["labels"]).astype(np.int64)
+        class_names = [str(i) for i in range(10)]
+    elif format == "npz":
+        with np.load(files["arrays"], allow_pickle=False) as arrays:
+            images, labels = arrays["images"], arrays["labels"].astype(np.int64)
+            class_names = ([str(c) for c in arrays["class_names"]] if "class_names" in arrays
+                           else [str(i) for i in range(int(labels.max()) + 1)])
+    else:
+        raise ValueError(f"unknown file format {format!r}; valid: ['mnist-idx', 'npz']")
+    if images.ndim == 3:
+        images = images[..., None]
+    images = resize_images(images.astype(np.uint8), size) if size else images.astype(np.uint8)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return ImageSet(images, labels, stratified_split(labels, splits or {"test": 1.0}, seed), class_names,
+                    {"source": "url", "format": format})
+
+
+SOURCES: tuple[str, ...] = ("packaged", "procedural", "shift", "imagefolder", "corrupt", "url")

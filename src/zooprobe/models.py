@@ -42,6 +42,8 @@ class ModelSpec:
         seed: seed of random initialisation.
         train_on: dataset the ``trained`` source trains on.
         checkpoint: state-dict path for the ``checkpoint`` source.
+        checkpoint_url: or a URL to download it from (with ``checkpoint_sha256``).
+        checkpoint_sha256: expected sha256 of the checkpoint file; checked before loading.
         layers: layer names to extract; empty means all.
     """
 
@@ -54,6 +56,8 @@ class ModelSpec:
     seed: int = 0
     train_on: str | None = None
     checkpoint: str | None = None
+    checkpoint_url: str | None = None
+    checkpoint_sha256: str | None = None
     layers: tuple[str, ...] = ()
 
     @classmethod
@@ -75,8 +79,12 @@ class ModelSpec:
         check_arch(name, arch)
         if source == "trained" and not entry.get("train_on"):
             raise ModelConfigError(f"model {name!r}: source 'trained' needs 'train_on: <dataset name>'")
-        if source == "checkpoint" and not entry.get("checkpoint"):
-            raise ModelConfigError(f"model {name!r}: source 'checkpoint' needs 'checkpoint: <path>'")
+        if source == "checkpoint" and not (entry.get("checkpoint") or entry.get("checkpoint_url")):
+            raise ModelConfigError(f"model {name!r}: source 'checkpoint' needs 'checkpoint: <path>' or "
+                                   f"'checkpoint_url' with 'checkpoint_sha256'")
+        if entry.get("checkpoint_url") and not entry.get("checkpoint_sha256"):
+            raise ModelConfigError(f"model {name!r}: 'checkpoint_url' needs 'checkpoint_sha256', so that a "
+                                   f"changed or corrupted download cannot pass unnoticed")
         known = {f for f in cls.__dataclass_fields__} - {"name"}
         unknown = set(entry) - known
         if unknown:
@@ -308,6 +316,10 @@ def create_model(spec: ModelSpec, *, weights: str | Path | None = None) -> Extra
         path = weights or spec.checkpoint
         if path is None:
             raise ModelConfigError(f"model {spec.name!r}: source {spec.source!r} needs a weights file")
+        if spec.checkpoint_sha256:
+            from zooprobe.fetch import verify_sha256
+
+            verify_sha256(path, spec.checkpoint_sha256)
         state, extras = load_checkpoint(path)
         num_classes = extras.get("num_classes", spec.arch_kwargs.get("num_classes"))
         model = build_timm(spec, num_classes=num_classes)

@@ -1,0 +1,18 @@
+rule fetch_checkpoint:
+    """Download a published checkpoint (source 'checkpoint' with checkpoint_url) and verify its sha256."""
+    output:
+        "data/weights/{model}.pt",
+    log:
+        "logs/models/{model}.log",
+    params:
+        url=lambda wc: MODEL_SPECS[wc.model].checkpoint_url,
+        sha256=lambda wc: MODEL_SPECS[wc.model].checkpoint_sha256,
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    conda:
+        "../envs/zooprobe.yaml"
+    shell:
+        "python -m zooprobe fetch-checkpoint --url '{params.url}' --sha256 {params.sha256}"
+        " --out {output} > {log} 2>&1"

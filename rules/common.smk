@@ -47,12 +47,14 @@ def dataset_inputs(wildcards):
 
 
 def model_weights(wildcards):
-    """The weights file a model needs: a trained checkpoint, a local checkpoint, or none."""
+    """The weights file a model needs: its trained checkpoint, a local file, a download, or none."""
     spec = MODEL_SPECS[wildcards.model]
     if spec.source == "trained":
         return f"data/models/{wildcards.model}.pt"
-    if spec.source == "checkpoint":
-        return expand_path(spec.checkpoint) if spec.checkpoint else f"data/weights/{wildcards.model}.pt"
+    if spec.checkpoint:
+        return expand_path(spec.checkpoint)
+    if spec.checkpoint_url:
+        return f"data/weights/{wildcards.model}.pt"
     return []
 
 

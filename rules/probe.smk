@@ -10,6 +10,7 @@ rule probe:
     params:
         settings=as_json({k: v for k, v in config["probe"].items() if k != "tasks"}),
         id_name=lambda wc: TASKS[wc.task]["id"],
+        head=lambda wc: "--score-head" if MODEL_SPECS[wc.model].head_label_space == TASKS[wc.task]["id"] else "",
         ood=lambda wc, input: " ".join(
             f"{name}={path}" for name, path in zip(TASKS[wc.task].get("ood", []), input.ood)
         ),
@@ -21,4 +22,4 @@ rule probe:
         "../envs/zooprobe.yaml"
     shell:
         "python -m zooprobe probe --model {wildcards.model} --task {wildcards.task} --settings '{params.settings}'"
-        " --id-name {params.id_name} --id {input.id} --ood {params.ood} --out {output} > {log} 2>&1"
+        " --id-name {params.id_name} --id {input.id} --ood {params.ood} {params.head} --out {output} > {log} 2>&1"

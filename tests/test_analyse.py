@@ -35,3 +35,25 @@ def test_score_table_ranks_selects_layers_and_compares_benchmarks():
     assert retained == pytest.approx(100 * by_layer["pre_logits"] / by_layer.max())
     names, value, low, high = agreement_matrix(scores)
     assert names == ["id", "ood"] and value[0, 1] == value[1, 0] == pytest.approx(1.0)
+
+
+def test_own_head_and_published_accuracy_are_scored_and_reported():
+    from zooprobe.report import head_section
+
+    rng = np.random.default_rng(1)
+    runs = []
+    for model, head_skill, published in (("a", 0.9, 93.0), ("b", 0.7, 91.0)):
+        run = _run(model, {"block0": 0.6, "pre_logits": 0.8}, rng)
+        run.head = {name: np.where(rng.random(len(y)) < head_skill, y, 1 - y) for name, y in run.labels.items()}
+        run.provenance["checkpoint_info"] = {"best_prec1": published}
+        runs.append(run)
+    scores = score_table(runs, n_boot=50, seed=0)
+    head = scores[scores.metric == "head_accuracy"].set_index(["benchmark", "model"]).value
+    expected = (runs[0].head["ood"] == runs[0].labels["ood"]).mean()
+    assert head[("ood", "a")] == pytest.approx(expected)
+    published = scores[scores.metric == "published_accuracy"]
+    assert published.benchmark.tolist() == ["id", "id"] and published.value.tolist() == pytest.approx([0.93, 0.91])
+    section = head_section(scores)
+    assert "Published order holds on id" in section
+    runs[1].provenance["checkpoint_info"] = {"best_prec1": 95.0}
+    assert "Published order does not hold on id" in head_section(score_table(runs, n_boot=50, seed=0))

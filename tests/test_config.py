@@ -20,9 +20,10 @@ def params():
 def test_default_and_tiny_params_are_valid(params):
     validate(copy.deepcopy(params), SCHEMA)
     assert set(check_config(params)) == set(params["models"])
-    tiny = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
-    validate(tiny, SCHEMA)
-    check_config(tiny)
+    for path in [REPO / "tests" / "configs" / "tiny.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
+        other = yaml.safe_load(path.read_text())
+        validate(other, SCHEMA)
+        check_config(other)
 
 
 @pytest.mark.parametrize("mutate,expected", [

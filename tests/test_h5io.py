@@ -67,8 +67,11 @@ def test_probe_result_round_trip(tmp_path):
     predictions = {"id": {"l1": np.array([0, 1, 1]), "l2": np.array([1, 1, 0])}, "ood": {"l1": np.array([2]),
                                                                                        "l2": np.array([0])}}
     labels = {"id": np.array([0, 1, 0]), "ood": np.array([2])}
-    h5io.write_probe_result(path, predictions=predictions, labels=labels, provenance={"layers": ["l1", "l2"]})
-    back, back_labels, provenance = h5io.read_probe_result(path)
+    head = {"id": np.array([0, 1, 0]), "ood": np.array([1])}
+    h5io.write_probe_result(path, predictions=predictions, labels=labels, provenance={"layers": ["l1", "l2"]},
+                            head=head)
+    back, back_labels, provenance, back_head = h5io.read_probe_result(path)
+    assert back_head["ood"].tolist() == [1] and back_head["id"].tolist() == [0, 1, 0]
     assert list(back["id"]) == ["l1", "l2"]
     assert np.array_equal(back["id"]["l2"], predictions["id"]["l2"])
     assert np.array_equal(back_labels["ood"], labels["ood"])

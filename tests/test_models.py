@@ -16,8 +16,9 @@ def test_extractor_returns_one_matrix_per_layer(arch, kwargs):
     assert extractor.layer_names[-1] == PRE_LOGITS and len(extractor.layer_names) >= 4
     images = np.random.default_rng(0).integers(0, 256, size=(5, 32, 32, 3), dtype=np.uint8)
     for pooling in ("avg", "avg2x2"):
-        (batch,) = extract_batches(extractor, [images], layers=extractor.layer_names, pooling=pooling,
-                                   device=torch.device("cpu"))
+        ((batch, head),) = extract_batches(extractor, [images], layers=extractor.layer_names, pooling=pooling,
+                                           device=torch.device("cpu"), with_head=True)
+        assert head.shape == (5,) and head.dtype == np.int64 and head.max() < extractor.num_classes
         assert list(batch) == extractor.layer_names
         for name, values in batch.items():
             assert values.ndim == 2 and values.shape[0] == 5 and values.dtype == np.float32
@@ -59,7 +60,9 @@ def test_hook_extractor_reads_named_modules():
     prep = Preprocessing(input_size=8, mean=(0.5,) * 3, std=(0.5,) * 3)
     extractor = HookExtractor(net, prep, ["0", "3"])
     images = np.zeros((3, 8, 8, 3), dtype=np.uint8)
-    (batch,) = extract_batches(extractor, [images], layers=["0", "3"], pooling="avg", device=torch.device("cpu"))
+    ((batch, head),) = extract_batches(extractor, [images], layers=["0", "3"], pooling="avg",
+                                       device=torch.device("cpu"))
+    assert head is None
     assert batch["0"].shape == (3, 4) and batch["3"].shape == (3, 2)
     with pytest.raises(ModelConfigError, match="valid"):
         HookExtractor(net, prep, ["nope"])

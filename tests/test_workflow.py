@@ -64,6 +64,16 @@ def test_scores_cover_every_model_benchmark_and_pair(tiny_run):
     assert list(resnet_layers.layer) == ["act1", "layer1", "layer2", "layer3", "layer4", "pre_logits"]
 
 
+def test_own_heads_are_scored_only_over_their_label_space(tiny_run):
+    scores = pd.read_csv(tiny_run / "results" / "scores.csv")
+    head = scores[scores.metric == "head_accuracy"]
+    # The trained models' heads predict the shapes classes; the random timm model has 1000 ImageNet outputs.
+    assert set(head.model) == {"resnet10t", "vit_tiny"}
+    assert set(head.benchmark) == {"shapes", "shapes_noise", "shapes_texture"}
+    assert head.value.between(0, 1).all() and (head.n == head.benchmark.map({"shapes": 80, "shapes_noise": 80,
+                                                                             "shapes_texture": 100})).all()
+
+
 def test_scores_agree_with_the_stored_predictions(tiny_run):
     scores = pd.read_csv(tiny_run / "results" / "scores.csv")
     with h5py.File(tiny_run / "results" / "probes" / "vit_tiny" / "shapes.h5") as f:

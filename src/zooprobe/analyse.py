@@ -8,7 +8,7 @@ layer chosen on the ID validation split, so no test data picks the layer.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,8 @@ from zooprobe.models import PRE_LOGITS
 
 SCORE_COLUMNS = ["benchmark", "model", "layer", "metric", "value", "ci_low", "ci_high", "n"]
 ALL_MODELS = "(all)"
+# The checkpoint entry holding a published top-1 accuracy in percent (akamaster's CIFAR ResNets).
+PUBLISHED_KEY = "best_prec1"
 
 
 @dataclass
@@ -30,6 +32,7 @@ class ProbeRun:
     predictions: dict[str, dict[str, np.ndarray]]
     labels: dict[str, np.ndarray]
     provenance: dict[str, Any]
+    head: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def selected_layer(self) -> str:
@@ -82,6 +85,13 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int) -> pd.DataFrame
             scores.append(per_layer[chosen].value)
             best_layer = max(per_layer, key=lambda layer: per_layer[layer].value)
             rows.append(_row(eval_name, run.model, best_layer, "best_layer_accuracy", per_layer[best_layer]))
+            if run.head:
+                rows.append(_row(eval_name, run.model, "head", "head_accuracy", stats.bootstrap_accuracy(
+                    run.head[eval_name] == run.labels[eval_name], n_boot=n_boot, seed=seed)))
+            published = run.provenance.get("checkpoint_info", {}).get(PUBLISHED_KEY)
+            if published is not None and not is_ood:
+                rows.append(_row(eval_name, run.model, "head", "published_accuracy",
+                                 stats.Estimate(published / 100.0, np.nan, np.nan, 0)))
             if is_ood and PRE_LOGITS in per_layer:
                 retained = stats.ood_retained_pct(per_layer[PRE_LOGITS].value, per_layer[best_layer].value)
                 rows.append(_row(eval_name, run.model, PRE_LOGITS, "ood_retained_pct",

@@ -45,6 +45,8 @@ def cmd_dataset(args: argparse.Namespace) -> None:
         built = datasets.build_procedural(**spec)
     elif source == "imagefolder":
         built = datasets.build_imagefolder(**dict(spec, root=expand_path(spec["root"])))
+    elif source == "torchvision":
+        built = datasets.build_torchvision(**dict(spec, root=expand_path(spec["root"])))
     elif source == "url":
         from zooprobe.fetch import fetch
 
@@ -106,18 +108,23 @@ def cmd_extract(args: argparse.Namespace) -> None:
     batch_size = settings["batch_size"]
     batches = tqdm(h5io.iter_image_batches(args.data, batch_size), total=-(-info["n"] // batch_size),
                    desc=f"extract {args.model}/{info['name']}", mininterval=2)
-    features = extract_batches(extractor, batches, layers=layers, pooling=settings["pooling"], device=device)
-    first = next(features)
+    # Keep the model's own predictions when its head could be over this set's classes; the probe
+    # stage scores them only where the params say the label spaces are the same.
+    with_head = extractor.num_classes == len(info["class_names"])
+    features = extract_batches(extractor, batches, layers=layers, pooling=settings["pooling"], device=device,
+                               with_head=with_head)
+    first, first_head = next(features)
     provenance = dict(_provenance_base(), model=args.model, arch=spec.arch, source=spec.source,
                       weights_sha256=extractor.weights_sha256(), pooling=settings["pooling"],
                       preprocessing=extractor.preprocessing.as_dict(), seed=spec.seed, device=str(device),
-                      dataset=info["name"], dataset_sha256=info["content_sha256"], class_names=info["class_names"])
+                      dataset=info["name"], dataset_sha256=info["content_sha256"], class_names=info["class_names"],
+                      checkpoint_info=extractor.checkpoint_info)
     with h5io.FeatureWriter(args.out, n=info["n"], layer_dims={k: v.shape[1] for k, v in first.items()},
-                            labels=labels, split=split, provenance=provenance) as writer:
-        writer.write(first)
-        for batch in features:
-            writer.write(batch)
-    log.info("wrote %s: layers %s", args.out, {k: v.shape[1] for k, v in first.items()})
+                            labels=labels, split=split, provenance=provenance, with_head=with_head) as writer:
+        writer.write(first, first_head)
+        for batch, head in features:
+            writer.write(batch, head)
+    log.info("wrote %s: layers %s, head kept: %s", args.out, {k: v.shape[1] for k, v in first.items()}, with_head)
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
@@ -152,13 +159,21 @@ def cmd_probe(args: argparse.Namespace) -> None:
             rows = features.layers[layer][test] if name == args.id_name else features.layers[layer]
             predictions[name][layer] = fit.model.predict(rows)
         log.info("%s/%s %s: C=%g val=%.3f", args.model, args.task, layer, fit.c, fit.val_accuracy)
+    head = None
+    if args.score_head:
+        missing = [name for name, f in evals.items() if f.head_pred is None]
+        if missing:
+            raise SystemExit(f"--score-head: no head predictions in the features of {missing}; the model's head "
+                             f"has {id_features.provenance.get('num_classes', '?')} outputs, not one per class")
+        head = {name: (f.head_pred[test] if name == args.id_name else f.head_pred) for name, f in evals.items()}
     source = id_features.provenance
     provenance = dict(_provenance_base(), model=args.model, task=args.task, probe="linear", id_eval=args.id_name,
                       layers=layers, chosen_c=chosen_c, val_accuracy=val_accuracy, seed=settings["seed"],
                       c_grid=settings["c_grid"], weights_sha256=source["weights_sha256"],
                       pooling=source["pooling"], preprocessing=source["preprocessing"], arch=source["arch"],
+                      checkpoint_info=source.get("checkpoint_info", {}), head_scored=head is not None,
                       feature_versions={name: f.provenance["zooprobe_version"] for name, f in evals.items()})
-    h5io.write_probe_result(args.out, predictions=predictions, labels=labels, provenance=provenance)
+    h5io.write_probe_result(args.out, predictions=predictions, labels=labels, provenance=provenance, head=head)
 
 
 def cmd_analyse(args: argparse.Namespace) -> None:
@@ -168,8 +183,8 @@ def cmd_analyse(args: argparse.Namespace) -> None:
 
     runs = []
     for path in args.probes:
-        predictions, labels, provenance = h5io.read_probe_result(path)
-        runs.append(ProbeRun(provenance["model"], provenance["task"], predictions, labels, provenance))
+        predictions, labels, provenance, head = h5io.read_probe_result(path)
+        runs.append(ProbeRun(provenance["model"], provenance["task"], predictions, labels, provenance, head))
     scores = score_table(runs, n_boot=args.settings["n_bootstrap"], seed=args.settings["seed"])
     with atomic_output(args.scores) as tmp:
         scores.to_csv(tmp, index=False)
@@ -256,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-name", required=True)
     p.add_argument("--id", required=True, help="features on the in-distribution set")
     p.add_argument("--ood", nargs="*", help="NAME=PATH features on each OOD set")
+    p.add_argument("--score-head", action="store_true", help="also score the model's own head (same label space)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_probe)
 

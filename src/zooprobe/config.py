@@ -45,6 +45,17 @@ def _require(name: Any, valid: list[str], what: str, where: str) -> None:
         raise ConfigError(f"{where}: unknown {what} {name!r}; valid {what}s: {', '.join(sorted(valid))}")
 
 
+def declared_splits(entry: Mapping[str, Any]) -> set[str]:
+    """The splits a dataset entry will have, read from its params alone."""
+    if entry["source"] in ("shift", "corrupt"):
+        return {"test"}
+    splits = set(entry.get("split_dirs") or entry.get("split_kwargs") or {name for name, fraction in entry.get("splits", {"test": 1}).items()
+                                              if fraction > 0})
+    if entry.get("val_fraction") and "train" in splits:
+        splits.add("val")
+    return splits
+
+
 def model_specs(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
     """Parse the ``models`` section into specs, failing on unknown sources or architectures."""
     specs = {}
@@ -76,7 +87,7 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
             raise ConfigError(f"datasets.{name}.splits: fractions must sum to 1, got {entry['splits']}")
     for task, entry in config["probe"]["tasks"].items():
         _require(entry["id"], datasets, "dataset", f"probe.tasks.{task}.id")
-        id_splits = set(config["datasets"][entry["id"]].get("splits", {}))
+        id_splits = declared_splits(config["datasets"][entry["id"]])
         if not {"train", "val", "test"} <= id_splits:
             raise ConfigError(f"probe.tasks.{task}.id: {entry['id']!r} needs train, val and test splits, "
                               f"has {sorted(id_splits)}")
@@ -86,21 +97,27 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
     for name, spec in specs.items():
         if spec.source == "trained":
             _require(spec.train_on, datasets, "dataset", f"models.{name}.train_on")
-            splits = set(config["datasets"][spec.train_on].get("splits", {}))
+            splits = declared_splits(config["datasets"][spec.train_on])
             if not {"train", "val"} <= splits:
                 raise ConfigError(f"models.{name}.train_on: {spec.train_on!r} needs train and val splits, "
                                   f"has {sorted(splits)}")
+        if spec.head_dataset:
+            _require(spec.head_dataset, datasets, "dataset", f"models.{name}.head_dataset")
         if check_layers and spec.layers:
             _check_layers(spec)
     return specs
 
 
 def _check_layers(spec: ModelSpec) -> None:
-    from zooprobe.models import PRE_LOGITS, TimmExtractor, build_timm, preprocessing_of
+    from dataclasses import replace
 
-    model = build_timm(spec.__class__(**{**spec.__dict__, "pretrained": False}))
-    valid = TimmExtractor(model, preprocessing_of(model)).layer_names
+    from zooprobe.models import PRE_LOGITS, create_model
+
+    # The architecture alone names the layers: build it without loading any weights.
+    source = spec.source if spec.source in ("torchvision", "pypi") else "timm"
+    bare = replace(spec, source=source, pretrained=False, checkpoint=None, layers=())
+    valid = create_model(bare).layer_names
     unknown = [layer for layer in spec.layers if layer not in valid]
     if unknown:
         raise ConfigError(f"models.{spec.name}.layers: unknown layers {unknown}; valid layers: {valid} "
-                          f"({PRE_LOGITS!r} is the penultimate, pooled representation)")
+                          f"({PRE_LOGITS!r} is the penultimate, pooled representation of timm models)")

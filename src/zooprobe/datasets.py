@@ -243,7 +243,8 @@ def _load_images(paths: list[Path], size: int | None) -> np.ndarray:
 
 def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = None,
                       splits: dict[str, float] | None = None, order_csv: str | None = None,
-                      val_fraction: float = 0.0, max_per_class: int | None = None, size: int | None = None,
+                      val_fraction: float = 0.0, max_per_class: int | dict[str, int] | None = None,
+                      size: int | None = None,
                       seed: int = 0, **_: Any) -> ImageSet:
     """Build a set from ``root/<class>/*.jpg|png`` folders.
 
@@ -255,7 +256,8 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
         order_csv: CSV (relative to ``root``) with a ``path`` column; listed files come first, in its order,
             so the examples keep an external order (e.g. the original CIFAR-10 test order).
         val_fraction: move this stratified fraction of ``train`` into ``val``.
-        max_per_class: keep the first N files of each class in each split (after ordering).
+        max_per_class: keep the first N files of each class in each split (after ordering); a mapping
+            gives N per split folder name (absent: keep all).
         size: resize every image to ``size`` x ``size``.
         seed: seed of the split assignment.
 
@@ -283,7 +285,8 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
         for label, class_name in enumerate(class_names):
             files = sorted((p for p in (folder / class_name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
                            key=lambda p: (rank.get(p.relative_to(root).as_posix(), len(rank)), p.name))
-            files = files[:max_per_class] if max_per_class else files
+            cap = max_per_class.get(split_name) if isinstance(max_per_class, dict) else max_per_class
+            files = files[:cap] if cap else files
             paths += files
             labels += [label] * len(files)
             split += [split_name] * len(files)
@@ -315,7 +318,7 @@ CORRUPTIONS: tuple[str, ...] = (
 
 
 def build_corrupt(base: ImageSet, *, corruption: str, severity: int, seed: int, split: str = "test",
-                  **_: Any) -> ImageSet:
+                  max_per_class: int | None = None, **_: Any) -> ImageSet:
     """Build a CIFAR-10-C-style copy of one split of ``base`` with the ``imagecorruptions`` package.
 
     Args:
@@ -324,6 +327,7 @@ def build_corrupt(base: ImageSet, *, corruption: str, severity: int, seed: int, 
         severity: 1..5.
         seed: seeds numpy's global generator, which imagecorruptions draws from.
         split: which split of ``base`` to corrupt.
+        max_per_class: corrupt only the first N examples of each class, in stored order.
 
     Returns:
         :class:`ImageSet` whose examples are all in the ``test`` split.
@@ -339,11 +343,18 @@ def build_corrupt(base: ImageSet, *, corruption: str, severity: int, seed: int, 
         from imagecorruptions import corrupt
 
     part = base.subset(split)
+    if max_per_class:
+        seen = np.zeros(len(part.class_names), dtype=int)
+        keep = np.zeros(len(part.labels), dtype=bool)
+        for i, label in enumerate(part.labels):
+            keep[i], seen[label] = seen[label] < max_per_class, seen[label] + 1
+        part = ImageSet(part.images[keep], part.labels[keep], part.split[keep], part.class_names, part.attrs)
     np.random.seed(seed)
     images = np.stack([np.clip(np.round(np.asarray(corrupt(image, severity=severity, corruption_name=corruption),
                                                    dtype=np.float64)), 0, 255).astype(np.uint8)
                        for image in part.images])
     attrs = {"source": "corrupt", "corruption": corruption, "severity": severity, "of_split": split,
+             "max_per_class": max_per_class or 0,
              "of_sha256": base.content_sha256()}
     return ImageSet(images, part.labels.copy(), np.full(len(images), "test", dtype="U5"), list(base.class_names), attrs)
 
@@ -397,4 +408,59 @@ def build_from_files(files: dict[str, Path], *, format: str, size: int | None = 
                     {"source": "url", "format": format})
 
 
-SOURCES: tuple[str, ...] = ("packaged", "procedural", "shift", "imagefolder", "corrupt", "url")
+# ----------------------------------------------------------------------------- torchvision
+def build_torchvision(*, name: str, root: str | Path, split_kwargs: dict[str, dict[str, Any]],
+                      download: bool = False, size: int | None = None, val_fraction: float = 0.0,
+                      max_per_class: int | None = None, seed: int = 0, **_: Any) -> ImageSet:
+    """Build a set from any ``torchvision.datasets`` class.
+
+    Args:
+        name: the class name, e.g. ``CIFAR10``, ``MNIST``, ``SVHN``, ``STL10``.
+        root: its ``root`` folder (pre-populated when offline).
+        split_kwargs: split name -> keyword arguments selecting that split, e.g.
+            ``{train: {train: true}, test: {train: false}}`` or ``{test: {split: test}}``.
+        download: let torchvision download into ``root`` (needs the network).
+        size: resize to ``size`` x ``size``.
+        val_fraction: move this stratified fraction of ``train`` into ``val``.
+        max_per_class: keep the first N examples of each class in each split.
+        seed: seed of the validation split.
+
+    Returns:
+        RGB :class:`ImageSet`; class names from the dataset's ``classes`` when it has them.
+    """
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, name, None)
+    if not isinstance(cls, type):
+        valid = sorted(n for n in dir(torchvision.datasets) if n[0].isupper())
+        raise ValueError(f"unknown torchvision dataset {name!r}; valid: {valid}")
+    unknown = set(split_kwargs) - set(SPLIT_NAMES)
+    if unknown:
+        raise ValueError(f"unknown split names {sorted(unknown)}; valid: {list(SPLIT_NAMES)}")
+    images, labels, split, class_names = [], [], [], None
+    for split_name, kwargs in split_kwargs.items():
+        dataset = cls(root=str(root), download=download, **kwargs)
+        class_names = class_names or [str(c) for c in getattr(dataset, "classes", [])]
+        seen: dict[int, int] = {}
+        for image, label in dataset:
+            label = int(label)
+            if max_per_class and seen.get(label, 0) >= max_per_class:
+                continue
+            seen[label] = seen.get(label, 0) + 1
+            array = np.asarray(image.convert("RGB"))
+            images.append(array)
+            labels.append(label)
+            split.append(split_name)
+    labels_array = np.array(labels, dtype=np.int64)
+    stacked = np.stack(images)
+    stacked = resize_images(stacked, size) if size else stacked
+    split_array = np.array(split, dtype="U5")
+    if val_fraction:
+        train = np.flatnonzero(split_array == "train")
+        moved = stratified_split(labels_array[train], {"train": 1 - val_fraction, "val": val_fraction}, seed)
+        split_array[train[moved == "val"]] = "val"
+    class_names = class_names or [str(i) for i in range(int(labels_array.max()) + 1)]
+    return ImageSet(stacked, labels_array, split_array, class_names, {"source": "torchvision", "name": name})
+
+
+SOURCES: tuple[str, ...] = ("packaged", "procedural", "shift", "imagefolder", "corrupt", "url", "torchvision")

@@ -29,7 +29,8 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 
 def extract_batches(extractor: Extractor, batches: Iterable[np.ndarray], *, layers: list[str], pooling: str,
-                    device: torch.device) -> Iterator[dict[str, np.ndarray]]:
+                    device: torch.device, with_head: bool = False
+                    ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray | None]]:
     """Yield pooled features of each uint8 image batch.
 
     Args:
@@ -38,14 +39,17 @@ def extract_batches(extractor: Extractor, batches: Iterable[np.ndarray], *, laye
         layers: layer names, all from ``extractor.layer_names``.
         pooling: a pooling in :data:`zooprobe.models.POOLINGS`.
         device: where the forward pass runs.
+        with_head: also return the model's own head's predicted class per image.
 
     Returns:
-        An iterator of layer name -> float32 (B, D) arrays, one per input batch.
+        An iterator with one item per input batch: layer name -> float32 (B, D) array, and the
+        head's int64 (B,) predictions (``None`` unless ``with_head``).
     """
     model = extractor.model.to(device)
     with torch.inference_mode():
         for batch in batches:
             x = extractor.preprocessing(torch.from_numpy(np.ascontiguousarray(batch)).to(device))
-            outputs = extractor.forward_layers(x, layers)
-            yield {name: pool(outputs[name], pooling).float().cpu().numpy() for name in layers}
+            outputs, logits = extractor.forward_layers(x, layers, with_head=with_head)
+            pooled = {name: pool(outputs[name], pooling).float().cpu().numpy() for name in layers}
+            yield pooled, (logits.argmax(1).cpu().numpy().astype(np.int64) if logits is not None else None)
     model.cpu()

@@ -89,6 +89,7 @@ class Features:
     labels: np.ndarray
     split: np.ndarray
     provenance: dict[str, Any]
+    head_pred: np.ndarray | None = None
 
 
 class FeatureWriter:
@@ -99,8 +100,9 @@ class FeatureWriter:
     """
 
     def __init__(self, path: str | Path, *, n: int, layer_dims: Mapping[str, int], labels: np.ndarray,
-                 split: np.ndarray, provenance: Mapping[str, Any], dtype: str = "float32") -> None:
-        self._path, self._n, self._dims = Path(path), n, dict(layer_dims)
+                 split: np.ndarray, provenance: Mapping[str, Any], dtype: str = "float32",
+                 with_head: bool = False) -> None:
+        self._path, self._n, self._dims, self._with_head = Path(path), n, dict(layer_dims), with_head
         self._labels, self._split, self._provenance, self._dtype = labels, split, dict(provenance), dtype
         self._written = 0
 
@@ -113,14 +115,18 @@ class FeatureWriter:
             group.create_dataset(name, shape=(self._n, dim), dtype=self._dtype, chunks=(min(self._n, 512), dim))
         self._file.create_dataset("labels", data=self._labels.astype(np.int64))
         self._file.create_dataset("split", data=self._split.astype("S5"))
+        if self._with_head:
+            self._file.create_dataset("head_pred", shape=(self._n,), dtype=np.int64)
         _set_provenance(self._file, dict(self._provenance, layers=list(self._dims)))
         return self
 
-    def write(self, batch: Mapping[str, np.ndarray]) -> None:
-        """Append one batch: a (B, D) array for every layer."""
+    def write(self, batch: Mapping[str, np.ndarray], head_pred: np.ndarray | None = None) -> None:
+        """Append one batch: a (B, D) array for every layer, and the head's (B,) predictions if kept."""
         size = len(next(iter(batch.values())))
         for name, values in batch.items():
             self._file["layers"][name][self._written:self._written + size] = values
+        if self._with_head:
+            self._file["head_pred"][self._written:self._written + size] = head_pred
         self._written += size
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
@@ -146,12 +152,14 @@ def read_features(path: str | Path, layers: list[str] | None = None) -> Features
         names = layers if layers is not None else list(f["layers"])
         provenance = _get_provenance(f)
         return Features({name: f["layers"][name][...] for name in provenance["layers"] if name in names},
-                        f["labels"][...], _strings(f["split"][...]), provenance)
+                        f["labels"][...], _strings(f["split"][...]), provenance,
+                        f["head_pred"][...] if "head_pred" in f else None)
 
 
 # ----------------------------------------------------------------------------- probe results
 def write_probe_result(path: str | Path, *, predictions: Mapping[str, Mapping[str, np.ndarray]],
-                       labels: Mapping[str, np.ndarray], provenance: Mapping[str, Any]) -> None:
+                       labels: Mapping[str, np.ndarray], provenance: Mapping[str, Any],
+                       head: Mapping[str, np.ndarray] | None = None) -> None:
     """Write per-example probe predictions, so analyses can resample test examples.
 
     Args:
@@ -159,6 +167,7 @@ def write_probe_result(path: str | Path, *, predictions: Mapping[str, Mapping[st
         predictions: evaluation set -> layer -> predicted labels (N_eval,).
         labels: evaluation set -> true labels (N_eval,).
         provenance: model, task, seed, chosen regularisation and so on.
+        head: evaluation set -> the model's own head's predictions, when its label space is the task's.
     """
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         for eval_name, per_layer in predictions.items():
@@ -166,22 +175,27 @@ def write_probe_result(path: str | Path, *, predictions: Mapping[str, Mapping[st
             group.create_dataset("labels", data=np.asarray(labels[eval_name], dtype=np.int64))
             for layer, predicted in per_layer.items():
                 group.create_dataset(f"pred/{layer}", data=np.asarray(predicted, dtype=np.int64))
+            if head is not None:
+                group.create_dataset("head", data=np.asarray(head[eval_name], dtype=np.int64))
         _set_provenance(f, provenance)
 
 
-def read_probe_result(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, np.ndarray], dict[str, Any]]:
+def read_probe_result(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, np.ndarray],
+                                                 dict[str, Any], dict[str, np.ndarray]]:
     """Read a file written by :func:`write_probe_result`.
 
     Returns:
-        (predictions, labels, provenance), shaped as the writer's arguments; layers keep the
-        order given in the provenance.
+        (predictions, labels, provenance, head), shaped as the writer's arguments; layers keep
+        the order given in the provenance; ``head`` is empty when none was stored.
     """
     with h5py.File(path, "r") as f:
         provenance = _get_provenance(f)
         order = provenance.get("layers")
-        predictions, labels = {}, {}
+        predictions, labels, head = {}, {}, {}
         for eval_name, group in f["evals"].items():
             names = order or list(group["pred"])
             predictions[eval_name] = {layer: group["pred"][layer][...] for layer in names}
             labels[eval_name] = group["labels"][...]
-        return predictions, labels, provenance
+            if "head" in group:
+                head[eval_name] = group["head"][...]
+        return predictions, labels, provenance, head

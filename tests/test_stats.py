@@ -16,6 +16,20 @@ def test_rank_correlations_match_scipy_on_known_inputs():
     assert np.isnan(stats.kendall_tau(a, np.ones(5)))
 
 
+def test_vectorised_rank_correlations_match_scipy_row_by_row_with_ties():
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 4, size=(200, 6)).astype(float)  # few values: many ties
+    b = rng.integers(0, 4, size=(200, 6)).astype(float)
+    a[0] = 1.0  # a constant row has no correlation
+    taus, rhos = stats.kendall_tau_rows(a, b), stats.spearman_rho_rows(a, b)
+    assert np.isnan(taus[0]) and np.isnan(rhos[0])
+    for row in range(1, 200):
+        if np.ptp(b[row]) == 0:
+            continue
+        assert taus[row] == pytest.approx(scipy_stats.kendalltau(a[row], b[row]).statistic)
+        assert rhos[row] == pytest.approx(scipy_stats.spearmanr(a[row], b[row]).statistic)
+
+
 def test_ranks_best_is_one_and_ties_average():
     assert stats.ranks(np.array([0.2, 0.9, 0.5, 0.5])).tolist() == [4.0, 1.0, 2.5, 2.5]
 

@@ -1,10 +1,6 @@
 """End to end: the real Snakefile on the tiny config, in a temporary working directory."""
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -14,25 +10,9 @@ import pytest
 import torch
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
+from workflow_helpers import TINY, rules_run, snakemake
+
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(configfile), "--replace-workflow-config", *args]
-    # The rules call `python -m zooprobe`: put this interpreter's folder first, as an activated venv would.
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
-
-
-def rules_run(output: str) -> set[str]:
-    """Names of the rules that a Snakemake run or dry-run scheduled."""
-    return set(re.findall(r"^\s*(?:local)?rule (\w+):", output, flags=re.MULTILINE)) - {"all"}
 
 
 @pytest.fixture(scope="module")

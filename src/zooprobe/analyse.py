@@ -72,11 +72,16 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int) -> pd.DataFrame
     models = sorted({run.model for run in runs})
     by_key = {(run.model, run.task): run for run in runs}
     selected_correct: dict[str, np.ndarray] = {}
-    for task, eval_name, is_ood in benchmarks_of(runs):
+    resamples: dict[str, np.ndarray] = {}
+    for index, (task, eval_name, is_ood) in enumerate(benchmarks_of(runs)):
         task_runs = [by_key[(model, task)] for model in models]
+        # One set of resamples per benchmark, shared by every model and layer (paired intervals).
+        # Independent test sets get independent resamples: the seed differs per benchmark.
+        counts = resamples[eval_name] = stats.bootstrap_counts(len(task_runs[0].labels[eval_name]),
+                                                               n_boot=n_boot, seed=seed + index)
         scores = []
         for run in task_runs:
-            per_layer = {layer: stats.bootstrap_accuracy(run.correct(eval_name, layer), n_boot=n_boot, seed=seed)
+            per_layer = {layer: stats.bootstrap_accuracy(run.correct(eval_name, layer), counts=counts)
                          for layer in run.provenance["layers"]}
             for layer, est in per_layer.items():
                 rows.append(_row(eval_name, run.model, layer, "accuracy", est))
@@ -87,7 +92,7 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int) -> pd.DataFrame
             rows.append(_row(eval_name, run.model, best_layer, "best_layer_accuracy", per_layer[best_layer]))
             if run.head:
                 rows.append(_row(eval_name, run.model, "head", "head_accuracy", stats.bootstrap_accuracy(
-                    run.head[eval_name] == run.labels[eval_name], n_boot=n_boot, seed=seed)))
+                    run.head[eval_name] == run.labels[eval_name], counts=counts)))
             published = run.provenance.get("checkpoint_info", {}).get(PUBLISHED_KEY)
             if published is not None and not is_ood:
                 rows.append(_row(eval_name, run.model, "head", "published_accuracy",
@@ -101,7 +106,8 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int) -> pd.DataFrame
                              stats.Estimate(float(rank), np.nan, np.nan, len(task_runs))))
         selected_correct[eval_name] = np.stack([run.correct(eval_name, run.selected_layer) for run in task_runs])
     for a, b in itertools.combinations(selected_correct, 2):
-        agreement = stats.bootstrap_rank_agreement(selected_correct[a], selected_correct[b], n_boot=n_boot, seed=seed)
+        agreement = stats.bootstrap_rank_agreement(selected_correct[a], selected_correct[b], n_boot=n_boot, seed=seed,
+                                                   counts_a=resamples[a], counts_b=resamples[b])
         for metric, est in agreement.items():
             rows.append(_row(f"{a}~{b}", ALL_MODELS, "selected", metric, est))
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)

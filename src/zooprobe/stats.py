@@ -29,6 +29,29 @@ def spearman_rho(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.spearmanr(a, b).statistic)
 
 
+def kendall_tau_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Kendall tau-b of each row of ``a`` with the same row of ``b`` (NaN for a constant row).
+
+    tau-b = sum over pairs of sign(da) * sign(db) / sqrt(sum sign(da)^2 * sum sign(db)^2), which
+    is scipy's tau-b, vectorised over bootstrap resamples.
+    """
+    i, j = np.triu_indices(a.shape[1], k=1)
+    sign_a, sign_b = np.sign(a[:, i] - a[:, j]), np.sign(b[:, i] - b[:, j])
+    denominator = np.sqrt((sign_a ** 2).sum(axis=1) * (sign_b ** 2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (sign_a * sign_b).sum(axis=1) / denominator, np.nan)
+
+
+def spearman_rho_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman rho of each row of ``a`` with the same row of ``b`` (NaN for a constant row)."""
+    rank_a, rank_b = stats.rankdata(a, axis=1), stats.rankdata(b, axis=1)
+    rank_a -= rank_a.mean(axis=1, keepdims=True)
+    rank_b -= rank_b.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((rank_a ** 2).sum(axis=1) * (rank_b ** 2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (rank_a * rank_b).sum(axis=1) / denominator, np.nan)
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A point estimate with a percentile bootstrap interval."""
@@ -48,27 +71,43 @@ def _percentiles(samples: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def bootstrap_accuracy(correct: np.ndarray, *, n_boot: int, seed: int, level: float = CI_LEVEL) -> Estimate:
+def bootstrap_counts(n: int, *, n_boot: int, seed: int) -> np.ndarray:
+    """How often each of ``n`` examples is drawn in each of ``n_boot`` resamples with replacement.
+
+    Sharing one count matrix across models and layers keeps their intervals paired and makes
+    each interval one matrix product instead of a fresh resample.
+
+    Returns:
+        float (n_boot, n) array whose rows sum to ``n``.
+    """
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
+
+
+def bootstrap_accuracy(correct: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level: float = CI_LEVEL,
+                       counts: np.ndarray | None = None) -> Estimate:
     """Accuracy with a percentile bootstrap CI over examples.
 
     Args:
         correct: boolean (N,) array, one entry per test example.
-        n_boot: bootstrap resamples.
-        seed: seed of the resampling.
+        n_boot: bootstrap resamples (ignored when ``counts`` is given).
+        seed: seed of the resampling (ignored when ``counts`` is given).
         level: interval coverage.
+        counts: a :func:`bootstrap_counts` matrix for these N examples, to reuse resamples.
 
     Returns:
         :class:`Estimate` of the mean.
     """
     correct = np.asarray(correct, dtype=float)
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, len(correct), size=(n_boot, len(correct)))
-    low, high = _percentiles(correct[index].mean(axis=1), level)
+    if counts is None:
+        counts = bootstrap_counts(len(correct), n_boot=n_boot, seed=seed)
+    low, high = _percentiles(counts @ correct / len(correct), level)
     return Estimate(float(correct.mean()), low, high, len(correct))
 
 
 def bootstrap_rank_agreement(correct_a: np.ndarray, correct_b: np.ndarray, *, n_boot: int, seed: int,
-                             level: float = CI_LEVEL) -> dict[str, Estimate]:
+                             level: float = CI_LEVEL, counts_a: np.ndarray | None = None,
+                             counts_b: np.ndarray | None = None) -> dict[str, Estimate]:
     """Kendall tau-b and Spearman rho between two benchmarks' model rankings, with bootstrap CIs.
 
     Each resample draws the test examples of each benchmark with replacement (the same draw
@@ -81,6 +120,8 @@ def bootstrap_rank_agreement(correct_a: np.ndarray, correct_b: np.ndarray, *, n_
         n_boot: bootstrap resamples.
         seed: seed of the resampling.
         level: interval coverage.
+        counts_a: a :func:`bootstrap_counts` matrix over A's examples, to share resamples across pairs.
+        counts_b: likewise for B; both default to fresh draws seeded by ``seed``.
 
     Returns:
         ``{"kendall_tau": Estimate, "spearman_rho": Estimate}``; ``n`` is the number of models.
@@ -88,13 +129,15 @@ def bootstrap_rank_agreement(correct_a: np.ndarray, correct_b: np.ndarray, *, n_
     correct_a, correct_b = np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float)
     if correct_a.shape[0] != correct_b.shape[0]:
         raise ValueError(f"both benchmarks need the same models, got {correct_a.shape[0]} and {correct_b.shape[0]}")
-    rng = np.random.default_rng(seed)
+    if counts_a is None:
+        counts_a = bootstrap_counts(correct_a.shape[1], n_boot=n_boot, seed=seed)
+    if counts_b is None:
+        counts_b = bootstrap_counts(correct_b.shape[1], n_boot=n_boot, seed=seed + 1)
     acc_a, acc_b = correct_a.mean(axis=1), correct_b.mean(axis=1)
-    taus, rhos = np.empty(n_boot), np.empty(n_boot)
-    for i in range(n_boot):
-        boot_a = correct_a[:, rng.integers(0, correct_a.shape[1], correct_a.shape[1])].mean(axis=1)
-        boot_b = correct_b[:, rng.integers(0, correct_b.shape[1], correct_b.shape[1])].mean(axis=1)
-        taus[i], rhos[i] = kendall_tau(boot_a, boot_b), spearman_rho(boot_a, boot_b)
+    # (n_boot, models): every model's accuracy in every resample.
+    boot_a = counts_a @ correct_a.T / correct_a.shape[1]
+    boot_b = counts_b @ correct_b.T / correct_b.shape[1]
+    taus, rhos = kendall_tau_rows(boot_a, boot_b), spearman_rho_rows(boot_a, boot_b)
     m = correct_a.shape[0]
     return {
         "kendall_tau": Estimate(kendall_tau(acc_a, acc_b), *_percentiles(taus, level), m),

@@ -33,7 +33,7 @@ def test_published_resnets_own_heads_reach_75_percent_beside_their_published_acc
     for model in PUBLISHED:
         depth = model.removeprefix("resnet").removesuffix("_published")
         (path,) = (assets_dir / "weights" / "akamaster-cifar10-resnets").glob(f"resnet{depth}-*.th")
-        best_prec1 = float(torch.load(path, weights_only=True)["best_prec1"])
+        best_prec1 = float(torch.load(path, map_location="cpu", weights_only=True)["best_prec1"])
         assert head.loc[model, "n"] == 10_000  # the whole test set
         assert head.loc[model, "value"] >= 0.75, (model, head.loc[model, "value"])
         assert published[model] == pytest.approx(best_prec1 / 100)

@@ -38,3 +38,18 @@ def test_probe_refuses_an_ood_set_with_other_classes(tmp_path):
         main(["probe", "--model", "m", "--task", "t", "--settings", settings, "--id-name", "id",
               "--id", str(tmp_path / "id.h5"), "--ood", f"ood={tmp_path / 'ood.h5'}", "--out", str(tmp_path / "p.h5")])
     assert not (tmp_path / "p.h5").exists()
+
+
+def test_any_source_checks_an_expected_content_sha256_and_writes_nothing_on_mismatch(tmp_path):
+    from zooprobe.fetch import ChecksumError
+
+    spec = {"source": "packaged", "name": "sklearn:digits", "size": 8, "seed": 0, "splits": {"test": 1.0}}
+    main(["dataset", "--name", "d", "--spec", json.dumps(spec), "--out", str(tmp_path / "d.h5")])
+    good = h5io.read_image_set(tmp_path / "d.h5").attrs["content_sha256"]
+    main(["dataset", "--name", "d", "--spec", json.dumps(dict(spec, sha256=good)), "--out", str(tmp_path / "ok.h5")])
+    assert (tmp_path / "ok.h5").exists()
+    with pytest.raises(ChecksumError) as error:
+        main(["dataset", "--name", "d", "--spec", json.dumps(dict(spec, sha256="a" * 64)),
+              "--out", str(tmp_path / "bad.h5")])
+    assert "'d'" in str(error.value) and "a" * 64 in str(error.value) and good in str(error.value)
+    assert not (tmp_path / "bad.h5").exists() and not list(tmp_path.glob(".bad.h5*"))

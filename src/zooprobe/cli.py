@@ -34,6 +34,7 @@ def cmd_dataset(args: argparse.Namespace) -> None:
 
     spec = dict(args.spec)
     source = spec.pop("source")
+    expected_sha256 = spec.pop("sha256", None)
     if source in ("shift", "corrupt"):
         if not args.base:
             raise SystemExit(f"a {source!r} dataset needs --base <path of the dataset it shifts>")
@@ -58,6 +59,13 @@ def cmd_dataset(args: argparse.Namespace) -> None:
         built = datasets.build_from_files(files, **spec)
     else:
         raise SystemExit(f"unknown dataset source {source!r}; valid: {list(datasets.SOURCES)}")
+    if expected_sha256:
+        from zooprobe.fetch import ChecksumError
+
+        actual = built.content_sha256()
+        if actual != expected_sha256.lower():
+            raise ChecksumError(f"sha256 mismatch for dataset {args.name!r}: expected {expected_sha256.lower()}, got "
+                                f"{actual}. The source content changed; fix the sha256 in the params if intended.")
     built.attrs.update(_provenance_base(), name=args.name, params=args.spec)
     h5io.write_image_set(args.out, built)
     log.info("wrote %s: %d images %s, sha256 %s", args.out, len(built.labels), built.images.shape[1:],

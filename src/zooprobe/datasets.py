@@ -85,6 +85,15 @@ def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int)
     return split
 
 
+def carve_val(labels: np.ndarray, split: np.ndarray, fraction: float, seed: int) -> None:
+    """Move a stratified ``fraction`` of the ``train`` examples into ``val``, in place."""
+    if not fraction:
+        return
+    train = np.flatnonzero(split == "train")
+    moved = stratified_split(labels[train], {"train": 1 - fraction, "val": fraction}, seed)
+    split[train[moved == "val"]] = "val"
+
+
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     """Resize uint8 (N, H, W, C) images to (N, size, size, C) with bilinear filtering."""
     from PIL import Image
@@ -299,10 +308,7 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
     split_array = np.array(split, dtype="U5")
     if not split_dirs:
         split_array = stratified_split(labels_array, splits or {"test": 1.0}, seed)
-    if val_fraction:
-        train = np.flatnonzero(split_array == "train")
-        moved = stratified_split(labels_array[train], {"train": 1 - val_fraction, "val": val_fraction}, seed)
-        split_array[train[moved == "val"]] = "val"
+    carve_val(labels_array, split_array, val_fraction, seed)
     return ImageSet(_load_images(paths, size), labels_array, split_array, class_names,
                     {"source": "imagefolder", "root_name": root.name, "files": len(paths)})
 
@@ -455,10 +461,7 @@ def build_torchvision(*, name: str, root: str | Path, split_kwargs: dict[str, di
     stacked = np.stack(images)
     stacked = resize_images(stacked, size) if size else stacked
     split_array = np.array(split, dtype="U5")
-    if val_fraction:
-        train = np.flatnonzero(split_array == "train")
-        moved = stratified_split(labels_array[train], {"train": 1 - val_fraction, "val": val_fraction}, seed)
-        split_array[train[moved == "val"]] = "val"
+    carve_val(labels_array, split_array, val_fraction, seed)
     class_names = class_names or [str(i) for i in range(int(labels_array.max()) + 1)]
     return ImageSet(stacked, labels_array, split_array, class_names, {"source": "torchvision", "name": name})
 

@@ -323,6 +323,21 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     return {key.removeprefix("module."): value for key, value in state.items()}, extras
 
 
+def _load_verified(spec: ModelSpec, path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Check the checkpoint's sha256 when the spec pins one, then load it safely."""
+    if spec.checkpoint_sha256:
+        from zooprobe.fetch import verify_sha256
+
+        verify_sha256(path, spec.checkpoint_sha256)
+    return load_checkpoint(path)
+
+
+def _numeric_entries(extras: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers stored beside the weights (e.g. ``best_prec1``), as floats for the provenance."""
+    return {key: float(value) for key, value in extras.items()
+            if isinstance(value, (int, float)) or (torch.is_tensor(value) and value.numel() == 1)}
+
+
 def build_timm(spec: ModelSpec, num_classes: int | None = None) -> torch.nn.Module:
     """Build the architecture of ``spec`` with timm, seeded for a reproducible random init.
 
@@ -381,17 +396,12 @@ def create_model(spec: ModelSpec, *, weights: str | Path | None = None) -> Extra
         path = weights or spec.checkpoint
         if path is None:
             raise ModelConfigError(f"model {spec.name!r}: source {spec.source!r} needs a weights file")
-        if spec.checkpoint_sha256:
-            from zooprobe.fetch import verify_sha256
-
-            verify_sha256(path, spec.checkpoint_sha256)
-        state, extras = load_checkpoint(path)
+        state, extras = _load_verified(spec, path)
         num_classes = extras.get("num_classes", spec.arch_kwargs.get("num_classes"))
         model = build_timm(spec, num_classes=num_classes)
         model.load_state_dict(state, strict=True)
         extractor = TimmExtractor(model, preprocessing_of(model))
-        extractor.checkpoint_info = {key: float(value) for key, value in extras.items()
-                                     if isinstance(value, (int, float)) or (torch.is_tensor(value) and value.numel() == 1)}
+        extractor.checkpoint_info = _numeric_entries(extras)
         return extractor
     else:
         raise ModelConfigError(f"model {spec.name!r}: unknown source {spec.source!r}; valid: {list(MODEL_SOURCES)}")
@@ -413,13 +423,9 @@ def _create_torchvision(spec: ModelSpec, weights: str | Path | None) -> Extracto
     path = weights or spec.checkpoint
     info: dict[str, float] = {}
     if path:
-        if spec.checkpoint_sha256:
-            from zooprobe.fetch import verify_sha256
-
-            verify_sha256(path, spec.checkpoint_sha256)
-        state, extras = load_checkpoint(path)
+        state, extras = _load_verified(spec, path)
         model.load_state_dict(state, strict=True)
-        info = {k: float(v) for k, v in extras.items() if isinstance(v, (int, float))}
+        info = _numeric_entries(extras)
     default = torchvision.models.get_model_weights(spec.arch).DEFAULT.transforms()
     size = spec.input_size or int(default.crop_size[0])
     preprocessing = Preprocessing(input_size=size, mean=tuple(default.mean), std=tuple(default.std),

@@ -8,7 +8,7 @@ rule analyse:
     log:
         "logs/analyse.log",
     params:
-        settings=as_json(config["analyse"]),
+        settings=from_config("analyse"),
     threads: 1
     resources:
         mem_mb=2000,

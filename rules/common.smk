@@ -12,6 +12,7 @@ sys.path.insert(0, ZOOPROBE_SRC)
 shell.prefix(f"export PYTHONPATH='{ZOOPROBE_SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from zooprobe.config import ConfigError, check_config, expand_path  # noqa: E402
+from zooprobe.models import ModelSpec  # noqa: E402
 
 try:
     MODEL_SPECS = check_config(config)
@@ -21,6 +22,8 @@ except ConfigError as error:
 DATASETS = list(config["datasets"])
 MODELS = list(config["models"])
 TASKS = config["probe"]["tasks"]
+# Every probe setting but the task list reaches each probe job.
+PROBE_SETTINGS = [f"probe.{key}" for key in config["probe"] if key != "tasks"]
 
 
 wildcard_constraints:
@@ -32,6 +35,33 @@ wildcard_constraints:
 def as_json(value):
     """Params reach the CLI as JSON; sorted keys keep the command (and its hash) stable."""
     return json.dumps(value, sort_keys=True)
+
+
+def from_config(*keys, derive=None):
+    """A rule param read from the named config keys, e.g. ``from_config("models.{model}")``.
+
+    Keys are dotted paths into params.yaml and may hold wildcards. With no ``derive``, the param
+    is the one key's value as JSON; ``derive(wildcards)`` computes it from the keys instead.
+    `zooprobe dvc-sync` lists exactly these keys as the stage's DVC params, and a test checks that
+    a job's params change with nothing else, so Snakemake and DVC agree on what a job reads.
+    """
+    if derive is None and len(keys) != 1:
+        raise ValueError("from_config: give one key, or a derive function for several")
+
+    def param(wildcards):
+        if derive is not None:
+            return derive(wildcards)
+        return as_json(config_value(keys[0].format(**wildcards)))
+
+    param.config_keys = keys
+    return param
+
+
+def config_value(dotted_key):
+    value = config
+    for part in dotted_key.split("."):
+        value = value[part]
+    return value
 
 
 def dataset_inputs(wildcards):
@@ -68,3 +98,17 @@ def probe_results():
 
 def all_targets():
     return ["results/report/index.html", "results/scores.csv"]
+
+
+def model_spec(name):
+    """The model's spec, built from the config as it is now (params derived from it stay in step)."""
+    return ModelSpec.from_config(name, config["models"][name])
+
+
+def score_head_flag(model, task):
+    """Score the model's own head too when it predicts the task's label space."""
+    return "--score-head" if model_spec(model).head_label_space == TASKS[task]["id"] else ""
+
+
+def probe_settings(wildcards):
+    return as_json({key.split(".", 1)[1]: config_value(key) for key in PROBE_SETTINGS})

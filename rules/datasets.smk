@@ -7,7 +7,7 @@ rule dataset:
     log:
         "logs/datasets/{dataset}.log",
     params:
-        spec=lambda wc: as_json(config["datasets"][wc.dataset]),
+        spec=from_config("datasets.{dataset}"),
         base=lambda wc, input: f"--base {input.base}" if "base" in input.keys() else "",
         downloads=lambda wc: f"--download-dir data/downloads/{wc.dataset}",
     threads: 1

@@ -8,8 +8,8 @@ rule extract:
     log:
         "logs/extract/{model}/{dataset}.log",
     params:
-        spec=lambda wc: as_json(config["models"][wc.model]),
-        settings=as_json(config["extract"]),
+        spec=from_config("models.{model}"),
+        settings=from_config("extract"),
         weights=lambda wc, input: f"--weights {input.weights}" if input.weights else "",
     threads: 1
     resources:

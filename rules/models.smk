@@ -5,8 +5,8 @@ rule fetch_checkpoint:
     log:
         "logs/models/{model}.log",
     params:
-        url=lambda wc: MODEL_SPECS[wc.model].checkpoint_url,
-        sha256=lambda wc: MODEL_SPECS[wc.model].checkpoint_sha256,
+        url=from_config("models.{model}.checkpoint_url", derive=lambda wc: model_spec(wc.model).checkpoint_url),
+        sha256=from_config("models.{model}.checkpoint_sha256", derive=lambda wc: model_spec(wc.model).checkpoint_sha256),
     threads: 1
     resources:
         mem_mb=1000,

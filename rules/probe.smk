@@ -8,12 +8,12 @@ rule probe:
     log:
         "logs/probe/{model}/{task}.log",
     params:
-        settings=as_json({k: v for k, v in config["probe"].items() if k != "tasks"}),
-        id_name=lambda wc: TASKS[wc.task]["id"],
-        head=lambda wc: "--score-head" if MODEL_SPECS[wc.model].head_label_space == TASKS[wc.task]["id"] else "",
-        ood=lambda wc, input: " ".join(
-            f"{name}={path}" for name, path in zip(TASKS[wc.task].get("ood", []), input.ood)
-        ),
+        settings=from_config(*PROBE_SETTINGS, derive=probe_settings),
+        id_name=from_config("probe.tasks.{task}", derive=lambda wc: TASKS[wc.task]["id"]),
+        head=from_config("models.{model}", "probe.tasks.{task}", derive=lambda wc: score_head_flag(wc.model, wc.task)),
+        ood=from_config("probe.tasks.{task}", derive=lambda wc: " ".join(
+            f"{name}={feature_file(wc.model, name)}" for name in TASKS[wc.task].get("ood", [])
+        )),
     threads: 1
     resources:
         mem_mb=4000,

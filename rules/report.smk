@@ -8,8 +8,8 @@ rule report:
     log:
         "logs/report.log",
     params:
-        config=as_json(config),
-        settings=as_json(config["report"]),
+        config=from_config(*config, derive=lambda wc: as_json(config)),
+        settings=from_config("report"),
     threads: 1
     resources:
         mem_mb=2000,

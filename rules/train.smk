@@ -7,8 +7,8 @@ rule train:
     log:
         "logs/train/{model}.log",
     params:
-        spec=lambda wc: as_json(config["models"][wc.model]),
-        recipe=as_json(config["train"]),
+        spec=from_config("models.{model}"),
+        recipe=from_config("train"),
     threads: 1
     resources:
         mem_mb=4000,

@@ -1,4 +1,5 @@
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,3 +16,17 @@ def assets_dir() -> Path:
     if not location:
         pytest.skip("ZOOPROBE_ASSETS is not set; point it at the shared assets folder to run this test")
     return Path(location)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkout_run(tmp_path_factory) -> Path:
+    """A copy of this checkout with the tiny config as its params.yaml, run once to completion.
+
+    Shared by the workflow and DVC tests, which copy it before changing anything in it.
+    """
+    from workflow_helpers import TINY, copy_checkout, run
+
+    checkout = copy_checkout(tmp_path_factory.mktemp("tiny") / "checkout")
+    shutil.copy2(TINY, checkout / "params.yaml")
+    run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=checkout)
+    return checkout

@@ -1,6 +1,7 @@
 """End to end: the real Snakefile on the tiny config, in a temporary working directory."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import h5py
@@ -15,11 +16,10 @@ from workflow_helpers import TINY, rules_run, snakemake
 pytestmark = pytest.mark.workflow
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("tiny")
-    snakemake(workdir, "--cores", "2")
-    return workdir
+@pytest.fixture
+def tiny_run(tiny_checkout_run) -> Path:
+    """The tiny config's finished run (shared; tests that change it work on a copy)."""
+    return tiny_checkout_run
 
 
 def test_scores_cover_every_model_benchmark_and_pair(tiny_run):
@@ -93,7 +93,9 @@ def test_nothing_to_do_after_a_complete_run(tiny_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_changing_a_probe_param_reruns_only_probe_analyse_report(tiny_run, tmp_path):
+def test_changing_a_probe_param_reruns_only_probe_analyse_report(tiny_checkout_run, tmp_path):
+    tiny_run = tmp_path / "run"
+    shutil.copytree(tiny_checkout_run, tiny_run)  # keeps modification times and Snakemake's metadata
     changed = yaml.safe_load(TINY.read_text())
     changed["probe"]["c_grid"] = [0.5, 1.0]
     configfile = tmp_path / "changed.yaml"

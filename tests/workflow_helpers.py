@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,29 @@ def snakemake(workdir: Path, *args: str, configfile: Path = TINY, check: bool = 
 def rules_run(output: str) -> set[str]:
     """Names of the rules that a Snakemake run or dry-run scheduled."""
     return set(re.findall(r"^\s*(?:local)?rule (\w+):", output, flags=re.MULTILINE)) - {"all"}
+
+
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "zooprobe test", "GIT_AUTHOR_EMAIL": "test@zooprobe.invalid",
+                "GIT_COMMITTER_NAME": "zooprobe test", "GIT_COMMITTER_EMAIL": "test@zooprobe.invalid"}
+
+
+def run(command: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run a command as a user would in ``cwd``, with this venv first on PATH and no DVC analytics."""
+    env = dict(os.environ, **GIT_IDENTITY, DVC_NO_ANALYTICS="1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed in {cwd}:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def copy_checkout(dest: Path) -> Path:
+    """Copy this checkout's files (tracked, and new ones git does not ignore) to ``dest``, as a clone has them."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest

@@ -233,6 +233,50 @@ def cmd_check_config(args: argparse.Namespace) -> None:
     print(f"ok: {len(specs)} models")
 
 
+# ----------------------------------------------------------------------------- DVC
+def cmd_dvc_sync(args: argparse.Namespace) -> None:
+    from zooprobe.dvcsync import sync
+
+    problems = sync(Path(args.directory), dvc_yaml=args.dvc_yaml, configfile=args.configfile, check=args.check)
+    if problems:
+        raise SystemExit(f"{args.dvc_yaml} disagrees with the Snakemake DAG; run "
+                         f"`zooprobe dvc-sync{_config_arg(args)}` and commit it:\n  " + "\n  ".join(problems))
+    print(f"{args.dvc_yaml} {'matches' if args.check else 'written from'} the Snakemake DAG")
+
+
+def cmd_dvc_commit(args: argparse.Namespace) -> None:
+    from zooprobe.dvcsync import run_dvc, sync
+
+    root = Path(args.directory)
+    problems = sync(root, dvc_yaml=args.dvc_yaml, configfile=args.configfile, check=True)
+    if problems:
+        raise SystemExit(f"not committing: {args.dvc_yaml} disagrees with the Snakemake DAG; run "
+                         f"`zooprobe dvc-sync{_config_arg(args)}` first:\n  " + "\n  ".join(problems))
+    # One DVC command after the run, never inside parallel jobs: DVC holds a repository lock.
+    run_dvc(root, "commit", "--force", "--quiet")
+    print("recorded every output in dvc.lock and the DVC cache; now `git add dvc.lock`, commit, and `dvc push`")
+
+
+def cmd_dvc_restore(args: argparse.Namespace) -> None:
+    import subprocess
+
+    from zooprobe.dvcsync import changed_stages, describe_status, restore_command
+
+    root = Path(args.directory)
+    status = changed_stages(root)
+    if status:
+        raise SystemExit("the workspace does not match dvc.lock, so its files cannot be marked up to date; "
+                         "run `dvc pull` (or `dvc checkout`) first. `dvc status` reports:\n" + describe_status(status))
+    result = subprocess.run(restore_command(args.configfile, args.cores), cwd=root)
+    if result.returncode != 0:
+        raise SystemExit(f"snakemake --touch failed (exit {result.returncode})")
+    print("every output now matches dvc.lock and is up to date for Snakemake")
+
+
+def _config_arg(args: argparse.Namespace) -> str:
+    return f" --configfile {args.configfile}" if args.configfile else ""
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every subcommand."""
@@ -297,6 +341,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", type=_json, default={})
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report)
+
+    for name, func, help_text in (
+        ("dvc-sync", cmd_dvc_sync, "write dvc.yaml from the Snakemake DAG (--check: only compare)"),
+        ("dvc-commit", cmd_dvc_commit, "after a run, record every output in dvc.lock and the DVC cache"),
+        ("dvc-restore", cmd_dvc_restore, "after `dvc pull`, check the files match dvc.lock and mark them up to date"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--configfile", help="the params file the workflow runs with, if not params.yaml")
+        p.add_argument("--directory", default=".", help="the workflow's folder (default: here)")
+        p.add_argument("--dvc-yaml", default="dvc.yaml")
+        if name == "dvc-sync":
+            p.add_argument("--check", action="store_true", help="fail when dvc.yaml disagrees with the DAG")
+        if name == "dvc-restore":
+            p.add_argument("--cores", type=int, default=1)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("check-config", help="check a params file's cross-references")
     p.add_argument("params")

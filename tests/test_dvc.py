@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -39,6 +40,13 @@ def test_dvc_yaml_has_one_stage_per_job_with_its_outputs():
     # A stage's code is what its subcommand imports: probing never imports the trainer.
     assert "src/zooprobe/train.py" not in probe["deps"]
     assert stages["train--resnet18"]["params"] == ["models.resnet18", "train"]
+
+
+def test_no_job_runs_dvc():
+    """DVC holds a repository lock, so parallel jobs must never call it; it runs once, after the run."""
+    for job in dvcsync.read_dag(REPO):
+        assert job.subcommand in {"dataset", "fetch-checkpoint", "train", "extract", "probe", "analyse", "report"}
+        assert re.search(r"\bdvc\b", job.command) is None, job.command
 
 
 def _leaves(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

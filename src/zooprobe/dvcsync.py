@@ -50,6 +50,7 @@ class DagJob:
     config_keys: tuple[str, ...]
     rule_file: str
     subcommand: str | None
+    command: str = ""
     params: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -90,6 +91,7 @@ def _describe_jobs(dag_jobs: Iterable[Any], root: Path) -> list[DagJob]:
             config_keys=tuple(keys),
             rule_file=_relative(job.rule.snakefile, root),
             subcommand=_zooprobe_subcommand(job.shellcmd or ""),
+            command=job.shellcmd or "",
             params={name: str(value) for name, value in job.params.items()},
         ))
     return sorted(jobs, key=lambda j: (j.rule, sorted(j.wildcards.items())))

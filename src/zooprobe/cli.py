@@ -233,6 +233,32 @@ def cmd_check_config(args: argparse.Namespace) -> None:
     print(f"ok: {len(specs)} models")
 
 
+# ----------------------------------------------------------------------------- leaderboards
+def cmd_compare_rankings(args: argparse.Namespace) -> None:
+    from zooprobe.leaderboard import (LeaderboardError, compare_rankings, format_text, join_leaderboards,
+                                      read_leaderboard)
+
+    try:
+        on = [c.strip() for c in args.on.split(",") if c.strip()] if args.on else None
+        table_a = read_leaderboard(Path(args.table_a), labels=args.labels_a and Path(args.labels_a))
+        table_b = read_leaderboard(Path(args.table_b), labels=args.labels_b and Path(args.labels_b))
+        from_predictions = Path(args.table_a).is_dir() or Path(args.table_b).is_dir()
+        on = on or (["model"] if from_predictions else None)
+        if on is None:
+            raise LeaderboardError("give the key columns to join on, e.g. --on model,img_size")
+        score = args.score or ("accuracy" if from_predictions else None)
+        if score is None:
+            raise LeaderboardError(f"give the score column, e.g. --score top1; table A has {list(table_a.columns)}")
+        joined = join_leaderboards(table_a, table_b, on=on, score_a=score, score_b=args.score_b)
+    except LeaderboardError as error:
+        raise SystemExit(f"compare-rankings: {error}") from None
+    result = compare_rankings(joined, n_bootstrap=args.bootstrap, top_k=args.top, seed=args.seed)
+    if args.format == "json":
+        print(json.dumps(result.to_json(movers=args.movers), indent=2, default=float))
+    else:
+        print(format_text(result, on=on, names=(args.table_a, args.table_b), movers=args.movers))
+
+
 # ----------------------------------------------------------------------------- DVC
 def cmd_dvc_sync(args: argparse.Namespace) -> None:
     from zooprobe.dvcsync import sync
@@ -341,6 +367,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", type=_json, default={})
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare-rankings", help="compare two leaderboards: rank correlations with bootstrap CIs",
+                       description="Join two leaderboards (CSV tables, or folders of per-model predictions with "
+                                   "their labels file) and compare the model rankings.")
+    p.add_argument("table_a", help="CSV leaderboard, or a folder of prediction files (.json labels, .npz logits)")
+    p.add_argument("table_b")
+    p.add_argument("--on", help="key columns to join on, comma-separated (default for prediction folders: model)")
+    p.add_argument("--score", help="score column of A (and of B unless --score-b); prediction folders: accuracy")
+    p.add_argument("--score-b", help="score column of B, when it differs")
+    p.add_argument("--labels-a", help="true labels for a prediction folder A (.npy, .json, or .npz with 'labels')")
+    p.add_argument("--labels-b", help="true labels for a prediction folder B")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of models (default 1000)")
+    p.add_argument("--top", type=int, default=10, help="K for Kendall tau among A's top K (default 10)")
+    p.add_argument("--movers", type=int, default=5, help="how many of the biggest rank moves to list")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_compare_rankings)
 
     for name, func, help_text in (
         ("dvc-sync", cmd_dvc_sync, "write dvc.yaml from the Snakemake DAG (--check: only compare)"),

@@ -52,6 +52,15 @@ def spearman_rho_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, (rank_a * rank_b).sum(axis=1) / denominator, np.nan)
 
 
+def pearson_r_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r of each row of ``a`` with the same row of ``b`` (NaN for a constant row)."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((a ** 2).sum(axis=1) * (b ** 2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (a * b).sum(axis=1) / denominator, np.nan)
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A point estimate with a percentile bootstrap interval."""

@@ -1,0 +1,132 @@
+"""zooprobe compare-rankings: joined leaderboards, rank agreement with bootstrap CIs, prediction tables."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from zooprobe.leaderboard import (LeaderboardError, compare_rankings, join_leaderboards, prediction_table,
+                                  read_leaderboard)
+
+TIMM_SHIFTS = ["imagenetv2-matched-frequency", "imagenet-real", "imagenet-a", "imagenet-r", "sketch"]
+
+
+def compare_cli(*args: str) -> dict:
+    result = subprocess.run([sys.executable, "-m", "zooprobe", "compare-rankings", *args, "--format", "json"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def board(models: list[str], scores: list[float], **extra) -> pd.DataFrame:
+    return pd.DataFrame({"model": models, "score": scores, **extra})
+
+
+def test_join_keeps_only_shared_keys_and_reports_bad_columns():
+    a = board(["m1", "m2", "m3", "m4"], [0.9, 0.8, 0.7, 0.6])
+    b = board(["m4", "m3", "m2", "m9"], [0.5, 0.6, 0.7, 0.1])
+    joined = join_leaderboards(a, b, on=["model"], score_a="score")
+    assert list(joined.model) == ["m2", "m3", "m4"] and list(joined.score_b) == [0.7, 0.6, 0.5]
+    with pytest.raises(LeaderboardError, match=r"no column \['top1'\]; its columns are \['model', 'score'\]"):
+        join_leaderboards(a, b, on=["model"], score_a="top1")
+    duplicated = pd.concat([a, a.head(1)])
+    with pytest.raises(LeaderboardError, match="several rows per key"):
+        join_leaderboards(duplicated, b, on=["model"], score_a="score")
+
+
+def test_statistics_match_scipy_and_top_k_looks_at_the_best_of_a():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=40)
+    b = a + rng.normal(scale=0.7, size=40)
+    joined = join_leaderboards(board([f"m{i}" for i in range(40)], list(a)), board([f"m{i}" for i in range(40)], list(b)),
+                               on=["model"], score_a="score")
+    result = compare_rankings(joined, n_bootstrap=300, top_k=8, seed=1)
+    assert result.kendall_tau == pytest.approx(sps.kendalltau(a, b).statistic)
+    assert result.spearman_rho == pytest.approx(sps.spearmanr(a, b).statistic)
+    assert result.pearson_r == pytest.approx(sps.pearsonr(a, b).statistic)
+    top = np.argsort(-a)[:8]
+    assert result.top_k_kendall_tau == pytest.approx(sps.kendalltau(a[top], b[top]).statistic)
+    for name in ("kendall_tau", "spearman_rho", "pearson_r", "top_k_kendall_tau"):
+        low, high = getattr(result, f"{name}_ci")
+        assert low <= getattr(result, name) <= high and high - low > 0.01
+    biggest = result.movers(1).iloc[0]
+    assert abs(biggest.rank_shift) == result.table.rank_shift.abs().max()
+
+
+def test_the_same_seed_gives_identical_bootstrap_numbers_and_another_seed_does_not():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=25)
+    joined = join_leaderboards(board([str(i) for i in range(25)], list(a)),
+                               board([str(i) for i in range(25)], list(a + rng.normal(size=25))),
+                               on=["model"], score_a="score")
+    first, again = (compare_rankings(joined, n_bootstrap=200, seed=7).to_json() for _ in range(2))
+    assert first == again
+    other = compare_rankings(joined, n_bootstrap=200, seed=8).to_json()
+    assert other["kendall_tau"] == first["kendall_tau"] and other["kendall_tau_ci"] != first["kendall_tau_ci"]
+
+
+def test_prediction_folder_gives_accuracy_per_model(tmp_path):
+    labels = np.array([0, 1, 2, 1, 0, 2])
+    np.save(tmp_path / "labels.npy", labels)
+    folder = tmp_path / "preds"
+    folder.mkdir()
+    (folder / "alpha_predictions.json").write_text(json.dumps([0, 1, 2, 1, 0, 0]))
+    logits = np.eye(3)[[0, 1, 1, 1, 2, 2]] * 5.0
+    np.savez(folder / "beta_predictions.npz", logits=logits)
+    table = prediction_table(folder, tmp_path / "labels.npy")
+    assert table.set_index("model").accuracy.to_dict() == pytest.approx({"alpha": 5 / 6, "beta": 4 / 6})
+    with pytest.raises(LeaderboardError, match="give its true labels file"):
+        read_leaderboard(folder)
+    np.save(tmp_path / "short.npy", labels[:4])
+    with pytest.raises(LeaderboardError, match="has 6 predictions but .* has 4 labels"):
+        prediction_table(folder, tmp_path / "short.npy")
+
+
+def test_cli_names_the_missing_key_column(tmp_path):
+    board(["a", "b", "c"], [1, 2, 3]).to_csv(tmp_path / "a.csv", index=False)
+    result = subprocess.run([sys.executable, "-m", "zooprobe", "compare-rankings", str(tmp_path / "a.csv"),
+                             str(tmp_path / "a.csv"), "--on", "model,img_size", "--score", "score"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "no column ['img_size']; its columns are ['model', 'score']" in result.stderr
+
+
+@pytest.mark.parametrize("shift", TIMM_SHIFTS)
+def test_timm_results_imagenet_against_each_shift_match_scipy(assets_dir, shift):
+    results = assets_dir / "timm-results"
+    out = compare_cli(str(results / "results-imagenet.csv"), str(results / f"results-{shift}.csv"),
+                      "--on", "model,img_size", "--score", "top1", "--bootstrap", "200")
+    a = pd.read_csv(results / "results-imagenet.csv")
+    b = pd.read_csv(results / f"results-{shift}.csv")
+    rows = a.merge(b, on=["model", "img_size"], suffixes=("_a", "_b"))
+    assert out["n"] == len(rows) > 1000
+    assert out["kendall_tau"] == pytest.approx(sps.kendalltau(rows.top1_a, rows.top1_b).statistic)
+    assert out["spearman_rho"] == pytest.approx(sps.spearmanr(rows.top1_a, rows.top1_b).statistic)
+    assert out["pearson_r"] == pytest.approx(sps.pearsonr(rows.top1_a, rows.top1_b).statistic)
+    top = rows.nlargest(10, "top1_a", keep="first")
+    assert out["top_k_kendall_tau"] == pytest.approx(sps.kendalltau(top.top1_a, top.top1_b).statistic)
+    for key in ("kendall_tau", "spearman_rho", "pearson_r", "top_k_kendall_tau"):
+        low, high = out[f"{key}_ci"]
+        assert low <= out[key] <= high
+
+
+def test_cifar10_1_original_against_v6_from_prediction_tables(assets_dir):
+    predictions = assets_dir / "cifar10.1" / "model_predictions"
+    original_labels = assets_dir / "cifar10-predictions" / "test" / "wrn_28_10_test.npz"
+    v6_labels = assets_dir / "cifar10.1" / "datasets" / "cifar10.1_v6_labels.npy"
+    out = compare_cli(str(predictions / "original_predictions"), str(predictions / "v6_predictions"),
+                      "--labels-a", str(original_labels), "--labels-b", str(v6_labels))
+    assert out["n"] == 30
+    models = {row["model"]: row for row in out["models"]}
+    truth = np.load(v6_labels)
+    darc = np.asarray(json.loads((predictions / "v6_predictions" / "darc_predictions.json").read_text()))
+    assert models["darc"]["score_b"] == pytest.approx((darc == truth).mean())
+    # Recht et al. 2019: every model loses accuracy on v6, and the ranking largely holds.
+    assert all(row["score_b"] < row["score_a"] for row in out["models"])
+    assert 0.7 < out["kendall_tau"] < 1 and out["kendall_tau_ci"][0] < out["kendall_tau"] < out["kendall_tau_ci"][1]

@@ -9,6 +9,8 @@ rule analyse:
         "logs/analyse.log",
     params:
         settings=from_config("analyse"),
+        # The ImageNot sweep, to group its models by architecture, dataset and seed.
+        sweep=from_config("sweep") if "sweep" in config else as_json(None),
     threads: 1
     resources:
         mem_mb=2000,
@@ -17,4 +19,4 @@ rule analyse:
         "../envs/zooprobe.yaml"
     shell:
         "python -m zooprobe analyse --probes {input} --settings '{params.settings}'"
-        " --scores {output.scores} --summary {output.summary} > {log} 2>&1"
+        " --sweep '{params.sweep}' --scores {output.scores} --summary {output.summary} > {log} 2>&1"

@@ -11,7 +11,7 @@ sys.path.insert(0, ZOOPROBE_SRC)
 # Braces are doubled twice: once for this f-string, once for Snakemake's formatting of the command.
 shell.prefix(f"export PYTHONPATH='{ZOOPROBE_SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
-from zooprobe.config import ConfigError, check_config, expand_path  # noqa: E402
+from zooprobe.config import ConfigError, check_config, expand_path, model_config_keys, model_entries  # noqa: E402
 from zooprobe.models import ModelSpec  # noqa: E402
 
 try:
@@ -20,7 +20,7 @@ except ConfigError as error:
     raise WorkflowError(f"invalid params: {error}") from None
 
 DATASETS = list(config["datasets"])
-MODELS = list(config["models"])
+MODELS = list(MODEL_SPECS)  # the models section, then the sweep's models
 TASKS = config["probe"]["tasks"]
 # Every probe setting but the task list reaches each probe job.
 PROBE_SETTINGS = [f"probe.{key}" for key in config["probe"] if key != "tasks"]
@@ -38,23 +38,39 @@ def as_json(value):
 
 
 def from_config(*keys, derive=None):
-    """A rule param read from the named config keys, e.g. ``from_config("models.{model}")``.
+    """A rule param read from the named config keys, e.g. ``from_config("extract")``.
 
-    Keys are dotted paths into params.yaml and may hold wildcards. With no ``derive``, the param
-    is the one key's value as JSON; ``derive(wildcards)`` computes it from the keys instead.
+    Keys are dotted paths into params.yaml and may hold wildcards, or be functions of the
+    wildcards that return a list of keys (see ``model_keys``). With no ``derive``, the param is
+    the one key's value as JSON; ``derive(wildcards)`` computes it from the keys instead.
     `zooprobe dvc-sync` lists exactly these keys as the stage's DVC params, and a test checks that
     a job's params change with nothing else, so Snakemake and DVC agree on what a job reads.
     """
-    if derive is None and len(keys) != 1:
-        raise ValueError("from_config: give one key, or a derive function for several")
+    if derive is None and (len(keys) != 1 or callable(keys[0])):
+        raise ValueError("from_config: give one key, or a derive function")
 
     def param(wildcards):
         if derive is not None:
             return derive(wildcards)
         return as_json(config_value(keys[0].format(**wildcards)))
 
-    param.config_keys = keys
+    def config_keys_for(wildcards):
+        found = []
+        for key in keys:
+            found += key(wildcards) if callable(key) else [key.format(**wildcards)]
+        return found
+
+    param.config_keys_for = config_keys_for
     return param
+
+
+def model_keys(wildcards):
+    """The params keys of a model's entry: models.<name>, or its architecture in the sweep."""
+    return model_config_keys(config, wildcards.model)
+
+
+def model_spec_json(wildcards):
+    return as_json(model_entries(config)[wildcards.model])
 
 
 def config_value(dotted_key):
@@ -102,7 +118,7 @@ def all_targets():
 
 def model_spec(name):
     """The model's spec, built from the config as it is now (params derived from it stay in step)."""
-    return ModelSpec.from_config(name, config["models"][name])
+    return ModelSpec.from_config(name, model_entries(config)[name])
 
 
 def score_head_flag(model, task):

@@ -8,7 +8,7 @@ rule extract:
     log:
         "logs/extract/{model}/{dataset}.log",
     params:
-        spec=from_config("models.{model}"),
+        spec=from_config(model_keys, derive=model_spec_json),
         settings=from_config("extract"),
         weights=lambda wc, input: f"--weights {input.weights}" if input.weights else "",
     threads: 1

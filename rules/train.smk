@@ -7,7 +7,7 @@ rule train:
     log:
         "logs/train/{model}.log",
     params:
-        spec=from_config("models.{model}"),
+        spec=from_config(model_keys, derive=model_spec_json),
         recipe=from_config("train"),
     threads: 1
     resources:

@@ -57,3 +57,91 @@ def test_own_head_and_published_accuracy_are_scored_and_reported():
     assert "Published order holds on id" in section
     runs[1].provenance["checkpoint_info"] = {"best_prec1": 95.0}
     assert "Published order does not hold on id" in head_section(score_table(runs, n_boot=50, seed=0))
+
+
+SWEEP = {"architectures": {"small": {"arch": "resnet10t"}, "mid": {"arch": "resnet14t"}, "big": {"arch": "resnet18"}},
+         "datasets": ["a", "b"], "seeds": [0, 1], "baseline": "small"}
+SKILL = {"small": 0.6, "mid": 0.7, "big": 0.85}
+
+
+def _sweep_runs(rng, n=600, skill_b_shift=0.0):
+    from zooprobe.config import sweep_members
+
+    runs = []
+    for member in sweep_members({"sweep": SWEEP}).values():
+        skill = SKILL[member.arch] + (skill_b_shift if member.dataset == "b" else 0.0)
+        labels = {member.dataset: rng.integers(0, 4, n)}
+        y = labels[member.dataset]
+        guess = np.where(rng.random(n) < skill, y, (y + 1) % 4)
+        predictions = {member.dataset: {"pre_logits": guess}}
+        provenance = {"layers": ["pre_logits"], "val_accuracy": {"pre_logits": skill}, "id_eval": member.dataset}
+        runs.append(ProbeRun(member.name, member.dataset, predictions, labels, provenance,
+                             head={member.dataset: guess}))
+    return runs
+
+
+def test_imagenot_ranks_architectures_across_datasets_with_improvement_fit():
+    from zooprobe.analyse import imagenot_table
+
+    runs = _sweep_runs(np.random.default_rng(0))
+    table = imagenot_table(runs, SWEEP, n_boot=200, seed=0)
+    accuracy = table[table.metric == "imagenot_accuracy"].set_index(["benchmark", "model"])
+    own = [r for r in runs if r.model in ("big-a-s0", "big-a-s1")]
+    expected = np.mean([(r.head["a"] == r.labels["a"]).mean() for r in own])
+    assert accuracy.loc[("a", "big"), "value"] == pytest.approx(expected)
+    assert accuracy.loc[("a", "big"), "n"] == 2
+    improvement = table[table.metric == "relative_improvement"].set_index(["benchmark", "model"]).value
+    assert improvement[("a", "small")] == 0.0
+    assert improvement[("b", "big")] == pytest.approx(
+        100 * (accuracy.loc[("b", "big"), "value"] / accuracy.loc[("b", "small"), "value"] - 1))
+    pair = table[table.benchmark == "a~b"].set_index("metric")
+    assert pair.loc["imagenot_kendall_tau", "value"] == pytest.approx(1.0)
+    assert pair.loc["imagenot_kendall_tau", "ci_low"] <= 1.0
+    assert pair.loc["imagenot_kendall_tau_pvalue", "value"] == pytest.approx(2 / 6)  # 3 architectures: 3! orders
+    assert pair.loc["improvement_slope", "n"] == 2  # the baseline is not a point of the fit
+    assert np.isnan(pair.loc["improvement_r2", "value"])  # two points: no R^2
+    sd = table[table.metric == "seed_sd"].set_index(["benchmark", "model"]).value
+    accs = [(r.head["a"] == r.labels["a"]).mean() for r in own]
+    assert sd[("a", "big")] == pytest.approx(np.std(accs, ddof=1))
+
+
+def test_the_same_seed_gives_identical_bootstraps_in_the_pipeline():
+    from zooprobe.analyse import imagenot_table
+
+    runs = _sweep_runs(np.random.default_rng(2))
+    first = imagenot_table(runs, SWEEP, n_boot=100, seed=5)
+    again = imagenot_table(runs, SWEEP, n_boot=100, seed=5)
+    assert first.equals(again)
+    other = imagenot_table(runs, SWEEP, n_boot=100, seed=6)
+    assert not first.equals(other) and (first.value.fillna(-9) == other.value.fillna(-9)).all()
+    plain = [_run(m, {"b0": s, "pre_logits": s}, np.random.default_rng(3)) for m, s in (("x", 0.6), ("y", 0.8))]
+    assert score_table(plain, n_boot=100, seed=1).equals(score_table(plain, n_boot=100, seed=1))
+
+
+def test_imagenot_needs_an_own_head_score_for_every_sweep_model():
+    from zooprobe.analyse import imagenot_table
+
+    runs = _sweep_runs(np.random.default_rng(0))[1:]
+    with pytest.raises(ValueError, match="no own-head scores for sweep models"):
+        imagenot_table(runs, SWEEP, n_boot=10, seed=0)
+
+
+def test_variable_table_pairs_models_that_differ_in_one_variable():
+    import pandas as pd
+
+    from zooprobe.analyse import SCORE_COLUMNS, variable_table
+    from zooprobe.config import sweep_members
+
+    sweep = dict(SWEEP, datasets=["a"], seeds=[0, 1, 2], variants={"augment": [False, True]})
+    rows = []
+    for member in sweep_members({"sweep": sweep}).values():
+        augmented = dict(member.settings)["augment"]
+        base = {"small": 60.0, "mid": 70.0, "big": 80.0}[member.arch] + member.seed
+        rows.append(dict(benchmark="a_ood", model=member.name, layer="pre_logits", metric="ood_retained_pct",
+                         value=base + (5.0 if augmented else 0.0), ci_low=np.nan, ci_high=np.nan, n=10))
+    table = variable_table(pd.DataFrame(rows, columns=SCORE_COLUMNS), sweep)
+    result = table[table.layer == "ood_retained_pct"].set_index("metric")
+    assert result.loc["cliffs_delta", "model"] == "augment=true vs augment=false"
+    assert result.loc["median_difference", "value"] == 5.0 and result.loc["median_difference", "n"] == 9
+    assert result.loc["cliffs_delta", "value"] > 0
+    assert result.loc["wilcoxon_p", "value"] < 0.01

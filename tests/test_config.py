@@ -55,3 +55,44 @@ def test_cross_references_fail_with_valid_choices(params, mutate, expected):
     with pytest.raises(ConfigError) as error:
         check_config(params)
     assert expected in str(error.value)
+
+
+def _with_sweep(params, **changes):
+    params["sweep"] = dict({"architectures": {"r10": {"arch": "resnet10t", "input_size": 32},
+                                              "r18": {"arch": "resnet18", "input_size": 32}},
+                            "datasets": ["shapes", "digits"], "seeds": [0, 1], "baseline": "r10"}, **changes)
+    return params
+
+
+def test_sweep_adds_architecture_x_dataset_x_seed_models(params):
+    from zooprobe.config import model_config_keys, model_entries, sweep_baseline
+
+    _with_sweep(params)
+    validate(copy.deepcopy(params), SCHEMA)
+    specs = check_config(params)
+    swept = [name for name in specs if name not in params["models"]]
+    assert swept == ["r10-shapes-s0", "r10-shapes-s1", "r10-digits-s0", "r10-digits-s1",
+                     "r18-shapes-s0", "r18-shapes-s1", "r18-digits-s0", "r18-digits-s1"]
+    spec = specs["r18-digits-s1"]
+    assert (spec.source, spec.arch, spec.train_on, spec.seed, spec.input_size) == ("trained", "resnet18", "digits", 1, 32)
+    assert model_config_keys(params, "r18-digits-s1") == ["sweep.architectures.r18"]
+    assert model_config_keys(params, "resnet18") == ["models.resnet18"]
+    assert sweep_baseline(params) == "r10"
+    params["sweep"]["variants"] = {"augment": [False, True], "input_size": [32, 48]}
+    entries = model_entries(params)
+    assert entries["r18-augment_on-input_size48-digits-s1"] == dict(
+        arch="resnet18", input_size=48, augment=True, source="trained", train_on="digits", seed=1)
+    assert len([n for n in entries if n not in params["models"]]) == 2 * 4 * 2 * 2
+    assert sweep_baseline(params) == "r10-augment_off-input_size32"
+
+
+@pytest.mark.parametrize("changes,expected", [
+    ({"baseline": "r50"}, "sweep.baseline: unknown architecture 'r50'; valid architectures: r10, r18"),
+    ({"datasets": ["shapes", "shapez"]}, "sweep.datasets: unknown dataset 'shapez'"),
+    ({"datasets": ["shapes", "digits_blur"]}, "'digits_blur' has no probe task with id 'digits_blur'"),
+])
+def test_sweep_cross_references_fail_with_valid_choices(params, changes, expected):
+    _with_sweep(params, **changes)
+    with pytest.raises(ConfigError) as error:
+        check_config(params)
+    assert expected in str(error.value)

@@ -66,6 +66,8 @@ def _perturbed(value: Any) -> Any:
         return value + "_changed"
     if isinstance(value, list):
         return [*value, *(value[-1:] or ["changed"])]
+    if isinstance(value, dict):  # an empty section: add an entry
+        return {"perturbed_entry": {}}
     return "changed"
 
 
@@ -79,7 +81,8 @@ def _evaluate_params(job: Any) -> tuple[Any, ...]:
     return tuple(values)
 
 
-@pytest.mark.parametrize("configfile", [None, "tests/configs/tiny.yaml"], ids=["params.yaml", "tiny"])
+@pytest.mark.parametrize("configfile", [None, "tests/configs/tiny.yaml", "configs/imagenot-mini.yaml"],
+                         ids=["params.yaml", "tiny", "imagenot-mini"])
 def test_stage_params_are_exactly_the_keys_its_job_reads(configfile):
     """Change each config value in turn: a job's params change iff the value is under a key its stage lists."""
     with dvcsync._snakemake_api() as api:

@@ -69,3 +69,33 @@ def test_rank_agreement_is_seeded():
 def test_ood_retained():
     assert stats.ood_retained_pct(0.3, 0.6) == pytest.approx(50.0)
     assert np.isnan(stats.ood_retained_pct(0.3, 0.0))
+
+
+def test_permutation_pvalue_enumerates_small_zoos_exactly():
+    from zooprobe.stats import permutation_pvalue
+
+    a = np.array([0.9, 0.8, 0.7, 0.6])
+    # Of the 24 orderings, only the identity and its reverse reach |tau| = 1.
+    assert permutation_pvalue(a, a) == pytest.approx(2 / 24)
+    assert permutation_pvalue(a, -a) == pytest.approx(2 / 24)
+    assert permutation_pvalue(a, np.array([0.6, 0.9, 0.7, 0.8])) > 0.5
+    assert np.isnan(permutation_pvalue(a, np.ones(4)))
+    rng = np.random.default_rng(0)
+    big = rng.normal(size=30)
+    p = permutation_pvalue(big, big + rng.normal(scale=0.1, size=30), n_perm=2000, seed=1)
+    assert p == pytest.approx(1 / 2001)  # sampled: the observed pairing counts once, so p > 0
+
+
+def test_cliffs_delta_wilcoxon_and_linear_fit_match_definitions():
+    from scipy import stats as sps
+
+    from zooprobe.stats import cliffs_delta, linear_fit, paired_wilcoxon
+
+    assert cliffs_delta(np.array([3, 4]), np.array([1, 2])) == 1.0
+    assert cliffs_delta(np.array([1, 3]), np.array([2, 2])) == 0.0
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    y = np.array([1.5, 2.1, 3.9, 4.2, 5.8, 6.9])
+    assert paired_wilcoxon(y, x) == pytest.approx(sps.wilcoxon(y, x).pvalue)
+    assert np.isnan(paired_wilcoxon(x, x))
+    slope, intercept, r2 = linear_fit(x, 2 * x + 1)
+    assert (slope, intercept, r2) == pytest.approx((2.0, 1.0, 1.0))

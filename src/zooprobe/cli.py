@@ -7,6 +7,7 @@ outputs atomically. Params arrive as JSON strings, exactly the keys the stage re
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -89,7 +90,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     spec = ModelSpec.from_config(args.model, args.spec)
     data = h5io.read_image_set(args.data)
-    checkpoint, history = train_model(spec, data, Recipe.from_config(args.recipe), threads=args.threads)
+    recipe = Recipe.from_config(args.recipe)
+    if spec.augment is not None:  # a model (e.g. a sweep variant) may switch augmentation on or off
+        recipe = dataclasses.replace(recipe, augment=spec.augment)
+    checkpoint, history = train_model(spec, data, recipe, threads=args.threads)
     checkpoint["provenance"] = json.dumps(dict(_provenance_base(), model=args.model, spec=args.spec,
                                                dataset=data.attrs.get("name"),
                                                dataset_sha256=data.attrs["content_sha256"]))
@@ -194,6 +198,13 @@ def cmd_analyse(args: argparse.Namespace) -> None:
         predictions, labels, provenance, head = h5io.read_probe_result(path)
         runs.append(ProbeRun(provenance["model"], provenance["task"], predictions, labels, provenance, head))
     scores = score_table(runs, n_boot=args.settings["n_bootstrap"], seed=args.settings["seed"])
+    if args.sweep:
+        import pandas as pd
+
+        from zooprobe.analyse import imagenot_table, variable_table
+
+        imagenot = imagenot_table(runs, args.sweep, n_boot=args.settings["n_bootstrap"], seed=args.settings["seed"])
+        scores = pd.concat([scores, imagenot, variable_table(scores, args.sweep)], ignore_index=True)
     with atomic_output(args.scores) as tmp:
         scores.to_csv(tmp, index=False)
     summary = {
@@ -356,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("analyse", help="rank models and compare rankings across benchmarks")
     p.add_argument("--probes", nargs="+", required=True)
     p.add_argument("--settings", type=_json, required=True)
+    p.add_argument("--sweep", type=_json, default=None, help="the sweep params section, as JSON (null: none)")
     p.add_argument("--scores", required=True)
     p.add_argument("--summary", required=True)
     p.set_defaults(func=cmd_analyse)

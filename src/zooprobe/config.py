@@ -7,6 +7,7 @@ and layer exists, so a typo fails before any job starts, with the valid choices 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from zooprobe.models import ModelConfigError, ModelSpec
@@ -56,10 +57,98 @@ def declared_splits(entry: Mapping[str, Any]) -> set[str]:
     return splits
 
 
+@dataclass(frozen=True)
+class SweepMember:
+    """One model of the ImageNot sweep: an architecture, with one setting of each sweep variable,
+    trained on a dataset with a seed.
+
+    Attributes:
+        name: the zoo name, ``<configuration>-<dataset>-s<seed>``.
+        arch: the key under ``sweep.architectures``.
+        configuration: the architecture with its variable settings, e.g. ``resnet18`` or
+            ``resnet18-augment_on``; the unit that ImageNot ranks.
+        dataset: the dataset it trains on.
+        seed: its seed.
+        settings: (variable, value) for each sweep variable.
+    """
+
+    name: str
+    arch: str
+    configuration: str
+    dataset: str
+    seed: int
+    settings: tuple[tuple[str, Any], ...] = ()
+
+
+def _setting_label(variable: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return f"{variable}_{'on' if value else 'off'}"
+    if isinstance(value, Mapping):
+        return "_".join(f"{k}{v}" for k, v in sorted(value.items())) or "default"
+    return f"{variable}{value}"
+
+
+def sweep_members(config: Mapping[str, Any]) -> dict[str, SweepMember]:
+    """The models the ``sweep`` section asks for, by name (empty without a sweep).
+
+    Every architecture is combined with every setting of every variable under ``variants``,
+    every dataset and every seed.
+    """
+    import itertools
+
+    sweep = config.get("sweep")
+    if not sweep:
+        return {}
+    variables = list((sweep.get("variants") or {}).items())
+    combinations = list(itertools.product(*[[(name, value) for value in values] for name, values in variables]))
+    members = {}
+    for arch in sweep["architectures"]:
+        for settings in combinations:
+            configuration = "-".join([arch, *(_setting_label(name, value) for name, value in settings)])
+            for dataset in sweep["datasets"]:
+                for seed in sweep["seeds"]:
+                    name = f"{configuration}-{dataset}-s{seed}"
+                    members[name] = SweepMember(name, arch, configuration, dataset, seed, tuple(settings))
+    return members
+
+
+def sweep_baseline(config: Mapping[str, Any]) -> str:
+    """The baseline configuration: the baseline architecture with the first setting of each variable."""
+    sweep = config["sweep"]
+    settings = [(name, values[0]) for name, values in (sweep.get("variants") or {}).items()]
+    return "-".join([sweep["baseline"], *(_setting_label(name, value) for name, value in settings)])
+
+
+def sweep_entry(config: Mapping[str, Any], member: SweepMember) -> dict[str, Any]:
+    """A sweep model's entry, as if written under ``models``: its architecture's entry with the
+    member's variable settings; dataset, seed and settings come from the member, not the params."""
+    entry = dict(config["sweep"]["architectures"][member.arch], source="trained", train_on=member.dataset,
+                 seed=member.seed)
+    for variable, value in member.settings:
+        entry[variable] = dict(entry.get("arch_kwargs", {}), **value) if variable == "arch_kwargs" else value
+    return entry
+
+
+def model_entries(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Every zoo entry: the ``models`` section, then the sweep's models."""
+    entries: dict[str, Mapping[str, Any]] = dict(config.get("models") or {})
+    for name, member in sweep_members(config).items():
+        if name in entries:
+            raise ConfigError(f"models.{name}: the sweep also makes a model of this name; rename one of them")
+        entries[name] = sweep_entry(config, member)
+    return entries
+
+
+def model_config_keys(config: Mapping[str, Any], name: str) -> list[str]:
+    """The params keys a model's entry is read from: ``models.<name>``, or its sweep architecture."""
+    member = sweep_members(config).get(name)
+    return [f"sweep.architectures.{member.arch}"] if member else [f"models.{name}"]
+
+
 def model_specs(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
-    """Parse the ``models`` section into specs, failing on unknown sources or architectures."""
+    """Parse the zoo (``models`` and ``sweep``) into specs, failing on unknown sources or architectures."""
     specs = {}
-    for name, entry in config["models"].items():
+    for name, entry in model_entries(config).items():
         try:
             specs[name] = ModelSpec.from_config(name, entry)
         except ModelConfigError as error:
@@ -93,7 +182,19 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
                               f"has {sorted(id_splits)}")
         for ood in entry.get("ood", []):
             _require(ood, datasets, "dataset", f"probe.tasks.{task}.ood")
+    sweep = config.get("sweep")
+    if sweep:
+        for dataset in sweep["datasets"]:
+            _require(dataset, datasets, "dataset", "sweep.datasets")
+        _require(sweep["baseline"], list(sweep["architectures"]), "architecture", "sweep.baseline")
+        task_ids = {entry["id"] for entry in config["probe"]["tasks"].values()}
+        for dataset in sweep["datasets"]:
+            if dataset not in task_ids:
+                raise ConfigError(f"sweep.datasets: {dataset!r} has no probe task with id {dataset!r}, which scores "
+                                  f"the sweep models' own heads there; add one under probe.tasks")
     specs = model_specs(config)
+    if len(specs) < 2:
+        raise ConfigError(f"the zoo has {len(specs)} model(s); ranking needs at least 2 under models or sweep")
     for name, spec in specs.items():
         if spec.source == "trained":
             _require(spec.train_on, datasets, "dataset", f"models.{name}.train_on")

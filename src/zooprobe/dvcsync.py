@@ -3,7 +3,7 @@
 Snakemake runs the jobs; DVC versions what they write. ``dvc.yaml`` is generated from the DAG
 (``zooprobe dvc-sync``): one DVC stage per Snakemake job, whose deps are the job's inputs plus
 the rule file and the zooprobe modules its subcommand imports, whose params are the params.yaml
-keys the rule declares with ``from_config`` (rules/common.smk), and whose outs are the job's
+keys the rule's params declare with ``from_config`` (rules/common.smk), and whose outs are the job's
 outputs. ``zooprobe dvc-sync --check`` fails when the committed file and the DAG disagree.
 
 DVC takes a repository lock, so DVC never runs inside Snakemake jobs: ``zooprobe dvc-commit``
@@ -79,10 +79,10 @@ def _describe_jobs(dag_jobs: Iterable[Any], root: Path) -> list[DagJob]:
         wildcards = {name: str(value) for name, value in job.wildcards_dict.items()}
         keys: list[str] = []
         for raw in job.rule.params:
-            for key in getattr(raw, "config_keys", ()):
-                formatted = key.format(**wildcards)
-                if formatted not in keys:
-                    keys.append(formatted)
+            # Params built with from_config (rules/common.smk) say which config keys they read.
+            for key in raw.config_keys_for(job.wildcards) if hasattr(raw, "config_keys_for") else ():
+                if key not in keys:
+                    keys.append(key)
         jobs.append(DagJob(
             rule=job.rule.name,
             wildcards=wildcards,

@@ -49,6 +49,7 @@ class ModelSpec:
         checkpoint_url: or a URL to download it from (with ``checkpoint_sha256``).
         checkpoint_sha256: expected sha256 of the checkpoint file; checked before loading.
         layers: layer names to extract; empty means all.
+        augment: for the ``trained`` source, overrides the recipe's ``augment`` (a sweep variable).
     """
 
     name: str
@@ -65,6 +66,7 @@ class ModelSpec:
     checkpoint_url: str | None = None
     checkpoint_sha256: str | None = None
     layers: tuple[str, ...] = ()
+    augment: bool | None = None
 
     @property
     def head_label_space(self) -> str | None:

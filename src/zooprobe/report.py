@@ -81,6 +81,9 @@ def layer_curves(scores: pd.DataFrame, layer_order: dict[str, list[str]]) -> plt
             style = "-" if benchmark in layer_order.get("__id__", []) else "--"
             ax.plot(x, part.value, style, marker=".", color=colours[benchmark], label=benchmark)
             ax.fill_between(x, part.ci_low, part.ci_high, color=colours[benchmark], alpha=0.15)
+            best = int(np.nanargmax(part.value.to_numpy()))
+            ax.plot(x[best], part.value.iloc[best], marker="*", markersize=11, color=colours[benchmark],
+                    markeredgecolor="black", linestyle="none")
         ax.set_title(model)
         ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
         ax.grid(alpha=0.3)
@@ -88,7 +91,7 @@ def layer_curves(scores: pd.DataFrame, layer_order: dict[str, list[str]]) -> plt
         ax.axis("off")
     axes[0, 0].set_ylabel("linear-probe accuracy")
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle("Layer-wise accuracy (solid: in-distribution, dashed: OOD)")
+    fig.suptitle("Layer-wise accuracy (solid: in-distribution, dashed: OOD; star: best layer)")
     fig.tight_layout()
     return fig
 
@@ -135,6 +138,117 @@ def head_section(scores: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+STABILITY_METRICS = ["kendall_tau", "kendall_tau_pvalue", "spearman_rho", "spearman_rho_pvalue"]
+
+
+def _cell(row: Any, digits: int = 3) -> str:
+    return f"{row.value:.{digits}f} [{row.ci_low:.{digits}f}, {row.ci_high:.{digits}f}]"
+
+
+def tunnel_section(scores: pd.DataFrame) -> str:
+    """Per model and OOD set: % OOD retained, ID/OOD curve correlation and ID/OOD alignment."""
+    metrics = ["ood_retained_pct", "id_ood_pearson", "id_ood_alignment"]
+    part = scores[scores.metric.isin(metrics)]
+    if part.empty:
+        return ""
+    table = part.pivot_table(index="model", columns=["benchmark", "metric"], values="value")
+    return "\n".join([
+        "<h2>Tunnel effect (Harun et al. 2024)</h2>",
+        "<p>Per model and OOD set: <code>ood_retained_pct</code> = 100 x acc(penultimate) / acc(best layer) on "
+        "the OOD set; <code>id_ood_pearson</code> = Pearson r between the ID and OOD layer-wise accuracy curves; "
+        "<code>id_ood_alignment</code> = (acc_ID - chance) x (acc_OOD - chance) at the penultimate layer.</p>",
+        table.to_html(float_format="%.3f", na_rep=""),
+    ])
+
+
+def improvement_scatter(scores: pd.DataFrame, a: str, b: str) -> plt.Figure:
+    """Each architecture's % improvement over the baseline on dataset A against dataset B, with the fit line."""
+    improvement = scores[scores.metric == "relative_improvement"].pivot(index="model", columns="benchmark",
+                                                                         values="value")
+    pair = scores[(scores.benchmark == f"{a}~{b}")].set_index("metric").value
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    ax.scatter(improvement[a], improvement[b], s=40, zorder=3)
+    for model, row in improvement.iterrows():
+        ax.annotate(model, (row[a], row[b]), xytext=(4, 3), textcoords="offset points", fontsize=8)
+    low, high = np.nanmin(improvement[[a, b]].to_numpy()), np.nanmax(improvement[[a, b]].to_numpy())
+    x = np.linspace(low, high, 20)
+    ax.plot(x, x, ":", color="grey", label="y = x")
+    if np.isfinite(pair.get("improvement_slope", np.nan)):
+        ax.plot(x, pair["improvement_slope"] * x + pair["improvement_intercept"], "-", color="C3",
+                label=f"fit: slope {pair['improvement_slope']:.2f}, R² {pair['improvement_r2']:.2f}")
+    ax.set_xlabel(f"% improvement over baseline on {a}")
+    ax.set_ylabel(f"% improvement over baseline on {b}")
+    ax.set_title(f"ImageNot: improvements on {a} vs {b}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def imagenot_section(scores: pd.DataFrame, sweep: dict[str, Any] | None) -> str:
+    """The ImageNot protocol: per-dataset architecture rankings, their agreement, and the improvement fit."""
+    accuracy = scores[scores.metric == "imagenot_accuracy"]
+    if accuracy.empty or not sweep:
+        return ""
+    datasets = list(sweep["datasets"])
+    sd = scores[scores.metric == "seed_sd"].set_index(["benchmark", "model"]).value
+    improvement = scores[scores.metric == "relative_improvement"].set_index(["benchmark", "model"])
+    cells = {}
+    for row in accuracy.itertuples():
+        gain = improvement.loc[(row.benchmark, row.model)]
+        cells[(row.model, row.benchmark)] = (f"{row.value:.3f} ± {sd[(row.benchmark, row.model)]:.3f} "
+                                             f"({gain.value:+.1f}% [{gain.ci_low:+.1f}, {gain.ci_high:+.1f}])")
+    table = pd.Series(cells).unstack()[datasets]
+    parts = [
+        "<h2>ImageNot protocol (Salaudeen &amp; Hardt 2024)</h2>",
+        f"<p>Every architecture trained from scratch with the same recipe on each of {', '.join(datasets)}, "
+        f"seeds {sweep['seeds']}. Cells: own-head test accuracy, mean ± sd over seeds (% improvement over "
+        f"<b>{html.escape(sweep['baseline'])}</b> [95% CI over test examples]).</p>",
+        table.to_html(escape=True),
+    ]
+    pairs = scores[scores.metric == "imagenot_kendall_tau"]
+    for pair in pairs.itertuples():
+        a, b = pair.benchmark.split("~")
+        values = scores[scores.benchmark == pair.benchmark].set_index("metric")
+        rho = values.loc["imagenot_spearman_rho"]
+        slope, r2 = values.loc["improvement_slope"], values.loc["improvement_r2"]
+        parts.append(
+            f"<p><b>{html.escape(a)} vs {html.escape(b)}:</b> Kendall tau {_cell(pair)} "
+            f"(permutation p = {values.loc['imagenot_kendall_tau_pvalue'].value:.3g}), Spearman rho {_cell(rho)} "
+            f"(p = {values.loc['imagenot_spearman_rho_pvalue'].value:.3g}); improvements on {html.escape(b)} against "
+            f"{html.escape(a)}: slope {_cell(slope, 2)}, R² {_cell(r2, 2)}.</p>")
+        parts.append(f"<img alt='improvement scatter' src='{_png(improvement_scatter(scores, a, b))}'>")
+    parts.append("<h3>Seed variation against rank differences</h3><ul>")
+    for dataset in datasets:
+        ranked = accuracy[accuracy.benchmark == dataset].sort_values("value", ascending=False)
+        gaps = []
+        for upper, lower in zip(ranked.itertuples(), list(ranked.itertuples())[1:]):
+            spread = max(sd[(dataset, upper.model)], sd[(dataset, lower.model)])
+            gaps.append((upper.model, lower.model, upper.value - lower.value, spread))
+        exceeding = [g for g in gaps if np.isfinite(g[3]) and g[2] > g[3]]
+        detail = "; ".join(f"{html.escape(u)} &gt; {html.escape(l)} by {gap:.3f} (seed sd up to {spread:.3f})"
+                           for u, l, gap, spread in gaps)
+        parts.append(f"<li><b>{html.escape(dataset)}</b>: {len(exceeding)} of {len(gaps)} adjacent rank differences "
+                     f"exceed the larger seed sd of the two architectures. {detail}.</li>")
+    parts.append("</ul>")
+    return "\n".join(parts)
+
+
+def variable_section(scores: pd.DataFrame) -> str:
+    """Paired Wilcoxon tests and Cliff's delta of the tunnel metrics across each sweep variable's settings."""
+    part = scores[scores.benchmark.str.startswith("variable:")]
+    if part.empty:
+        return ""
+    table = part.pivot_table(index=["benchmark", "model", "layer"], columns="metric", values="value")
+    table["pairs"] = part.groupby(["benchmark", "model", "layer"]).n.first()
+    return "\n".join([
+        "<h2>Training variables and the tunnel effect</h2>",
+        "<p>Models paired on everything but one variable (architecture, other settings, dataset, seed, OOD set). "
+        "<code>cliffs_delta</code> &gt; 0 and <code>median_difference</code> &gt; 0 mean the metric is higher with "
+        "the first-named setting; <code>wilcoxon_p</code> is the two-sided paired signed-rank p-value.</p>",
+        table.to_html(float_format="%.3g", na_rep=""),
+    ])
+
+
 def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], config: dict[str, Any],
                   provenance: list[dict[str, Any]], title: str = "zooprobe report") -> str:
     """Render the whole report as one HTML string.
@@ -149,8 +263,9 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
     Returns:
         A self-contained HTML document.
     """
-    agreement = scores[scores.model == ALL_MODELS].pivot(index="benchmark", columns="metric", values="value")
-    retained = scores[scores.metric == "ood_retained_pct"].pivot(index="model", columns="benchmark", values="value")
+    stability = scores[(scores.model == ALL_MODELS) & scores.metric.isin(STABILITY_METRICS)]
+    agreement = stability.pivot(index="benchmark", columns="metric", values="value")[
+        [m for m in STABILITY_METRICS if m in set(stability.metric)]]
     figures = {
         "Ranking agreement between benchmarks": _png(agreement_heatmap(scores)),
         "Ranks across benchmarks": _png(bump_chart(scores)),
@@ -168,15 +283,18 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
         "in-distribution validation split; intervals are 95% bootstrap CIs over test examples.</p>",
         "<h2>Scores at the selected layer [95% CI] (#rank)</h2>", summary_table(scores).to_html(escape=True),
         "<h2>Ranking agreement between benchmarks</h2>",
-        "<p>Kendall tau-b and Spearman rho of the model scores for every pair of benchmarks; the heatmap "
-        "below shows each tau with its 95% CI.</p>", agreement.to_html(float_format="%.3f"),
+        "<p>Kendall tau-b and Spearman rho of the model scores for every pair of benchmarks, with two-sided "
+        "permutation p-values (all orderings of the models when there are at most 8, else 10,000 random ones); "
+        "the heatmap below shows each tau with its 95% CI from the two-level bootstrap (resample the test "
+        "examples, recompute every model's score, recompute tau).</p>", agreement.to_html(float_format="%.3g"),
     ]
     for caption, uri in figures.items():
         parts += [f"<h2>{html.escape(caption)}</h2>", f"<img alt='{html.escape(caption)}' src='{uri}'>"]
     parts.append(head_section(scores))
+    parts.append(imagenot_section(scores, config.get("sweep")))
+    parts.append(tunnel_section(scores))
+    parts.append(variable_section(scores))
     parts += [
-        "<h2>% OOD performance retained (penultimate vs best layer; Harun et al. 2024)</h2>",
-        retained.to_html(float_format="%.1f"),
         "<h2>What was run</h2><h3>Provenance</h3>", prov.to_html(index=False, escape=True),
         "<h3>Params</h3>", f"<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>",
         "</body></html>",

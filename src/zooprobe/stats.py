@@ -157,3 +157,71 @@ def bootstrap_rank_agreement(correct_a: np.ndarray, correct_b: np.ndarray, *, n_
 def ood_retained_pct(acc_penultimate: float, acc_best: float) -> float:
     """% OOD performance retained (Harun et al. 2024): 100 * acc(penultimate) / acc(best layer)."""
     return float("nan") if acc_best <= 0 else 100.0 * acc_penultimate / acc_best
+
+
+PERMUTATIONS = 10_000
+
+
+def permutation_pvalue(a: np.ndarray, b: np.ndarray, *, statistic: str = "kendall_tau", n_perm: int = PERMUTATIONS,
+                       seed: int = 0) -> float:
+    """Two-sided permutation p-value of a rank correlation: how often shuffled pairings match or beat it.
+
+    Every permutation of the models is enumerated when there are at most ``n_perm`` of them (8
+    models or fewer); otherwise ``n_perm`` random ones are drawn, and the observed pairing counts
+    as one of them, so p is never 0.
+
+    Args:
+        a: scores of the models on benchmark A.
+        b: the same models' scores on benchmark B.
+        statistic: ``"kendall_tau"`` or ``"spearman_rho"``.
+        n_perm: permutations to draw when enumerating all is too many.
+        seed: seed of the draws.
+
+    Returns:
+        p in (0, 1]; NaN when either score vector is constant.
+    """
+    import itertools
+    import math
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    rows = {"kendall_tau": kendall_tau_rows, "spearman_rho": spearman_rho_rows}[statistic]
+    observed = rows(a[None], b[None])[0]
+    if not np.isfinite(observed):
+        return float("nan")
+    m = len(a)
+    if math.factorial(m) <= n_perm:
+        orders = np.array(list(itertools.permutations(range(m))))
+        exact = True
+    else:
+        rng = np.random.default_rng(seed)
+        orders = np.array([rng.permutation(m) for _ in range(n_perm)])
+        exact = False
+    null = rows(np.broadcast_to(a, (len(orders), m)), b[orders])
+    extreme = int(np.sum(np.abs(null) >= abs(observed) - 1e-12))
+    return extreme / len(orders) if exact else (extreme + 1) / (len(orders) + 1)
+
+
+def cliffs_delta(x: np.ndarray, y: np.ndarray) -> float:
+    """Cliff's delta: P(x > y) - P(x < y) over all pairs, in [-1, 1]."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size == 0 or y.size == 0:
+        return float("nan")
+    diff = np.sign(x[:, None] - y[None, :])
+    return float(diff.mean())
+
+
+def paired_wilcoxon(x: np.ndarray, y: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired samples (NaN when all differences are 0)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size == 0 or np.allclose(x, y):
+        return float("nan")
+    return float(stats.wilcoxon(x, y).pvalue)
+
+
+def linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares line y = slope * x + intercept, and R^2; NaN for fewer than 3 points or constant x."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.size < 3 or np.ptp(x) == 0:
+        return float("nan"), float("nan"), float("nan")
+    fit = stats.linregress(x, y)
+    return float(fit.slope), float(fit.intercept), float(fit.rvalue ** 2)

@@ -72,8 +72,9 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
         ``torch.load(weights_only=True)``, and the per-epoch history.
     """
     torch.set_num_threads(threads)
-    torch.manual_seed(recipe.seed)
-    generator = torch.Generator().manual_seed(recipe.seed)
+    # The model's seed shifts the recipe's, so sweep seeds change both initialisation and data order.
+    torch.manual_seed(recipe.seed + spec.seed)
+    generator = torch.Generator().manual_seed(recipe.seed + spec.seed)
     num_classes = len(data.class_names)
     model = build_timm(spec, num_classes=num_classes)
     preprocess = preprocessing_of(model)

@@ -61,14 +61,14 @@ def test_own_head_and_published_accuracy_are_scored_and_reported():
 
 SWEEP = {"architectures": {"small": {"arch": "resnet10t"}, "mid": {"arch": "resnet14t"}, "big": {"arch": "resnet18"}},
          "datasets": ["a", "b"], "seeds": [0, 1], "baseline": "small"}
-SKILL = {"small": 0.6, "mid": 0.7, "big": 0.85}
+SKILL = {"small": 0.6, "mid": 0.7, "big": 0.85, "huge": 0.9}
 
 
-def _sweep_runs(rng, n=600, skill_b_shift=0.0):
+def _sweep_runs(rng, n=600, skill_b_shift=0.0, sweep=None):
     from zooprobe.config import sweep_members
 
     runs = []
-    for member in sweep_members({"sweep": SWEEP}).values():
+    for member in sweep_members({"sweep": sweep or SWEEP}).values():
         skill = SKILL[member.arch] + (skill_b_shift if member.dataset == "b" else 0.0)
         labels = {member.dataset: rng.integers(0, 4, n)}
         y = labels[member.dataset]
@@ -145,3 +145,15 @@ def test_variable_table_pairs_models_that_differ_in_one_variable():
     assert result.loc["median_difference", "value"] == 5.0 and result.loc["median_difference", "n"] == 9
     assert result.loc["cliffs_delta", "value"] > 0
     assert result.loc["wilcoxon_p", "value"] < 0.01
+
+
+def test_report_shows_imagenot_tau_with_ci_improvement_fit_and_seed_check():
+    from zooprobe.analyse import imagenot_table
+    from zooprobe.report import imagenot_section
+
+    sweep = dict(SWEEP, architectures=dict(SWEEP["architectures"], huge={"arch": "resnet26"}))
+    runs = _sweep_runs(np.random.default_rng(4), sweep=sweep)
+    page = imagenot_section(imagenot_table(runs, sweep, n_boot=50, seed=0), sweep)
+    assert "ImageNot protocol" in page and "<b>a vs b:</b> Kendall tau 1.000 [" in page
+    assert "slope" in page and "R²" in page and page.count("alt='improvement scatter'") == 1
+    assert "adjacent rank differences exceed the larger seed sd" in page

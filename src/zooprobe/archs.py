@@ -38,6 +38,10 @@ def zp_vit_tiny(pretrained: bool = False, pretrained_cfg: Any = None,
     return _with_cfg(model, "zp_vit_tiny", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), pretrained_cfg_overlay)
 
 
+# Options timm.create_model hands every entry point, whatever the architecture takes.
+TIMM_LOADER_OPTIONS = {"cache_dir"}
+
+
 @register_model
 def zp_mixer_tiny(pretrained: bool = False, pretrained_cfg: Any = None,
                   pretrained_cfg_overlay: dict[str, Any] | None = None, **kwargs: Any) -> Any:
@@ -45,7 +49,11 @@ def zp_mixer_tiny(pretrained: bool = False, pretrained_cfg: Any = None,
     if pretrained:
         raise ValueError("zp_mixer_tiny has no pretrained weights; use pretrained: false")
     accepted = inspect.signature(MlpMixer).parameters
-    # timm's factory passes loader options (e.g. cache_dir) that MlpMixer itself does not take.
+    # timm's factory passes loader options (e.g. cache_dir) that MlpMixer itself does not take;
+    # anything else unknown is a typo (a depth sweep needs num_blocks, not depth), so it fails.
+    unknown = sorted(set(kwargs) - set(accepted) - TIMM_LOADER_OPTIONS)
+    if unknown:
+        raise TypeError(f"zp_mixer_tiny: unknown arguments {unknown}; MlpMixer takes {sorted(accepted)}")
     args = dict(img_size=32, patch_size=4, num_blocks=4, embed_dim=128) | {
         key: value for key, value in kwargs.items() if key in accepted}
     model = MlpMixer(**args)

@@ -92,7 +92,8 @@ def layer_curves(scores: pd.DataFrame, layer_order: dict[str, list[str]]) -> plt
     axes[0, 0].set_ylabel("linear-probe accuracy")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("Layer-wise accuracy (solid: in-distribution, dashed: OOD; star: best layer)")
-    fig.tight_layout()
+    # Leave a fixed half inch above the panels for the title, whatever the number of rows.
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
     return fig
 
 

@@ -157,3 +157,22 @@ def test_report_shows_imagenot_tau_with_ci_improvement_fit_and_seed_check():
     assert "ImageNot protocol" in page and "<b>a vs b:</b> Kendall tau 1.000 [" in page
     assert "slope" in page and "R²" in page and page.count("alt='improvement scatter'") == 1
     assert "adjacent rank differences exceed the larger seed sd" in page
+
+
+def test_seed_replicas_get_mean_and_sd_and_the_report_checks_rank_gaps():
+    from zooprobe.report import seed_section
+
+    rng = np.random.default_rng(5)
+    runs = [_run(f"{name}-s{seed}", {"b0": skill, "pre_logits": skill + 0.01 * seed}, rng)
+            for name, skill in (("wide", 0.8), ("thin", 0.6)) for seed in (0, 1, 2)]
+    runs.append(_run("single", {"b0": 0.7, "pre_logits": 0.7}, rng))
+    scores = score_table(runs, n_boot=20, seed=0)
+    seeds = scores[scores.metric.isin(["seed_mean", "seed_sd"])]
+    assert set(seeds.model) == {"wide", "thin"}  # one seed is no spread
+    chosen = scores[(scores.metric == "score") & (scores.benchmark == "id")].set_index("model").value
+    wide = chosen[["wide-s0", "wide-s1", "wide-s2"]]
+    row = seeds[(seeds.benchmark == "id") & (seeds.model == "wide")].set_index("metric")
+    assert row.loc["seed_mean", "value"] == pytest.approx(wide.mean())
+    assert row.loc["seed_sd", "value"] == pytest.approx(wide.std(ddof=1)) and row.loc["seed_sd", "n"] == 3
+    section = seed_section(scores)
+    assert "wide &gt; thin" in section and "1 of 1 adjacent rank differences exceed" in section

@@ -96,3 +96,17 @@ def test_sweep_cross_references_fail_with_valid_choices(params, changes, expecte
     with pytest.raises(ConfigError) as error:
         check_config(params)
     assert expected in str(error.value)
+
+
+def test_a_trained_model_with_seeds_becomes_one_model_per_seed(params):
+    from zooprobe.config import model_config_keys
+
+    params["models"]["resnet18"]["seeds"] = [0, 3]
+    validate(copy.deepcopy(params), SCHEMA)
+    specs = check_config(params)
+    assert "resnet18" not in specs and {"resnet18-s0", "resnet18-s3"} <= set(specs)
+    assert specs["resnet18-s3"].seed == 3 and specs["resnet18-s3"].arch == "resnet18"
+    assert model_config_keys(params, "resnet18-s3") == ["models.resnet18"]
+    params["models"]["resnet18_random"]["seeds"] = [0, 1]
+    with pytest.raises(ConfigError, match="models.resnet18_random.seeds: only the 'trained' source"):
+        check_config(params)

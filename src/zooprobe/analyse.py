@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +118,32 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int) -> pd.DataFrame
                                                statistic=metric, seed=seed)
             rows.append(_row(f"{a}~{b}", ALL_MODELS, "selected", f"{metric}_pvalue",
                              stats.Estimate(p_value, np.nan, np.nan, est.n)))
+    table = pd.DataFrame(rows, columns=SCORE_COLUMNS)
+    return pd.concat([table, seed_table(table)], ignore_index=True)
+
+
+SEED_SUFFIX = re.compile(r"^(?P<base>.+)-s(?P<seed>\d+)$")
+
+
+def seed_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Spread over seeds: models named ``<base>-s<seed>`` (``seeds:`` entries and sweep models) are one
+    model trained with several seeds.
+
+    Returns:
+        Per benchmark and base model with at least two seeds: ``seed_mean`` and ``seed_sd``
+        (sample sd) of the score at the selected layer; ``n`` is the number of seeds.
+    """
+    chosen = scores[scores.metric == "score"].copy()
+    chosen["base"] = [m.group("base") if (m := SEED_SUFFIX.match(name)) else None for name in chosen.model]
+    rows = []
+    for (benchmark, base), group in chosen.dropna(subset=["base"]).groupby(["benchmark", "base"], sort=False):
+        if len(group) < 2:
+            continue
+        values = group.value.to_numpy(float)
+        rows.append(_row(benchmark, base, "selected", "seed_mean",
+                         stats.Estimate(float(values.mean()), float(values.min()), float(values.max()), len(values))))
+        rows.append(_row(benchmark, base, "selected", "seed_sd",
+                         stats.Estimate(float(values.std(ddof=1)), np.nan, np.nan, len(values))))
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 

@@ -129,9 +129,21 @@ def sweep_entry(config: Mapping[str, Any], member: SweepMember) -> dict[str, Any
     return entry
 
 
+def seed_replicas(config: Mapping[str, Any]) -> dict[str, tuple[str, int]]:
+    """Models written with ``seeds: [...]`` under ``models``: ``<name>-s<seed>`` -> (name, seed)."""
+    return {f"{name}-s{seed}": (name, seed) for name, entry in (config.get("models") or {}).items()
+            for seed in entry.get("seeds", ())}
+
+
 def model_entries(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """Every zoo entry: the ``models`` section, then the sweep's models."""
-    entries: dict[str, Mapping[str, Any]] = dict(config.get("models") or {})
+    """Every zoo entry: the ``models`` section (an entry with ``seeds`` becomes one model per seed,
+    ``<name>-s<seed>``), then the sweep's models."""
+    entries: dict[str, Mapping[str, Any]] = {}
+    for name, entry in (config.get("models") or {}).items():
+        if "seeds" not in entry:
+            entries[name] = entry
+    for name, (base, seed) in seed_replicas(config).items():
+        entries[name] = dict({k: v for k, v in config["models"][base].items() if k != "seeds"}, seed=seed)
     for name, member in sweep_members(config).items():
         if name in entries:
             raise ConfigError(f"models.{name}: the sweep also makes a model of this name; rename one of them")
@@ -142,7 +154,10 @@ def model_entries(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 def model_config_keys(config: Mapping[str, Any], name: str) -> list[str]:
     """The params keys a model's entry is read from: ``models.<name>``, or its sweep architecture."""
     member = sweep_members(config).get(name)
-    return [f"sweep.architectures.{member.arch}"] if member else [f"models.{name}"]
+    if member:
+        return [f"sweep.architectures.{member.arch}"]
+    replica = seed_replicas(config).get(name)
+    return [f"models.{replica[0] if replica else name}"]
 
 
 def model_specs(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
@@ -192,6 +207,10 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
             if dataset not in task_ids:
                 raise ConfigError(f"sweep.datasets: {dataset!r} has no probe task with id {dataset!r}, which scores "
                                   f"the sweep models' own heads there; add one under probe.tasks")
+    for name, entry in (config.get("models") or {}).items():
+        if "seeds" in entry and entry["source"] != "trained":
+            raise ConfigError(f"models.{name}.seeds: only the 'trained' source trains with a seed; "
+                              f"source {entry['source']!r} loads fixed weights")
     specs = model_specs(config)
     if len(specs) < 2:
         raise ConfigError(f"the zoo has {len(specs)} model(s); ranking needs at least 2 under models or sweep")

@@ -191,7 +191,7 @@ def imagenot_section(scores: pd.DataFrame, sweep: dict[str, Any] | None) -> str:
     if accuracy.empty or not sweep:
         return ""
     datasets = list(sweep["datasets"])
-    sd = scores[scores.metric == "seed_sd"].set_index(["benchmark", "model"]).value
+    sd = scores[(scores.metric == "seed_sd") & (scores.layer == "head")].set_index(["benchmark", "model"]).value
     improvement = scores[scores.metric == "relative_improvement"].set_index(["benchmark", "model"])
     cells = {}
     for row in accuracy.itertuples():
@@ -220,16 +220,40 @@ def imagenot_section(scores: pd.DataFrame, sweep: dict[str, Any] | None) -> str:
         parts.append(f"<img alt='improvement scatter' src='{_png(improvement_scatter(scores, a, b))}'>")
     parts.append("<h3>Seed variation against rank differences</h3><ul>")
     for dataset in datasets:
-        ranked = accuracy[accuracy.benchmark == dataset].sort_values("value", ascending=False)
-        gaps = []
-        for upper, lower in zip(ranked.itertuples(), list(ranked.itertuples())[1:]):
-            spread = max(sd[(dataset, upper.model)], sd[(dataset, lower.model)])
-            gaps.append((upper.model, lower.model, upper.value - lower.value, spread))
-        exceeding = [g for g in gaps if np.isfinite(g[3]) and g[2] > g[3]]
-        detail = "; ".join(f"{html.escape(u)} &gt; {html.escape(l)} by {gap:.3f} (seed sd up to {spread:.3f})"
-                           for u, l, gap, spread in gaps)
-        parts.append(f"<li><b>{html.escape(dataset)}</b>: {len(exceeding)} of {len(gaps)} adjacent rank differences "
-                     f"exceed the larger seed sd of the two architectures. {detail}.</li>")
+        means = accuracy[accuracy.benchmark == dataset].set_index("model").value
+        parts.append(f"<li><b>{html.escape(dataset)}</b>: {_seed_check(means, sd.loc[dataset])}</li>")
+    parts.append("</ul>")
+    return "\n".join(parts)
+
+
+def _seed_check(means: pd.Series, sds: pd.Series) -> str:
+    """Whether each difference between neighbours in the ranking exceeds the larger of their seed sds."""
+    ranked = means.sort_values(ascending=False)
+    gaps = [(upper, lower, ranked[upper] - ranked[lower], max(sds[upper], sds[lower]))
+            for upper, lower in zip(ranked.index, ranked.index[1:])]
+    exceeding = [gap for gap in gaps if np.isfinite(gap[3]) and gap[2] > gap[3]]
+    detail = "; ".join(f"{html.escape(u)} &gt; {html.escape(l)} by {gap:.3f} (seed sd up to {spread:.3f})"
+                       for u, l, gap, spread in gaps)
+    return (f"{len(exceeding)} of {len(gaps)} adjacent rank differences exceed the larger seed sd of the two. "
+            f"{detail}.")
+
+
+def seed_section(scores: pd.DataFrame) -> str:
+    """Models trained with several seeds: mean ± sd of the score per benchmark, and the rank check."""
+    mean = scores[scores.metric == "seed_mean"]
+    if mean.empty:
+        return ""
+    sd = scores[(scores.metric == "seed_sd") & (scores.layer == "selected")].set_index(["benchmark", "model"]).value
+    cells = {(r.model, r.benchmark): f"{r.value:.3f} ± {sd[(r.benchmark, r.model)]:.3f} (n={r.n})"
+             for r in mean.itertuples()}
+    parts = ["<h2>Seeds</h2>",
+             "<p>Models trained with several seeds (named <code>&lt;model&gt;-s&lt;seed&gt;</code>): the probe score "
+             "at the selected layer, mean ± sd over seeds.</p>",
+             pd.Series(cells).unstack().to_html(na_rep=""), "<ul>"]
+    for benchmark, group in mean.groupby("benchmark", sort=False):
+        if len(group) >= 2:
+            parts.append(f"<li><b>{html.escape(benchmark)}</b>: "
+                         f"{_seed_check(group.set_index('model').value, sd.loc[benchmark])}</li>")
     parts.append("</ul>")
     return "\n".join(parts)
 
@@ -292,6 +316,7 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
     for caption, uri in figures.items():
         parts += [f"<h2>{html.escape(caption)}</h2>", f"<img alt='{html.escape(caption)}' src='{uri}'>"]
     parts.append(head_section(scores))
+    parts.append(seed_section(scores))
     parts.append(imagenot_section(scores, config.get("sweep")))
     parts.append(tunnel_section(scores))
     parts.append(variable_section(scores))

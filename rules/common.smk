@@ -128,3 +128,53 @@ def score_head_flag(model, task):
 
 def probe_settings(wildcards):
     return as_json({key.split(".", 1)[1]: config_value(key) for key in PROBE_SETTINGS})
+
+
+# ----------------------------------------------------------------------------- job sizes
+# Rough per-job estimates from the params, for local resource limits and for schedulers
+# (profiles/slurm). Each scales with `attempt`, so a retried job asks for more.
+def gpu_wanted(device):
+    """1 for a job that will run on a GPU: device cuda, or auto where this host sees one."""
+    import torch
+
+    return int(device == "cuda" or (device == "auto" and torch.cuda.is_available()))
+
+
+def input_side(model):
+    """Side length the model sees (its own default when the params set none)."""
+    return model_spec(model).input_size or 224
+
+
+def batch_mb(batch_size, side, floats_per_pixel):
+    """Megabytes of float32 activations for one batch, counted in input-sized float planes."""
+    return batch_size * side * side * floats_per_pixel * 4 / 1e6
+
+
+def extract_mem_mb(wildcards, attempt):
+    # Framework and model, plus one batch's activations (no gradients; about 16 input planes).
+    batch = config["extract"]["batch_size"]
+    return int((2000 + batch_mb(batch, input_side(wildcards.model), 16)) * attempt)
+
+
+def extract_runtime(wildcards, input, attempt):
+    # Minutes: the image file's size stands for N x pixels; 100 MB of uint8 per CPU minute is ample.
+    return int((10 + input.size_mb / 100) * attempt)
+
+
+def train_mem_mb(wildcards, input, attempt):
+    # The whole training set is read into memory, plus activations kept for the backward pass.
+    batch = config["train"]["batch_size"]
+    return int((2000 + 2 * input.size_mb + batch_mb(batch, input_side(wildcards.model), 64)) * attempt)
+
+
+def train_runtime(wildcards, input, attempt):
+    return int((10 + config["train"]["epochs"] * input.size_mb / 5) * attempt)
+
+
+def probe_mem_mb(wildcards, input, attempt):
+    # Every feature file of the task is read into memory, plus the solver's copies.
+    return int((1000 + 3 * input.size_mb) * attempt)
+
+
+def probe_runtime(wildcards, input, attempt):
+    return int((10 + input.size_mb / 20) * attempt)

@@ -13,8 +13,9 @@ rule extract:
         weights=lambda wc, input: f"--weights {input.weights}" if input.weights else "",
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=extract_mem_mb,
+        runtime=extract_runtime,
+        gpu=gpu_wanted(config["extract"]["device"]),
     conda:
         "../envs/zooprobe.yaml"
     shell:

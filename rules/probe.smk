@@ -16,8 +16,8 @@ rule probe:
         )),
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=probe_mem_mb,
+        runtime=probe_runtime,
     conda:
         "../envs/zooprobe.yaml"
     shell:

@@ -11,8 +11,9 @@ rule train:
         recipe=from_config("train"),
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+        gpu=gpu_wanted(config["train"].get("device", "auto")),
     conda:
         "../envs/zooprobe.yaml"
     shell:

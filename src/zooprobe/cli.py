@@ -106,37 +106,43 @@ def cmd_extract(args: argparse.Namespace) -> None:
     import torch
 
     from zooprobe import h5io
-    from zooprobe.extract import extract_batches, pick_device
+    from zooprobe.devices import pick_device
+    from zooprobe.extract import ExtractSettings, extract_to_writer, layer_dims
     from zooprobe.models import ModelSpec, create_model
     from tqdm import tqdm
 
     torch.set_num_threads(args.threads)
+    settings = ExtractSettings.from_config(args.settings)
     spec = ModelSpec.from_config(args.model, args.spec)
     extractor = create_model(spec, weights=args.weights)
     layers = extractor.select_layers(spec.layers)
-    settings = args.settings
-    device = pick_device(settings["device"])
+    device = pick_device(settings.device)
     labels, split, info = h5io.read_image_labels(args.data)
-    batch_size = settings["batch_size"]
-    batches = tqdm(h5io.iter_image_batches(args.data, batch_size), total=-(-info["n"] // batch_size),
-                   desc=f"extract {args.model}/{info['name']}", mininterval=2)
     # Keep the model's own predictions when its head could be over this set's classes; the probe
     # stage scores them only where the params say the label spaces are the same.
     with_head = extractor.num_classes == len(info["class_names"])
-    features = extract_batches(extractor, batches, layers=layers, pooling=settings["pooling"], device=device,
-                               with_head=with_head)
-    first, first_head = next(features)
+    dims = layer_dims(extractor, tuple(info["image_shape"]), layers=layers, pooling=settings.pooling, device=device)
+    # Everything that changes the numbers is recorded, and a resumed run must match all of it.
     provenance = dict(_provenance_base(), model=args.model, arch=spec.arch, source=spec.source,
-                      weights_sha256=extractor.weights_sha256(), pooling=settings["pooling"],
+                      weights_sha256=extractor.weights_sha256(), pooling=settings.pooling,
                       preprocessing=extractor.preprocessing.as_dict(), seed=spec.seed, device=str(device),
-                      dataset=info["name"], dataset_sha256=info["content_sha256"], class_names=info["class_names"],
+                      batch_size=settings.batch_size, precision=settings.precision,
+                      channels_last=settings.channels_last, dataset=info["name"],
+                      dataset_sha256=info["content_sha256"], class_names=info["class_names"],
                       checkpoint_info=extractor.checkpoint_info)
-    with h5io.FeatureWriter(args.out, n=info["n"], layer_dims={k: v.shape[1] for k, v in first.items()},
-                            labels=labels, split=split, provenance=provenance, with_head=with_head) as writer:
-        writer.write(first, first_head)
-        for batch, head in features:
-            writer.write(batch, head)
-    log.info("wrote %s: layers %s, head kept: %s", args.out, {k: v.shape[1] for k, v in first.items()}, with_head)
+    with h5io.FeatureWriter(args.out, n=info["n"], layer_dims=dims, labels=labels, split=split,
+                            provenance=provenance, with_head=with_head, resume=True) as writer:
+        if writer.rows_done:
+            log.info("resuming %s at row %d of %d", args.out, writer.rows_done, info["n"])
+        bar = tqdm(total=info["n"], initial=writer.rows_done, desc=f"extract {args.model}/{info['name']}",
+                   mininterval=2)
+        run = extract_to_writer(extractor, lambda start: h5io.ImageBatches(args.data, settings.batch_size, start=start),
+                                writer, layers=layers, settings=settings, device=device, with_head=with_head,
+                                progress=bar.update)
+        bar.close()
+    log.info("wrote %s: %d rows (resumed at %d) in %.1f s, %.0f images/s on %s with %d loader workers; "
+             "layers %s; head kept: %s", args.out, run.rows, run.resumed_from, run.seconds, run.images_per_second,
+             run.device, run.num_workers, dims, with_head)
 
 
 def cmd_probe(args: argparse.Namespace) -> None:

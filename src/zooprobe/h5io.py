@@ -7,7 +7,9 @@ shows them). Every writer goes through :func:`zooprobe.atomic.atomic_output`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -80,6 +82,48 @@ def iter_image_batches(path: str | Path, batch_size: int) -> Iterator[np.ndarray
             yield images[start:start + batch_size]
 
 
+class ImageBatches:
+    """Uint8 image batches of an image-set file, for a ``torch.utils.data.DataLoader``.
+
+    A map-style dataset whose item ``i`` is the ``i``-th batch of rows from ``start``: the
+    loader is built with ``batch_size=None``, so each worker reads a whole batch with one
+    HDF5 slice (far faster than one read per image). The file is opened lazily in each
+    process that reads, because an open HDF5 handle must not cross a fork.
+
+    Args:
+        path: an image-set file written by :func:`write_image_set`.
+        batch_size: rows per item.
+        start: first row (a resumed extraction starts where it stopped).
+    """
+
+    def __init__(self, path: str | Path, batch_size: int, *, start: int = 0) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.path, self.batch_size, self.start = str(path), batch_size, start
+        with h5py.File(self.path, "r") as f:
+            self.n = len(f["images"])
+            self.image_shape = tuple(f["images"].shape[1:])
+        if not 0 <= start <= self.n:
+            raise ValueError(f"start row {start} outside 0..{self.n}")
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return -(-(self.n - self.start) // self.batch_size)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if self._file is None or self._pid != os.getpid():
+            self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
+        lo = self.start + index * self.batch_size
+        return self._file["images"][lo:min(lo + self.batch_size, self.n)]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Workers get the path, never the parent's open handle.
+        return dict(self.__dict__, _file=None, _pid=None)
+
+
 # ----------------------------------------------------------------------------- features
 @dataclass
 class Features:
@@ -95,21 +139,56 @@ class Features:
 class FeatureWriter:
     """Write features batch by batch, so host memory holds one batch, not the whole set.
 
-    Use as a context manager: the file appears under its final name only when every row
-    was written and the block exits without error.
+    Use as a context manager. Rows go to a hidden sibling ``.<name>.partial`` that records how
+    many rows are safely written (``rows_done``, updated after each batch is flushed to the
+    operating system). The file appears under its final name only when every row was written
+    and the block exits without error, so a killed job never leaves a file that looks complete.
+
+    With ``resume=True`` a partial file left by a killed or failed run continues from its
+    ``rows_done``, provided it was started with the same provenance (model weights, dataset,
+    layers, pooling, preprocessing, batch size, precision, code version) and layout; anything
+    else (including a partial file HDF5 cannot open) starts afresh. Read :attr:`rows_done`
+    after entering to know where to start.
     """
 
     def __init__(self, path: str | Path, *, n: int, layer_dims: Mapping[str, int], labels: np.ndarray,
                  split: np.ndarray, provenance: Mapping[str, Any], dtype: str = "float32",
-                 with_head: bool = False) -> None:
+                 with_head: bool = False, resume: bool = False) -> None:
         self._path, self._n, self._dims, self._with_head = Path(path), n, dict(layer_dims), with_head
         self._labels, self._split, self._provenance, self._dtype = labels, split, dict(provenance), dtype
-        self._written = 0
+        self._resume = resume
+        self._partial = self._path.with_name(f".{self._path.name}.partial")
+        self.rows_done = 0
+
+    def _resume_key(self) -> str:
+        # Creation time differs between runs; everything else must match for rows to be reusable.
+        stable = {k: v for k, v in self._provenance.items() if k != "created_unix"}
+        layout = dict(provenance=stable, n=self._n, dims=self._dims, dtype=self._dtype, with_head=self._with_head,
+                      labels=hashlib.sha256(np.ascontiguousarray(self._labels, dtype=np.int64)).hexdigest())
+        return hashlib.sha256(json.dumps(layout, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _open_partial(self, key: str) -> h5py.File | None:
+        """The partial file of an earlier run with the same key, or ``None``."""
+        if not (self._resume and self._partial.exists()):
+            return None
+        try:
+            f = h5py.File(self._partial, "r+")
+        except OSError:  # killed in the middle of a metadata write: unreadable, start afresh
+            return None
+        if f.attrs.get("resume_key") == key and 0 <= int(f.attrs.get("rows_done", -1)) <= self._n:
+            return f
+        f.close()
+        return None
 
     def __enter__(self) -> "FeatureWriter":
-        self._atomic = atomic_output(self._path)
-        tmp = self._atomic.__enter__()
-        self._file = h5py.File(tmp, "w")
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        key = self._resume_key()
+        self._file = self._open_partial(key)
+        if self._file is not None:
+            self.rows_done = int(self._file.attrs["rows_done"])
+            return self
+        self._partial.unlink(missing_ok=True)
+        self._file = h5py.File(self._partial, "w")
         group = self._file.create_group("layers")
         for name, dim in self._dims.items():
             group.create_dataset(name, shape=(self._n, dim), dtype=self._dtype, chunks=(min(self._n, 512), dim))
@@ -118,24 +197,42 @@ class FeatureWriter:
         if self._with_head:
             self._file.create_dataset("head_pred", shape=(self._n,), dtype=np.int64)
         _set_provenance(self._file, dict(self._provenance, layers=list(self._dims)))
+        self._file.attrs["resume_key"] = key
+        self._file.attrs["rows_done"] = 0
+        self._file.flush()
         return self
 
     def write(self, batch: Mapping[str, np.ndarray], head_pred: np.ndarray | None = None) -> None:
         """Append one batch: a (B, D) array for every layer, and the head's (B,) predictions if kept."""
         size = len(next(iter(batch.values())))
+        if self.rows_done + size > self._n:
+            raise ValueError(f"{self._path}: batch of {size} rows after row {self.rows_done} overflows {self._n}")
+        end = self.rows_done + size
         for name, values in batch.items():
-            self._file["layers"][name][self._written:self._written + size] = values
+            self._file["layers"][name][self.rows_done:end] = values
         if self._with_head:
-            self._file["head_pred"][self._written:self._written + size] = head_pred
-        self._written += size
+            self._file["head_pred"][self.rows_done:end] = head_pred
+        # The rows reach the OS before the counter that vouches for them does.
+        self._file.flush()
+        self.rows_done = end
+        self._file.attrs["rows_done"] = end
+        self._file.flush()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is None and self.rows_done != self._n:
+            self._file.close()
+            if not self._resume:
+                self._partial.unlink(missing_ok=True)
+            raise RuntimeError(f"{self._path}: wrote {self.rows_done} of {self._n} rows")
+        if exc_type is None:
+            del self._file.attrs["rows_done"], self._file.attrs["resume_key"]
+            self._file.close()
+            os.replace(self._partial, self._path)
+            return False
         self._file.close()
-        if exc_type is None and self._written != self._n:
-            exc = RuntimeError(f"{self._path}: wrote {self._written} of {self._n} rows")
-            self._atomic.__exit__(type(exc), exc, None)
-            raise exc
-        return bool(self._atomic.__exit__(exc_type, exc, tb))
+        if not self._resume:
+            self._partial.unlink(missing_ok=True)
+        return False
 
 
 def read_features(path: str | Path, layers: list[str] | None = None) -> Features:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import difflib
+import functools
 import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -155,13 +156,21 @@ class Preprocessing:
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             mode = "bicubic" if self.interpolation == "bicubic" else "bilinear"
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode=mode, align_corners=False)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        mean, std = _normalisation(self.mean, self.std, str(x.device))
         return (x - mean) / std
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready record of this preprocessing."""
         return asdict(self)
+
+
+@functools.lru_cache(maxsize=16)
+def _normalisation(mean: tuple[float, ...], std: tuple[float, ...], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    # Cached per device: building them per batch would copy host to device, a sync point on CUDA.
+    # Made outside inference mode, so training can still divide by them with autograd on.
+    with torch.inference_mode(False):
+        return (torch.tensor(mean, device=device).view(1, -1, 1, 1),
+                torch.tensor(std, device=device).view(1, -1, 1, 1))
 
 
 def pool(feature: torch.Tensor, pooling: str) -> torch.Tensor:

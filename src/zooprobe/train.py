@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from zooprobe.datasets import ImageSet
+from zooprobe.devices import pick_device
 from zooprobe.models import ModelSpec, build_timm, preprocessing_of, state_dict_sha256
+from zooprobe.sections import section_from_config
 
 
 @dataclass(frozen=True)
@@ -33,14 +35,12 @@ class Recipe:
     label_smoothing: float = 0.1
     augment: bool = True
     seed: int = 0
+    device: str = "auto"
 
     @classmethod
-    def from_config(cls, section: dict[str, Any]) -> "Recipe":
+    def from_config(cls, section: Mapping[str, Any]) -> "Recipe":
         """Build from the ``train`` params section; unknown keys fail with the valid ones."""
-        unknown = set(section) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown train params {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
-        return cls(**section)
+        return section_from_config(cls, section, name="train")
 
 
 def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -72,11 +72,13 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
         ``torch.load(weights_only=True)``, and the per-epoch history.
     """
     torch.set_num_threads(threads)
+    device = pick_device(recipe.device)
     # The model's seed shifts the recipe's, so sweep seeds change both initialisation and data order.
     torch.manual_seed(recipe.seed + spec.seed)
     generator = torch.Generator().manual_seed(recipe.seed + spec.seed)
     num_classes = len(data.class_names)
-    model = build_timm(spec, num_classes=num_classes)
+    # Initialised on the CPU, then moved, so the same seed gives the same start on any device.
+    model = build_timm(spec, num_classes=num_classes).to(device)
     preprocess = preprocessing_of(model)
     train, val = data.subset("train"), data.subset("val")
     x_train, y_train = torch.from_numpy(train.images), torch.from_numpy(train.labels)
@@ -96,8 +98,10 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
         running = 0.0
         for start in range(0, len(order), recipe.batch_size):
             index = order[start:start + recipe.batch_size]
+            # Sampling and augmentation stay on the CPU generator, so data order does not depend on the device.
             images = _augment(x_train[index], generator) if recipe.augment else x_train[index]
-            loss = F.cross_entropy(model(preprocess(images)), y_train[index], label_smoothing=recipe.label_smoothing)
+            loss = F.cross_entropy(model(preprocess(images.to(device))), y_train[index].to(device),
+                                   label_smoothing=recipe.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -109,7 +113,7 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
                         "seconds": time.perf_counter() - started})
         bar.set_postfix(loss=f"{running / len(order):.3f}", val_acc=f"{val_acc:.3f}")
     bar.close()
-    model.eval()
+    model.eval().cpu()
     checkpoint = {"state_dict": model.state_dict(), "num_classes": num_classes,
                   "weights_sha256": state_dict_sha256(model), "recipe": asdict(recipe),
                   "history": [dict(h) for h in history]}
@@ -121,10 +125,11 @@ def accuracy(model: torch.nn.Module, preprocess: Callable[[torch.Tensor], torch.
              batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model``'s own head on every example of ``data``."""
     model.eval()
+    device = next(model.parameters()).device
     correct = 0
     for start in range(0, len(data.labels), batch_size):
-        logits = model(preprocess(torch.from_numpy(data.images[start:start + batch_size])))
-        correct += int((logits.argmax(1).numpy() == data.labels[start:start + batch_size]).sum())
+        logits = model(preprocess(torch.from_numpy(data.images[start:start + batch_size]).to(device)))
+        correct += int((logits.argmax(1).cpu().numpy() == data.labels[start:start + batch_size]).sum())
     return correct / max(1, len(data.labels))
 
 

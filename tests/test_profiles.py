@@ -1,0 +1,106 @@
+"""The SLURM and local profiles: planned resources, and what a (fake) sbatch receives."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_helpers import copy_checkout, rules_run, run
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.workflow
+
+# Stand-ins for the SLURM client tools. sbatch appends its arguments (tab-separated, one call a
+# line), then refuses the job, so Snakemake stops without needing a scheduler to poll.
+FAKE_TOOLS = {
+    "sbatch": 'printf "%s\\t" "$@" >> "$FAKE_SLURM_DIR/sbatch.calls"; echo >> "$FAKE_SLURM_DIR/sbatch.calls"\n'
+              'cat >> "$FAKE_SLURM_DIR/sbatch.stdin"\n'
+              'echo "sbatch: error: fake sbatch recorded this submission" >&2; exit 1',
+    "sacctmgr": "echo my-account",
+    "sshare": "echo my-account",
+    "sinfo": 'printf "PARTITION\\ncpu*\\ngpu\\n"',
+    "squeue": "exit 0",
+    "sacct": "exit 0",
+    "scancel": "exit 0",
+}
+
+
+def fake_slurm(folder: Path) -> Path:
+    folder.mkdir()
+    for name, body in FAKE_TOOLS.items():
+        tool = folder / name
+        tool.write_text(f"#!/bin/sh\n{body}\n")
+        tool.chmod(tool.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return folder
+
+
+def planned_resources(output: str, rule: str) -> list[dict[str, str]]:
+    """The `resources:` line of every planned job of ``rule``, as dicts."""
+    found, current = [], None
+    for line in output.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("rule ", "localrule ")):
+            current = stripped.split()[1].rstrip(":")
+        elif stripped.startswith("resources:") and current == rule:
+            found.append(dict(item.strip().split("=", 1) for item in stripped[len("resources:"):].split(",")))
+    return found
+
+
+def test_slurm_profile_plans_extraction_on_the_gpu_partition(tmp_path: Path) -> None:
+    checkout = copy_checkout(tmp_path / "checkout")
+    result = run([sys.executable, "-m", "snakemake", "-n", "--workflow-profile", "profiles/slurm"], cwd=checkout)
+    output = result.stdout + result.stderr
+    extract = planned_resources(output, "extract")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert len(extract) == len(params["datasets"]) * 6  # 6 models in the embedded default
+    for job in extract:
+        assert job["gpu"] == "1" and job["slurm_partition"] == "gpu" and job["cpus_per_gpu"] == "8", job
+        assert int(job["mem_mb"]) > 0 and int(job["runtime"]) > 0
+    # CPU rules stay on the default (CPU) partition, with their own sizes and no GPU.
+    for job in planned_resources(output, "probe"):
+        assert job["slurm_partition"] == "cpu" and "gpu" not in job
+    assert "train" in rules_run(output)
+
+
+def test_default_profile_limits_gpu_jobs() -> None:
+    profile = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    assert profile["resources"]["gpu"] == 1
+
+
+def test_fake_sbatch_receives_gpu_partition_time_and_memory(tiny_checkout_run: Path, tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    shutil.copytree(tiny_checkout_run, checkout)
+    # One missing feature file, asked for as the target: its extraction is the job to submit.
+    feature = next((checkout / "data" / "features").glob("*/*.h5"))
+    feature.unlink()
+    target = str(feature.relative_to(checkout))
+    tools = fake_slurm(tmp_path / "bin")
+    env_path = f"{tools}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--workflow-profile", "profiles/slurm", "--slurm-status-command", "squeue",
+         target],
+        cwd=checkout, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PATH=env_path, FAKE_SLURM_DIR=str(tools)))
+    assert result.returncode != 0, "the fake sbatch refuses every job, so the run must fail"
+    assert "fake sbatch recorded this submission" in result.stdout + result.stderr
+    calls = [line.rstrip("\t").split("\t") for line in (tools / "sbatch.calls").read_text().splitlines()]
+    # The profile retries once, and a retry asks for twice the time and memory.
+    assert len(calls) == 2, calls
+    for attempt, args in enumerate(calls, start=1):
+        submitted = " ".join(args)
+        assert "--gpus=1" in args, submitted
+        assert "-p" in args and args[args.index("-p") + 1] == "gpu", submitted
+        assert "-t" in args and args[args.index("-t") + 1] == str(120 * attempt), submitted
+        assert "--mem" in args and args[args.index("--mem") + 1] == str(32000 * attempt), submitted
+        assert "--cpus-per-gpu=8" in args, submitted
+        assert "-A" in args and args[args.index("-A") + 1] == "my-account", submitted
+        wrapped = next(arg for arg in args if arg.startswith("--wrap="))
+        assert "--target-jobs 'extract:" in wrapped and f"--attempt {attempt}" in wrapped, wrapped
+    model, dataset = feature.parent.name, feature.stem
+    assert f"extract:model={model},dataset={dataset}" in " ".join(calls[0]), "the job submitted must be the missing extraction"

@@ -17,6 +17,7 @@ include: "rules/models.smk"
 include: "rules/train.smk"
 include: "rules/extract.smk"
 include: "rules/probe.smk"
+include: "rules/align.smk"
 include: "rules/analyse.smk"
 include: "rules/report.smk"
 

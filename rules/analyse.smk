@@ -1,7 +1,8 @@
 rule analyse:
     """Rankings per benchmark, rank agreement with bootstrap CIs, best layers and % OOD retained."""
     input:
-        probe_results(),
+        probes=probe_results(),
+        alignment=alignment_results(),
     output:
         scores="results/scores.csv",
         summary="results/analysis/summary.json",
@@ -18,5 +19,5 @@ rule analyse:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe analyse --probes {input} --settings '{params.settings}'"
+        "python -m zooprobe analyse --probes {input.probes} --alignment {input.alignment} --settings '{params.settings}'"
         " --sweep '{params.sweep}' --scores {output.scores} --summary {output.summary} > {log} 2>&1"

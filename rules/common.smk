@@ -11,7 +11,8 @@ sys.path.insert(0, ZOOPROBE_SRC)
 # Braces are doubled twice: once for this f-string, once for Snakemake's formatting of the command.
 shell.prefix(f"export PYTHONPATH='{ZOOPROBE_SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
-from zooprobe.config import ConfigError, check_config, expand_path, model_config_keys, model_entries  # noqa: E402
+from zooprobe.config import (  # noqa: E402
+    ConfigError, alignment_kind, check_config, expand_path, model_config_keys, model_entries)
 from zooprobe.models import ModelSpec  # noqa: E402
 
 try:
@@ -24,12 +25,15 @@ MODELS = list(MODEL_SPECS)  # the models section, then the sweep's models
 TASKS = config["probe"]["tasks"]
 # Every probe setting but the task list reaches each probe job.
 PROBE_SETTINGS = [f"probe.{key}" for key in config["probe"] if key != "tasks"]
+ALIGN_BENCHMARKS = (config.get("align") or {}).get("benchmarks", {})
+ALIGN_SETTINGS = [f"align.{key}" for key in config.get("align") or {} if key != "benchmarks"]
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
     model="|".join(MODELS),
     task="|".join(TASKS),
+    benchmark="|".join(ALIGN_BENCHMARKS) or "no-alignment-benchmarks",
 
 
 def as_json(value):
@@ -110,6 +114,31 @@ def feature_file(model, dataset):
 
 def probe_results():
     return expand("results/probes/{model}/{task}.h5", model=MODELS, task=TASKS)
+
+
+def align_settings(wildcards):
+    return as_json({key.split(".", 1)[1]: config_value(key) for key in ALIGN_SETTINGS})
+
+
+def aligned_models(benchmark):
+    """Models scored on an alignment benchmark: all of them on stimuli; on human labels, those whose
+    own head predicts that dataset's classes."""
+    dataset = ALIGN_BENCHMARKS[benchmark]["dataset"]
+    if alignment_kind(config["datasets"][dataset]) != "labels":
+        return MODELS
+    return [model for model in MODELS if model_spec(model).head_label_space == dataset]
+
+
+def alignment_results():
+    results = [f"results/alignment/{model}/{benchmark}.json" for benchmark in ALIGN_BENCHMARKS
+               for model in aligned_models(benchmark)]
+    return results + [f"results/alignment/tables/{benchmark}.json" for benchmark, entry in ALIGN_BENCHMARKS.items()
+                      if "tables" in entry]
+
+
+def align_mem_mb(wildcards, input, attempt):
+    # Features of every layer, plus a few N x N similarity matrices.
+    return int((1500 + 4 * input.size_mb) * attempt)
 
 
 def all_targets():

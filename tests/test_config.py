@@ -110,3 +110,30 @@ def test_a_trained_model_with_seeds_becomes_one_model_per_seed(params):
     params["models"]["resnet18_random"]["seeds"] = [0, 1]
     with pytest.raises(ConfigError, match="models.resnet18_random.seeds: only the 'trained' source"):
         check_config(params)
+
+
+ALIGN = {"similarity": "cosine", "layer": "last", "n_triplets": 100, "n_boot": 20, "seed": 0}
+
+
+@pytest.mark.parametrize("benchmarks,expected", [
+    ({"h": {"dataset": "shapez"}}, "unknown dataset 'shapez'"),
+    ({"h": {"dataset": "shapes"}}, "'shapes' holds no human data; use a 'peterson' or 'kriegeskorte92' source"),
+])
+def test_alignment_benchmarks_need_a_dataset_with_human_data(params, benchmarks, expected):
+    params["align"] = dict(ALIGN, benchmarks=benchmarks)
+    validate(params, SCHEMA)
+    with pytest.raises(ConfigError, match=expected):
+        check_config(params)
+
+
+def test_alignment_tables_need_human_label_distributions(params):
+    params["datasets"]["peterson_animals"] = {"source": "peterson", "root": "/nowhere", "domain": "animals"}
+    params["align"] = dict(ALIGN, benchmarks={"p": {"dataset": "peterson_animals", "tables": "/tables"}})
+    validate(params, SCHEMA)
+    with pytest.raises(ConfigError, match="label distributions only"):
+        check_config(params)
+    params["align"]["benchmarks"]["p"].pop("tables")
+    check_config(params)
+    params["datasets"]["peterson_animals"]["domain"] = "planets"
+    with pytest.raises(WorkflowError):
+        validate(params, SCHEMA)

@@ -21,6 +21,9 @@ from zooprobe.models import PRE_LOGITS
 
 SCORE_COLUMNS = ["benchmark", "model", "layer", "metric", "value", "ci_low", "ci_high", "n"]
 ALL_MODELS = "(all)"
+HUMAN = "(human)"
+# Fewer shared models than this make a rank correlation meaningless.
+MIN_SHARED_MODELS = 3
 # The checkpoint entry holding a published top-1 accuracy in percent (akamaster's CIFAR ResNets).
 PUBLISHED_KEY = "best_prec1"
 
@@ -56,7 +59,8 @@ def benchmarks_of(runs: list[ProbeRun]) -> list[tuple[str, str, bool]]:
     return sorted(((t, e, ood) for (t, e), ood in seen.items()), key=lambda item: (item[0], item[2], item[1]))
 
 
-def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int) -> pd.DataFrame:
+def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int,
+                alignment: list[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Build the tidy score table.
 
     Args:
@@ -68,19 +72,21 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int) -> pd.DataFrame
         DataFrame with :data:`SCORE_COLUMNS`. Metrics: ``accuracy`` per layer; per model at
         the selected layer ``score`` and ``rank``; on OOD benchmarks ``ood_retained_pct``
         and ``best_layer_accuracy``; per pair of benchmarks ``kendall_tau`` and
-        ``spearman_rho`` (model ``(all)``).
+        ``spearman_rho`` (model ``(all)``). With ``alignment`` (the payloads of ``zooprobe align``
+        and ``align-tables``), each alignment benchmark adds its rows, a ``score`` and ``rank``
+        per model, and joins the agreement matrix, paired with the other benchmarks on the
+        models both have.
     """
     rows: list[dict[str, Any]] = []
+    # benchmark -> (models, scores, bootstrap replicates (B, models)) for the agreement matrix.
+    rankings: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
     models = sorted({run.model for run in runs})
     by_key = {(run.model, run.task): run for run in runs}
-    selected_correct: dict[str, np.ndarray] = {}
-    resamples: dict[str, np.ndarray] = {}
     for index, (task, eval_name, is_ood) in enumerate(benchmarks_of(runs)):
         task_runs = [by_key[(model, task)] for model in models]
         # One set of resamples per benchmark, shared by every model and layer (paired intervals).
         # Independent test sets get independent resamples: the seed differs per benchmark.
-        counts = resamples[eval_name] = stats.bootstrap_counts(len(task_runs[0].labels[eval_name]),
-                                                               n_boot=n_boot, seed=seed + index)
+        counts = stats.bootstrap_counts(len(task_runs[0].labels[eval_name]), n_boot=n_boot, seed=seed + index)
         scores = []
         for run in task_runs:
             per_layer = {layer: stats.bootstrap_accuracy(run.correct(eval_name, layer), counts=counts)
@@ -108,18 +114,67 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int) -> pd.DataFrame
         for run, rank in zip(task_runs, stats.ranks(np.array(scores))):
             rows.append(_row(eval_name, run.model, run.selected_layer, "rank",
                              stats.Estimate(float(rank), np.nan, np.nan, len(task_runs))))
-        selected_correct[eval_name] = np.stack([run.correct(eval_name, run.selected_layer) for run in task_runs])
-    for a, b in itertools.combinations(selected_correct, 2):
-        agreement = stats.bootstrap_rank_agreement(selected_correct[a], selected_correct[b], n_boot=n_boot, seed=seed,
-                                                   counts_a=resamples[a], counts_b=resamples[b])
-        for metric, est in agreement.items():
-            rows.append(_row(f"{a}~{b}", ALL_MODELS, "selected", metric, est))
-            p_value = stats.permutation_pvalue(selected_correct[a].mean(axis=1), selected_correct[b].mean(axis=1),
-                                               statistic=metric, seed=seed)
-            rows.append(_row(f"{a}~{b}", ALL_MODELS, "selected", f"{metric}_pvalue",
-                             stats.Estimate(p_value, np.nan, np.nan, est.n)))
+        correct = np.stack([run.correct(eval_name, run.selected_layer) for run in task_runs]).astype(float)
+        rankings[eval_name] = ([run.model for run in task_runs], correct.mean(axis=1),
+                               counts @ correct.T / correct.shape[1])
+    rows.extend(alignment_rows(alignment or [], rankings))
+    rows.extend(agreement_rows(rankings, seed=seed))
     table = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     return pd.concat([table, seed_table(table)], ignore_index=True)
+
+
+def alignment_rows(payloads: list[dict[str, Any]],
+                   rankings: dict[str, tuple[list[str], np.ndarray, np.ndarray]]) -> list[dict[str, Any]]:
+    """Rows of every alignment result, plus score and rank per model; fills ``rankings`` in place."""
+    rows: list[dict[str, Any]] = []
+    by_benchmark: dict[str, list[dict[str, Any]]] = {}
+    for payload in payloads:
+        by_benchmark.setdefault(payload["benchmark"], []).append(payload)
+    for benchmark, results in sorted(by_benchmark.items()):
+        results = sorted(results, key=lambda r: r["model"])
+        for result in results:
+            for row in result["rows"]:
+                rows.append({"benchmark": benchmark, "model": result["model"], **row})
+            rows.append({"benchmark": benchmark, "model": result["model"], "layer": result["selected_layer"],
+                         "metric": "score", "value": result["score"],
+                         "ci_low": stats.percentile_interval(result["replicates"])[0],
+                         "ci_high": stats.percentile_interval(result["replicates"])[1], "n": len(result["replicates"])})
+        for name, value in results[0]["extra"].items():  # benchmark-level, e.g. the noise ceiling
+            rows.append({"benchmark": benchmark, "model": HUMAN, "layer": "-", "metric": name, "value": value,
+                         "ci_low": np.nan, "ci_high": np.nan, "n": 0})
+        scores = np.array([r["score"] for r in results])
+        for result, rank in zip(results, stats.ranks(scores)):
+            rows.append({"benchmark": benchmark, "model": result["model"], "layer": result["selected_layer"],
+                         "metric": "rank", "value": float(rank), "ci_low": np.nan, "ci_high": np.nan,
+                         "n": len(results)})
+        replicates = min(len(r["replicates"]) for r in results)
+        rankings[benchmark] = ([r["model"] for r in results], scores,
+                               np.stack([np.asarray(r["replicates"][:replicates]) for r in results], axis=1))
+    return rows
+
+
+def agreement_rows(rankings: dict[str, tuple[list[str], np.ndarray, np.ndarray]], *, seed: int
+                   ) -> list[dict[str, Any]]:
+    """Kendall tau and Spearman rho, with CIs and permutation p-values, for every pair of benchmarks.
+
+    A pair is compared on the models both benchmarks scored (at least :data:`MIN_SHARED_MODELS`).
+    """
+    rows: list[dict[str, Any]] = []
+    for a, b in itertools.combinations(rankings, 2):
+        (models_a, scores_a, boot_a), (models_b, scores_b, boot_b) = rankings[a], rankings[b]
+        shared = [m for m in models_a if m in models_b]
+        if len(shared) < MIN_SHARED_MODELS:
+            continue
+        ia, ib = [models_a.index(m) for m in shared], [models_b.index(m) for m in shared]
+        replicates = min(len(boot_a), len(boot_b))
+        agreement = stats.rank_agreement_from_replicates(scores_a[ia], scores_b[ib], boot_a[:replicates, ia],
+                                                         boot_b[:replicates, ib])
+        for metric, est in agreement.items():
+            rows.append(_row(f"{a}~{b}", ALL_MODELS, "selected", metric, est))
+            p_value = stats.permutation_pvalue(scores_a[ia], scores_b[ib], statistic=metric, seed=seed)
+            rows.append(_row(f"{a}~{b}", ALL_MODELS, "selected", f"{metric}_pvalue",
+                             stats.Estimate(p_value, np.nan, np.nan, est.n)))
+    return rows
 
 
 SEED_SUFFIX = re.compile(r"^(?P<base>.+)-s(?P<seed>\d+)$")
@@ -271,12 +326,13 @@ def agreement_matrix(scores: pd.DataFrame, metric: str = "kendall_tau") -> tuple
     """Square (value, ci_low, ci_high) matrices of one agreement metric over benchmarks.
 
     Returns:
-        (benchmark names, values, lower bounds, upper bounds); the diagonal is 1.
+        (benchmark names, values, lower bounds, upper bounds); the diagonal is 1, and a pair with
+        too few shared models is NaN.
     """
     pairs = scores[scores.metric == metric]
     names = list(dict.fromkeys(name for pair in pairs.benchmark for name in pair.split("~")))
     size = len(names)
-    value, low, high = (np.eye(size) for _ in range(3))
+    value, low, high = (np.where(np.eye(size) == 1, 1.0, np.nan) for _ in range(3))
     for row in pairs.itertuples():
         a, b = row.benchmark.split("~")
         i, j = names.index(a), names.index(b)

@@ -49,6 +49,11 @@ def cmd_dataset(args: argparse.Namespace) -> None:
         built = datasets.build_imagefolder(**dict(spec, root=expand_path(spec["root"])))
     elif source == "torchvision":
         built = datasets.build_torchvision(**dict(spec, root=expand_path(spec["root"])))
+    elif source in ("peterson", "kriegeskorte92"):
+        from zooprobe import human
+
+        build = human.build_peterson if source == "peterson" else human.build_kriegeskorte92
+        built = build(**dict(spec, root=expand_path(spec["root"])))
     elif source == "url":
         from zooprobe.fetch import fetch
 
@@ -131,7 +136,8 @@ def cmd_extract(args: argparse.Namespace) -> None:
                       dataset_sha256=info["content_sha256"], class_names=info["class_names"],
                       checkpoint_info=extractor.checkpoint_info)
     with h5io.FeatureWriter(args.out, n=info["n"], layer_dims=dims, labels=labels, split=split,
-                            provenance=provenance, with_head=with_head, resume=True) as writer:
+                            provenance=provenance, with_head=with_head,
+                            head_classes=extractor.num_classes if with_head else 0, resume=True) as writer:
         if writer.rows_done:
             log.info("resuming %s at row %d of %d", args.out, writer.rows_done, info["n"])
         bar = tqdm(total=info["n"], initial=writer.rows_done, desc=f"extract {args.model}/{info['name']}",
@@ -194,6 +200,85 @@ def cmd_probe(args: argparse.Namespace) -> None:
     h5io.write_probe_result(args.out, predictions=predictions, labels=labels, provenance=provenance, head=head)
 
 
+def _write_json(path: str, payload: Any) -> None:
+    from zooprobe.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=1, sort_keys=True, default=float))
+
+
+def _alignment_payload(benchmark: str, model: str, result: Any, provenance: dict[str, Any]) -> dict[str, Any]:
+    return {"benchmark": benchmark, "model": model, "rows": result.rows, "score_metric": result.score_metric,
+            "selected_layer": result.selected_layer, "score": result.score,
+            "replicates": [float(v) for v in result.replicates], "extra": result.extra, "provenance": provenance}
+
+
+def cmd_align(args: argparse.Namespace) -> None:
+    from zooprobe import alignment, h5io
+
+    settings = args.settings
+    human, split, info = h5io.read_human(args.data)
+    features = h5io.read_features(args.features)
+    if features.provenance["dataset_sha256"] != info["content_sha256"]:
+        raise SystemExit(f"{args.features} was extracted from another version of {args.data}; rerun extract")
+    provenance = dict(_provenance_base(), benchmark=args.benchmark, model=args.model, dataset=info["name"],
+                      dataset_sha256=info["content_sha256"], weights_sha256=features.provenance["weights_sha256"],
+                      settings=settings)
+    if "label_probs" in human:
+        if features.head_logits is None:
+            raise SystemExit(f"model {args.model!r} kept no head logits on {info['name']!r}: its head does not "
+                             f"predict this set's {len(info['class_names'])} classes, so it has no label "
+                             f"distribution to compare with the humans'")
+        rows = alignment.labelled_rows(human, split)
+        result = alignment.align_predictions(alignment.softmax(features.head_logits[rows]),
+                                             human["label_probs"][rows], n_boot=settings["n_boot"],
+                                             seed=settings["seed"])
+    else:
+        result = alignment.align_representation(
+            features.layers, human, similarity=settings["similarity"], layer_choice=settings["layer"],
+            n_triplets=settings["n_triplets"], n_boot=settings["n_boot"], seed=settings["seed"])
+    _write_json(args.out, _alignment_payload(args.benchmark, args.model, result, provenance))
+    log.info("%s on %s: %s = %.4f at layer %s", args.model, args.benchmark, result.score_metric, result.score,
+             result.selected_layer)
+
+
+def cmd_align_tables(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from zooprobe import alignment, h5io
+
+    settings = args.settings
+    human, split, info = h5io.read_human(args.data)
+    if "label_probs" not in human:
+        raise SystemExit(f"{args.data} has no human label distributions to score prediction tables against")
+    rows = alignment.labelled_rows(human, split)
+    ranks = human["order_rank"][rows].astype(int)
+    tables = sorted(Path(args.tables).glob("*.npz"))
+    if not tables:
+        raise SystemExit(f"{args.tables}: no .npz prediction tables (with 'logits' or 'probs') found")
+    payload = []
+    for path in tables:
+        with np.load(path, allow_pickle=False) as arrays:
+            probs = alignment.table_probabilities(dict(arrays))
+        if ranks.max() >= len(probs):
+            raise SystemExit(f"{path} has {len(probs)} rows; the human labels reach row {ranks.max()}")
+        name = path.stem.removesuffix("_test")
+        result = alignment.align_predictions(probs[ranks], human["label_probs"][rows], n_boot=settings["n_boot"],
+                                             seed=settings["seed"])
+        provenance = dict(_provenance_base(), benchmark=args.benchmark, model=name, source="prediction table",
+                          table=path.name, table_sha256=_file_sha256(path), dataset=info["name"],
+                          dataset_sha256=info["content_sha256"], settings=settings)
+        payload.append(_alignment_payload(args.benchmark, name, result, provenance))
+        log.info("table %s on %s: cross-entropy %.4f", name, args.benchmark, -result.score)
+    _write_json(args.out, payload)
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def cmd_analyse(args: argparse.Namespace) -> None:
     from zooprobe import h5io
     from zooprobe.analyse import ProbeRun, score_table
@@ -203,7 +288,11 @@ def cmd_analyse(args: argparse.Namespace) -> None:
     for path in args.probes:
         predictions, labels, provenance, head = h5io.read_probe_result(path)
         runs.append(ProbeRun(provenance["model"], provenance["task"], predictions, labels, provenance, head))
-    scores = score_table(runs, n_boot=args.settings["n_bootstrap"], seed=args.settings["seed"])
+    alignment = []
+    for path in args.alignment:
+        payload = json.loads(Path(path).read_text())
+        alignment += payload if isinstance(payload, list) else [payload]
+    scores = score_table(runs, n_boot=args.settings["n_bootstrap"], seed=args.settings["seed"], alignment=alignment)
     if args.sweep:
         import pandas as pd
 
@@ -215,6 +304,7 @@ def cmd_analyse(args: argparse.Namespace) -> None:
         scores.to_csv(tmp, index=False)
     summary = {
         "layer_order": {run.model: run.provenance["layers"] for run in runs},
+        "alignment_benchmarks": sorted({payload["benchmark"] for payload in alignment}),
         "id_benchmarks": sorted({run.provenance["id_eval"] for run in runs}),
         "provenance": [{k: run.provenance[k] for k in ("model", "task", "arch", "weights_sha256", "pooling",
                                                        "preprocessing", "seed", "zooprobe_version")}
@@ -233,7 +323,8 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     scores = pd.read_csv(args.scores)
     summary = json.loads(Path(args.summary).read_text())
-    layer_order = dict(summary["layer_order"], __id__=summary["id_benchmarks"])
+    layer_order = dict(summary["layer_order"], __id__=summary["id_benchmarks"],
+                       __alignment__=summary.get("alignment_benchmarks", []))
     page = render_report(scores=scores, layer_order=layer_order, config=args.config,
                          provenance=summary["provenance"], title=args.settings.get("title", "zooprobe report"))
     with atomic_output(args.out) as tmp:
@@ -370,10 +461,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_probe)
 
+    p = sub.add_parser("align", help="score one model's features or head against human judgements")
+    p.add_argument("--model", required=True)
+    p.add_argument("--benchmark", required=True)
+    p.add_argument("--settings", type=_json, required=True, help="the align params section, as JSON")
+    p.add_argument("--data", required=True, help="the benchmark's dataset file (stimuli and human data)")
+    p.add_argument("--features", required=True, help="the model's features on that dataset")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("align-tables", help="score published prediction tables against human label distributions")
+    p.add_argument("--benchmark", required=True)
+    p.add_argument("--settings", type=_json, required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--tables", required=True, help="folder of .npz tables with 'logits' or 'probs'")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_align_tables)
+
     p = sub.add_parser("analyse", help="rank models and compare rankings across benchmarks")
     p.add_argument("--probes", nargs="+", required=True)
     p.add_argument("--settings", type=_json, required=True)
     p.add_argument("--sweep", type=_json, default=None, help="the sweep params section, as JSON (null: none)")
+    p.add_argument("--alignment", nargs="*", default=[], help="alignment results (JSON) from align and align-tables")
     p.add_argument("--scores", required=True)
     p.add_argument("--summary", required=True)
     p.set_defaults(func=cmd_analyse)

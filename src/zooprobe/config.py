@@ -207,6 +207,15 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
             if dataset not in task_ids:
                 raise ConfigError(f"sweep.datasets: {dataset!r} has no probe task with id {dataset!r}, which scores "
                                   f"the sweep models' own heads there; add one under probe.tasks")
+    for name, entry in (config.get("align") or {}).get("benchmarks", {}).items():
+        _require(entry["dataset"], datasets, "dataset", f"align.benchmarks.{name}.dataset")
+        if alignment_kind(config["datasets"][entry["dataset"]]) is None:
+            raise ConfigError(f"align.benchmarks.{name}.dataset: {entry['dataset']!r} holds no human data; use a "
+                              f"'peterson' or 'kriegeskorte92' source, a 'url' with format things-triplets, or an "
+                              f"'imagefolder' with human_labels")
+        if "tables" in entry and alignment_kind(config["datasets"][entry["dataset"]]) != "labels":
+            raise ConfigError(f"align.benchmarks.{name}.tables: prediction tables are scored against human "
+                              f"label distributions only; {entry['dataset']!r} has none")
     for name, entry in (config.get("models") or {}).items():
         if "seeds" in entry and entry["source"] != "trained":
             raise ConfigError(f"models.{name}.seeds: only the 'trained' source trains with a seed; "
@@ -226,6 +235,20 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
         if check_layers and spec.layers:
             _check_layers(spec)
     return specs
+
+
+ALIGNMENT_KINDS: tuple[str, ...] = ("similarity", "triplets", "labels")
+
+
+def alignment_kind(dataset: Mapping[str, Any]) -> str | None:
+    """What human data a dataset entry yields: ``similarity``, ``triplets``, ``labels`` or none."""
+    if dataset["source"] in ("peterson", "kriegeskorte92"):
+        return "similarity"
+    if dataset["source"] == "url" and dataset.get("format") == "things-triplets":
+        return "triplets"
+    if dataset["source"] == "imagefolder" and dataset.get("human_labels"):
+        return "labels"
+    return None
 
 
 def _check_layers(spec: ModelSpec) -> None:

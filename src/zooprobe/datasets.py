@@ -29,6 +29,8 @@ class ImageSet:
         split: per-example split name, one of ``SPLIT_NAMES``.
         class_names: the name of each label.
         attrs: provenance (source, parameters) stored beside the data.
+        human: human judgements aligned with the rows (see :mod:`zooprobe.human`), e.g.
+            ``similarity`` (N, N) or ``label_probs`` (N, K); empty for ordinary sets.
     """
 
     images: np.ndarray
@@ -36,6 +38,7 @@ class ImageSet:
     split: np.ndarray
     class_names: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
+    human: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -53,12 +56,17 @@ class ImageSet:
         for array in (self.images, self.labels.astype(np.int64), self.split.astype("U5")):
             digest.update(np.ascontiguousarray(array).tobytes())
         digest.update("\n".join(self.class_names).encode())
+        for kind in sorted(self.human):  # absent for ordinary sets, so their hashes are unchanged
+            digest.update(kind.encode())
+            digest.update(np.ascontiguousarray(self.human[kind], dtype=np.float64).tobytes())
         return digest.hexdigest()
 
     def subset(self, split: str) -> "ImageSet":
-        """Return the examples of one split, in their stored order."""
+        """Return the examples of one split, in their stored order (per-row human labels kept)."""
         keep = self.split == split
-        return ImageSet(self.images[keep], self.labels[keep], self.split[keep], list(self.class_names), dict(self.attrs))
+        human = {"label_probs": self.human["label_probs"][keep]} if "label_probs" in self.human else {}
+        return ImageSet(self.images[keep], self.labels[keep], self.split[keep], list(self.class_names), dict(self.attrs),
+                        human=human)
 
 
 def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int) -> np.ndarray:
@@ -253,7 +261,7 @@ def _load_images(paths: list[Path], size: int | None) -> np.ndarray:
 def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = None,
                       splits: dict[str, float] | None = None, order_csv: str | None = None,
                       val_fraction: float = 0.0, max_per_class: int | dict[str, int] | None = None,
-                      size: int | None = None,
+                      size: int | None = None, human_labels: str | None = None,
                       seed: int = 0, **_: Any) -> ImageSet:
     """Build a set from ``root/<class>/*.jpg|png`` folders.
 
@@ -268,6 +276,8 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
         max_per_class: keep the first N files of each class in each split (after ordering); a mapping
             gives N per split folder name (absent: keep all).
         size: resize every image to ``size`` x ``size``.
+        human_labels: ``.npy`` (relative to ``root`` or absolute) of human label distributions, row r
+            for the file at rank r of ``order_csv`` (CIFAR-10H); stored as ``human["label_probs"]``.
         seed: seed of the split assignment.
 
     Returns:
@@ -309,8 +319,18 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
     if not split_dirs:
         split_array = stratified_split(labels_array, splits or {"test": 1.0}, seed)
     carve_val(labels_array, split_array, val_fraction, seed)
+    human = {}
+    if human_labels:
+        from zooprobe.human import label_probs_by_order
+
+        if not rank:
+            raise ValueError("'human_labels' needs 'order_csv': its rows follow that order")
+        ranks = np.array([rank.get(p.relative_to(root).as_posix(), -1) for p in paths])
+        human["label_probs"] = label_probs_by_order(root / human_labels, ranks)
+        # Each row's index in the external order, to join other tables in that order (prediction tables).
+        human["order_rank"] = ranks
     return ImageSet(_load_images(paths, size), labels_array, split_array, class_names,
-                    {"source": "imagefolder", "root_name": root.name, "files": len(paths)})
+                    {"source": "imagefolder", "root_name": root.name, "files": len(paths)}, human=human)
 
 
 # ----------------------------------------------------------------------------- corruptions
@@ -386,8 +406,9 @@ def build_from_files(files: dict[str, Path], *, format: str, size: int | None = 
 
     Args:
         files: role -> local path. ``mnist-idx`` needs roles ``images`` and ``labels``; ``npz`` needs
-            ``arrays``, an npz with ``images`` (N, H, W[, C]) uint8 and ``labels``, optionally ``class_names``.
-        format: ``mnist-idx`` or ``npz``.
+            ``arrays``, an npz with ``images`` (N, H, W[, C]) uint8 and ``labels``, optionally ``class_names``;
+            ``things-triplets`` needs ``triplets`` and ``images`` (see :func:`zooprobe.human.build_things_triplets`).
+        format: ``mnist-idx``, ``npz`` or ``things-triplets``.
         size: resize to ``size`` x ``size``.
         splits: split fractions.
         seed: seed of the split.
@@ -395,6 +416,10 @@ def build_from_files(files: dict[str, Path], *, format: str, size: int | None = 
     Returns:
         RGB :class:`ImageSet`.
     """
+    if format == "things-triplets":
+        from zooprobe.human import build_things_triplets
+
+        return build_things_triplets(files, size=size or 224)
     if format == "mnist-idx":
         images, labels = read_idx(files["images"]), read_idx(files["labels"]).astype(np.int64)
         class_names = [str(i) for i in range(10)]
@@ -404,7 +429,7 @@ def build_from_files(files: dict[str, Path], *, format: str, size: int | None = 
             class_names = ([str(c) for c in arrays["class_names"]] if "class_names" in arrays
                            else [str(i) for i in range(int(labels.max()) + 1)])
     else:
-        raise ValueError(f"unknown file format {format!r}; valid: ['mnist-idx', 'npz']")
+        raise ValueError(f"unknown file format {format!r}; valid: ['mnist-idx', 'npz', 'things-triplets']")
     if images.ndim == 3:
         images = images[..., None]
     images = resize_images(images.astype(np.uint8), size) if size else images.astype(np.uint8)
@@ -466,4 +491,5 @@ def build_torchvision(*, name: str, root: str | Path, split_kwargs: dict[str, di
     return ImageSet(stacked, labels_array, split_array, class_names, {"source": "torchvision", "name": name})
 
 
-SOURCES: tuple[str, ...] = ("packaged", "procedural", "shift", "imagefolder", "corrupt", "url", "torchvision")
+SOURCES: tuple[str, ...] = ("packaged", "procedural", "shift", "imagefolder", "corrupt", "url", "torchvision",
+                            "peterson", "kriegeskorte92")

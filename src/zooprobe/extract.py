@@ -131,7 +131,8 @@ def extract_batches(extractor: Extractor, batches: Iterable[torch.Tensor | np.nd
     for host, head, ready in _pooled_on_host(extractor, batches, layers=layers, pooling=pooling, device=device,
                                              with_head=with_head, precision=precision, channels_last=channels_last):
         ready()
-        yield {name: value.numpy() for name, value in host.items()}, (head.numpy() if head is not None else None)
+        yield ({name: value.numpy() for name, value in host.items()},
+               head.argmax(1).numpy().astype(np.int64) if head is not None else None)
 
 
 def _pooled_on_host(extractor: Extractor, batches: Iterable[torch.Tensor | np.ndarray], *, layers: list[str],
@@ -139,9 +140,10 @@ def _pooled_on_host(extractor: Extractor, batches: Iterable[torch.Tensor | np.nd
                     ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor | None, Callable[[], None]]]:
     """Like :func:`extract_batches`, but yields before the device finishes.
 
-    Each item holds host tensors that a non-blocking copy is still filling, and a function to
-    call before reading them. On CUDA this lets the caller hand the batch to a writer thread
-    and enqueue the next forward pass at once.
+    Each item holds host tensors that a non-blocking copy is still filling (pooled layers, and
+    the head's float logits when ``with_head``), and a function to call before reading them.
+    On CUDA this lets the caller hand the batch to a writer thread and enqueue the next
+    forward pass at once.
     """
     prepare_model(extractor, device, channels_last=channels_last)
     pinned = device.type == "cuda"
@@ -151,7 +153,7 @@ def _pooled_on_host(extractor: Extractor, batches: Iterable[torch.Tensor | np.nd
             with autocast(device, precision):
                 outputs, logits = extractor.forward_layers(x, layers, with_head=with_head)
             pooled = {name: pool(outputs[name], pooling).float() for name in layers}
-            head = logits.argmax(1) if with_head else None
+            head = logits.float() if with_head else None
             if not pinned:
                 yield pooled, head, _nothing
                 continue
@@ -244,7 +246,7 @@ def extract_to_writer(extractor: Extractor, batches_from: Callable[[int], torch.
         layers: layer names to keep.
         settings: the extract settings.
         device: where the forward pass runs.
-        with_head: also write the model's own predicted class per image.
+        with_head: also write the model's own logits and predicted class per image.
         progress: called with the number of rows after each written batch.
 
     Returns:

@@ -53,6 +53,8 @@ def write_image_set(path: str | Path, images: ImageSet) -> None:
         f.create_dataset("images", data=images.images, chunks=(min(256, len(images.images)), *images.images.shape[1:]))
         f.create_dataset("labels", data=images.labels.astype(np.int64))
         f.create_dataset("split", data=images.split.astype("S5"))
+        for kind, values in images.human.items():
+            f.create_dataset(f"human/{kind}", data=values)
         _set_provenance(f, provenance)
 
 
@@ -65,7 +67,17 @@ def read_image_set(path: str | Path) -> ImageSet:
     with h5py.File(path, "r") as f:
         provenance = _get_provenance(f)
         return ImageSet(f["images"][...], f["labels"][...], _strings(f["split"][...]),
-                        list(provenance["class_names"]), provenance)
+                        list(provenance["class_names"]), provenance, human=_read_human(f))
+
+
+def _read_human(f: h5py.File) -> dict[str, np.ndarray]:
+    return {kind: f["human"][kind][...] for kind in f["human"]} if "human" in f else {}
+
+
+def read_human(path: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+    """Return (human judgements, split, provenance) of an image-set file without reading its pixels."""
+    with h5py.File(path, "r") as f:
+        return _read_human(f), _strings(f["split"][...]), _get_provenance(f)
 
 
 def read_image_labels(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -134,6 +146,7 @@ class Features:
     split: np.ndarray
     provenance: dict[str, Any]
     head_pred: np.ndarray | None = None
+    head_logits: np.ndarray | None = None
 
 
 class FeatureWriter:
@@ -153,8 +166,11 @@ class FeatureWriter:
 
     def __init__(self, path: str | Path, *, n: int, layer_dims: Mapping[str, int], labels: np.ndarray,
                  split: np.ndarray, provenance: Mapping[str, Any], dtype: str = "float32",
-                 with_head: bool = False, resume: bool = False) -> None:
+                 with_head: bool = False, head_classes: int = 0, resume: bool = False) -> None:
+        if with_head and head_classes < 1:
+            raise ValueError("with_head needs head_classes, the width of the model's logits")
         self._path, self._n, self._dims, self._with_head = Path(path), n, dict(layer_dims), with_head
+        self._head_classes = head_classes
         self._labels, self._split, self._provenance, self._dtype = labels, split, dict(provenance), dtype
         self._resume = resume
         self._partial = self._path.with_name(f".{self._path.name}.partial")
@@ -164,6 +180,7 @@ class FeatureWriter:
         # Creation time differs between runs; everything else must match for rows to be reusable.
         stable = {k: v for k, v in self._provenance.items() if k != "created_unix"}
         layout = dict(provenance=stable, n=self._n, dims=self._dims, dtype=self._dtype, with_head=self._with_head,
+                      head_classes=self._head_classes,
                       labels=hashlib.sha256(np.ascontiguousarray(self._labels, dtype=np.int64)).hexdigest())
         return hashlib.sha256(json.dumps(layout, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -196,14 +213,16 @@ class FeatureWriter:
         self._file.create_dataset("split", data=self._split.astype("S5"))
         if self._with_head:
             self._file.create_dataset("head_pred", shape=(self._n,), dtype=np.int64)
+            self._file.create_dataset("head_logits", shape=(self._n, self._head_classes), dtype=np.float32,
+                                      chunks=(min(self._n, 512), self._head_classes))
         _set_provenance(self._file, dict(self._provenance, layers=list(self._dims)))
         self._file.attrs["resume_key"] = key
         self._file.attrs["rows_done"] = 0
         self._file.flush()
         return self
 
-    def write(self, batch: Mapping[str, np.ndarray], head_pred: np.ndarray | None = None) -> None:
-        """Append one batch: a (B, D) array for every layer, and the head's (B,) predictions if kept."""
+    def write(self, batch: Mapping[str, np.ndarray], head_logits: np.ndarray | None = None) -> None:
+        """Append one batch: a (B, D) array for every layer, and the head's (B, K) logits if kept."""
         size = len(next(iter(batch.values())))
         if self.rows_done + size > self._n:
             raise ValueError(f"{self._path}: batch of {size} rows after row {self.rows_done} overflows {self._n}")
@@ -211,7 +230,8 @@ class FeatureWriter:
         for name, values in batch.items():
             self._file["layers"][name][self.rows_done:end] = values
         if self._with_head:
-            self._file["head_pred"][self.rows_done:end] = head_pred
+            self._file["head_logits"][self.rows_done:end] = head_logits
+            self._file["head_pred"][self.rows_done:end] = np.asarray(head_logits).argmax(axis=1)
         # The rows reach the OS before the counter that vouches for them does.
         self._file.flush()
         self.rows_done = end
@@ -250,7 +270,8 @@ def read_features(path: str | Path, layers: list[str] | None = None) -> Features
         provenance = _get_provenance(f)
         return Features({name: f["layers"][name][...] for name in provenance["layers"] if name in names},
                         f["labels"][...], _strings(f["split"][...]), provenance,
-                        f["head_pred"][...] if "head_pred" in f else None)
+                        f["head_pred"][...] if "head_pred" in f else None,
+                        f["head_logits"][...] if "head_logits" in f else None)
 
 
 # ----------------------------------------------------------------------------- probe results

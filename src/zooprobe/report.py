@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from zooprobe import stats  # noqa: E402
 from zooprobe.analyse import ALL_MODELS, agreement_matrix  # noqa: E402
 
 
@@ -32,7 +33,8 @@ def agreement_heatmap(scores: pd.DataFrame) -> plt.Figure:
     image = ax.imshow(value, vmin=-1, vmax=1, cmap="RdBu_r")
     for i in range(len(names)):
         for j in range(len(names)):
-            text = "1" if i == j else f"{value[i, j]:.2f}\n[{low[i, j]:.2f}, {high[i, j]:.2f}]"
+            text = ("1" if i == j else "n/a" if not np.isfinite(value[i, j])
+                    else f"{value[i, j]:.2f}\n[{low[i, j]:.2f}, {high[i, j]:.2f}]")
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if abs(value[i, j]) > 0.6 else "black")
     ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
@@ -46,7 +48,8 @@ def bump_chart(scores: pd.DataFrame) -> plt.Figure:
     """Each model's rank on each benchmark, joined by lines: crossings are ranking changes."""
     ranks = scores[scores.metric == "rank"].pivot(index="model", columns="benchmark", values="value")
     order = list(dict.fromkeys(scores[scores.metric == "rank"].benchmark))
-    ranks = ranks[order]
+    # Only models ranked on every benchmark (prediction tables, say, are ranked on one).
+    ranks = ranks[order].dropna()
     fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(order), 0.9 + 0.45 * len(ranks)))
     for model, row in ranks.iterrows():
         ax.plot(range(len(order)), row.values, marker="o", linewidth=2, label=model)
@@ -274,6 +277,134 @@ def variable_section(scores: pd.DataFrame) -> str:
     ])
 
 
+ALIGNMENT_SCORE_NAMES = {"rsa": "RSA (Spearman)", "odd_one_out_accuracy": "odd-one-out accuracy",
+                         "neg_cross_entropy": "minus cross-entropy to human labels"}
+
+
+def alignment_layer_curves(scores: pd.DataFrame, benchmarks: list[str]) -> plt.Figure:
+    """RSA per layer for every model on each similarity benchmark (x: relative depth), with 95% CI bands."""
+    rsa = scores[(scores.metric == "rsa") & scores.benchmark.isin(benchmarks)]
+    names = list(dict.fromkeys(rsa.benchmark))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.4 * len(names), 3.6), squeeze=False, sharey=True)
+    models = sorted(rsa.model.unique())
+    colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
+    for ax, benchmark in zip(axes.flat, names):
+        for model in models:
+            part = rsa[(rsa.benchmark == benchmark) & (rsa.model == model)]
+            if part.empty:
+                continue
+            x = np.linspace(0, 1, len(part)) if len(part) > 1 else np.zeros(1)
+            ax.plot(x, part.value, marker=".", color=colours[model], label=model)
+            ax.fill_between(x, part.ci_low, part.ci_high, color=colours[model], alpha=0.12)
+        ceiling = scores[(scores.benchmark == benchmark) & (scores.metric == "noise_ceiling_lower")]
+        if not ceiling.empty:
+            lower = float(ceiling.value.iloc[0])
+            upper = float(scores[(scores.benchmark == benchmark) & (scores.metric == "noise_ceiling_upper")].value.iloc[0])
+            ax.axhspan(lower, upper, color="grey", alpha=0.25, label="noise ceiling")
+        ax.set_title(benchmark)
+        ax.set_xlabel("relative depth (first to last extracted layer)")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("RSA with human similarity")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Human alignment per layer (95% CI over stimuli)")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    return fig
+
+
+def accuracy_alignment_scatter(scores: pd.DataFrame, accuracy_benchmark: str, benchmarks: list[str]) -> plt.Figure:
+    """Each alignment score against the probe accuracy, across models, with a least-squares line."""
+    chosen = scores[scores.metric == "score"].pivot(index="model", columns="benchmark", values="value")
+    fig, axes = plt.subplots(1, len(benchmarks), figsize=(4.2 * len(benchmarks), 3.8), squeeze=False)
+    for ax, benchmark in zip(axes.flat, benchmarks):
+        pair = chosen[[accuracy_benchmark, benchmark]].dropna()
+        ax.scatter(pair[accuracy_benchmark], pair[benchmark], s=36, zorder=3)
+        for model, row in pair.iterrows():
+            ax.annotate(model, (row[accuracy_benchmark], row[benchmark]), xytext=(3, 3), textcoords="offset points",
+                        fontsize=7)
+        title = benchmark
+        rho = scores[(scores.benchmark.isin([f"{accuracy_benchmark}~{benchmark}", f"{benchmark}~{accuracy_benchmark}"]))
+                     & (scores.metric == "spearman_rho")]
+        if len(pair) >= 3:
+            slope, intercept, r2 = stats.linear_fit(pair[accuracy_benchmark].to_numpy(), pair[benchmark].to_numpy())
+            x = np.linspace(pair[accuracy_benchmark].min(), pair[accuracy_benchmark].max(), 10)
+            ax.plot(x, slope * x + intercept, color="C3", label=f"fit: slope {slope:.2f}, R² {r2:.2f}")
+            ax.legend(fontsize=7)
+        if not rho.empty:
+            r = rho.iloc[0]
+            title += f"\nSpearman {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}], n={int(r.n)}"
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(f"{accuracy_benchmark} probe accuracy")
+        ax.set_ylabel(ALIGNMENT_SCORE_NAMES.get(_score_metric(scores, benchmark), "alignment"))
+        ax.grid(alpha=0.3)
+    fig.suptitle("Accuracy against human alignment")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    return fig
+
+
+def _score_metric(scores: pd.DataFrame, benchmark: str) -> str:
+    metrics = set(scores[scores.benchmark == benchmark].metric)
+    for name in ALIGNMENT_SCORE_NAMES:
+        if name == "neg_cross_entropy" and "cross_entropy" in metrics:
+            return name
+        if name in metrics:
+            return name
+    return ""
+
+
+def alignment_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benchmarks: list[str]) -> str:
+    """Human alignment: RSA per layer with CIs, noise ceilings, odd-one-out, and human label agreement."""
+    if not benchmarks:
+        return ""
+    parts = ["<h2>Human alignment</h2>",
+             "<p>RSA is the Spearman correlation between the model's pairwise cosine or correlation similarity "
+             "and the human similarity over the upper triangle, with a 95% CI from resampling stimuli. The "
+             "alignment score that ranks models is the RSA at the layer named in the align params (or the "
+             "odd-one-out accuracy, chance 1/3, where only triplets are given, or minus the cross-entropy to "
+             "the human label distributions). These rankings join the agreement matrix above.</p>"]
+    rsa = scores[(scores.metric == "rsa") & scores.benchmark.isin(benchmarks)]
+    for benchmark in dict.fromkeys(rsa.benchmark):
+        part = rsa[rsa.benchmark == benchmark]
+        ceiling = scores[(scores.benchmark == benchmark) & scores.metric.str.startswith("noise_ceiling")]
+        parts.append(f"<h3>{html.escape(benchmark)}: RSA [95% CI] at every extracted layer</h3>")
+        if not ceiling.empty:
+            c = ceiling.set_index("metric").value
+            parts.append(f"<p>Noise ceiling from the individual subjects' RDMs: lower {c['noise_ceiling_lower']:.3f}, "
+                         f"upper {c['noise_ceiling_upper']:.3f}; <code>rsa_fraction_of_ceiling</code> in scores.csv "
+                         f"divides each RSA by the upper bound.</p>")
+        for model in sorted(part.model.unique()):
+            rows = part[part.model == model]
+            cells = " ".join(f"<td>{html.escape(str(r.layer))}<br>{_cell(r)}</td>" for r in rows.itertuples())
+            parts.append(f"<table><tr><th>{html.escape(model)}</th>{cells}</tr></table>")
+    odd = scores[(scores.metric == "odd_one_out_accuracy") & scores.benchmark.isin(benchmarks)]
+    selected = scores[(scores.metric == "score") & scores.benchmark.isin(benchmarks)].set_index(["benchmark", "model"])
+    if not odd.empty:
+        odd = odd[[(b, m) in selected.index and selected.loc[(b, m), "layer"] == layer
+                   for b, m, layer in zip(odd.benchmark, odd.model, odd.layer)]]
+        table = odd.assign(cell=[_cell(r) for r in odd.itertuples()]).pivot(index="model", columns="benchmark",
+                                                                              values="cell")
+        parts += ["<h3>Odd-one-out accuracy at the selected layer [95% CI] (chance 0.333)</h3>",
+                  table.to_html(escape=True, na_rep="")]
+    labels = scores[scores.metric.isin(["cross_entropy", "kl", "entropy_spearman"]) & scores.benchmark.isin(benchmarks)]
+    for benchmark in dict.fromkeys(labels.benchmark):
+        part = labels[labels.benchmark == benchmark]
+        table = part.assign(cell=[_cell(r) for r in part.itertuples()]).pivot(index="model", columns="metric",
+                                                                                values="cell")
+        order = part[part.metric == "cross_entropy"].sort_values("value").model
+        parts += [f"<h3>{html.escape(benchmark)}: agreement with human label distributions [95% CI]</h3>",
+                  "<p>Per image, cross-entropy -sum h log p and KL(h || p) between the human distribution h and "
+                  "the model's softmax p (lower is better), averaged over images; and the Spearman correlation of "
+                  "per-image entropies. Rows include published prediction tables.</p>",
+                  table.loc[list(order)].to_html(escape=True)]
+    if not rsa.empty:
+        parts += ["<h3>Alignment per layer</h3>",
+                  f"<img alt='alignment per layer' src='{_png(alignment_layer_curves(scores, benchmarks))}'>"]
+    if accuracy_benchmarks:
+        parts += ["<h3>Accuracy against alignment</h3>",
+                  f"<img alt='accuracy against alignment' "
+                  f"src='{_png(accuracy_alignment_scatter(scores, accuracy_benchmarks[0], benchmarks))}'>"]
+    return "\n".join(parts)
+
+
 def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], config: dict[str, Any],
                   provenance: list[dict[str, Any]], title: str = "zooprobe report") -> str:
     """Render the whole report as one HTML string.
@@ -320,6 +451,7 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
     parts.append(imagenot_section(scores, config.get("sweep")))
     parts.append(tunnel_section(scores))
     parts.append(variable_section(scores))
+    parts.append(alignment_section(scores, layer_order.get("__alignment__", []), layer_order.get("__id__", [])))
     parts += [
         "<h2>What was run</h2><h3>Provenance</h3>", prov.to_html(index=False, escape=True),
         "<h3>Params</h3>", f"<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>",

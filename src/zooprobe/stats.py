@@ -142,16 +142,38 @@ def bootstrap_rank_agreement(correct_a: np.ndarray, correct_b: np.ndarray, *, n_
         counts_a = bootstrap_counts(correct_a.shape[1], n_boot=n_boot, seed=seed)
     if counts_b is None:
         counts_b = bootstrap_counts(correct_b.shape[1], n_boot=n_boot, seed=seed + 1)
-    acc_a, acc_b = correct_a.mean(axis=1), correct_b.mean(axis=1)
     # (n_boot, models): every model's accuracy in every resample.
     boot_a = counts_a @ correct_a.T / correct_a.shape[1]
     boot_b = counts_b @ correct_b.T / correct_b.shape[1]
+    return rank_agreement_from_replicates(correct_a.mean(axis=1), correct_b.mean(axis=1), boot_a, boot_b, level=level)
+
+
+def rank_agreement_from_replicates(scores_a: np.ndarray, scores_b: np.ndarray, boot_a: np.ndarray,
+                                   boot_b: np.ndarray, *, level: float = CI_LEVEL) -> dict[str, Estimate]:
+    """Kendall tau-b and Spearman rho of two benchmarks' scores, with CIs from bootstrap replicates.
+
+    Args:
+        scores_a: (M,) every model's score on benchmark A (higher is better).
+        scores_b: (M,) the same models on B.
+        boot_a: (B, M) the scores recomputed on each resample of A's test data (the same resample
+            for every model), e.g. accuracies or RSA over resampled stimuli.
+        boot_b: (B, M) likewise for B.
+        level: interval coverage.
+
+    Returns:
+        ``{"kendall_tau": Estimate, "spearman_rho": Estimate}``; ``n`` is the number of models.
+    """
     taus, rhos = kendall_tau_rows(boot_a, boot_b), spearman_rho_rows(boot_a, boot_b)
-    m = correct_a.shape[0]
+    m = len(scores_a)
     return {
-        "kendall_tau": Estimate(kendall_tau(acc_a, acc_b), *_percentiles(taus, level), m),
-        "spearman_rho": Estimate(spearman_rho(acc_a, acc_b), *_percentiles(rhos, level), m),
+        "kendall_tau": Estimate(kendall_tau(scores_a, scores_b), *_percentiles(taus, level), m),
+        "spearman_rho": Estimate(spearman_rho(scores_a, scores_b), *_percentiles(rhos, level), m),
     }
+
+
+def percentile_interval(samples: np.ndarray, level: float = CI_LEVEL) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap replicates."""
+    return _percentiles(np.asarray(samples, dtype=float), level)
 
 
 def ood_retained_pct(acc_penultimate: float, acc_best: float) -> float:

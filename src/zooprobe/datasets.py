@@ -31,6 +31,8 @@ class ImageSet:
         attrs: provenance (source, parameters) stored beside the data.
         human: human judgements aligned with the rows (see :mod:`zooprobe.human`), e.g.
             ``similarity`` (N, N) or ``label_probs`` (N, K); empty for ordinary sets.
+        dense: per-pixel labels aligned with the images (see :mod:`zooprobe.dense_data`):
+            ``depth`` (N, H, W), ``normals`` (N, H, W, 3), ``mask`` (N, H, W); empty for ordinary sets.
     """
 
     images: np.ndarray
@@ -39,6 +41,7 @@ class ImageSet:
     class_names: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
     human: dict[str, np.ndarray] = field(default_factory=dict)
+    dense: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -56,9 +59,11 @@ class ImageSet:
         for array in (self.images, self.labels.astype(np.int64), self.split.astype("U5")):
             digest.update(np.ascontiguousarray(array).tobytes())
         digest.update("\n".join(self.class_names).encode())
-        for kind in sorted(self.human):  # absent for ordinary sets, so their hashes are unchanged
-            digest.update(kind.encode())
-            digest.update(np.ascontiguousarray(self.human[kind], dtype=np.float64).tobytes())
+        # Absent for ordinary sets, so their hashes are unchanged.
+        for group, arrays in (("human", self.human), ("dense", self.dense)):
+            for kind in sorted(arrays):
+                digest.update(f"{group}/{kind}".encode())
+                digest.update(np.ascontiguousarray(arrays[kind], dtype=np.float64).tobytes())
         return digest.hexdigest()
 
     def subset(self, split: str) -> "ImageSet":

@@ -55,6 +55,8 @@ def write_image_set(path: str | Path, images: ImageSet) -> None:
         f.create_dataset("split", data=images.split.astype("S5"))
         for kind, values in images.human.items():
             f.create_dataset(f"human/{kind}", data=values)
+        for kind, values in images.dense.items():
+            f.create_dataset(f"dense/{kind}", data=values, chunks=(1, *values.shape[1:]), compression="gzip")
         _set_provenance(f, provenance)
 
 
@@ -67,7 +69,8 @@ def read_image_set(path: str | Path) -> ImageSet:
     with h5py.File(path, "r") as f:
         provenance = _get_provenance(f)
         return ImageSet(f["images"][...], f["labels"][...], _strings(f["split"][...]),
-                        list(provenance["class_names"]), provenance, human=_read_human(f))
+                        list(provenance["class_names"]), provenance, human=_read_human(f),
+                        dense={kind: f["dense"][kind][...] for kind in f["dense"]} if "dense" in f else {})
 
 
 def _read_human(f: h5py.File) -> dict[str, np.ndarray]:
@@ -134,6 +137,22 @@ class ImageBatches:
     def __getstate__(self) -> dict[str, Any]:
         # Workers get the path, never the parent's open handle.
         return dict(self.__dict__, _file=None, _pid=None)
+
+
+def read_nyuv2_mat(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, H, W, 3) uint8 and depths (N, H, W) float32 metres from NYUv2's labeled ``.mat``.
+
+    The file is MATLAB v7.3, i.e. HDF5, which stores MATLAB's column-major arrays with their axes
+    reversed: ``images`` is (N, 3, W, H) and ``depths`` (N, W, H) as h5py reads them.
+    """
+    with h5py.File(path, "r") as f:
+        missing = [name for name in ("images", "depths") if name not in f]
+        if missing:
+            raise ValueError(f"{path}: no {missing} in this file; expected NYUv2's nyu_depth_v2_labeled.mat "
+                             f"(found {sorted(f)})")
+        images = np.ascontiguousarray(f["images"][...].transpose(0, 3, 2, 1)).astype(np.uint8)
+        depths = np.ascontiguousarray(f["depths"][...].transpose(0, 2, 1)).astype(np.float32)
+    return images, depths
 
 
 # ----------------------------------------------------------------------------- features

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -195,6 +196,41 @@ def pool(feature: torch.Tensor, pooling: str) -> torch.Tensor:
     if pooling == "avg":
         return feature.mean(dim=(2, 3))
     return F.adaptive_avg_pool2d(feature, 2).flatten(1)
+
+
+# Most prefix tokens (class, register, distillation) a token sequence may carry before its grid.
+MAX_PREFIX_TOKENS = 16
+
+
+def spatial_map(feature: torch.Tensor, *, grid: int | None = None) -> torch.Tensor:
+    """Keep one layer spatial, as (N, C, h, w), for dense probes.
+
+    Args:
+        feature: a (N, C, h, w) map, or a (N, tokens, D) transformer sequence whose last h*w
+            tokens are patches on a square grid (the first ones, e.g. CLS, are dropped).
+        grid: average-pool maps larger than ``grid`` x ``grid`` down to that size (bounds storage).
+
+    Returns:
+        (N, C, h, w) tensor.
+    """
+    if feature.ndim == 3:
+        tokens = feature.shape[1]
+        side = int(np.floor(np.sqrt(tokens)))
+        if tokens - side * side > MAX_PREFIX_TOKENS:
+            raise ValueError(f"{tokens} tokens are not a square grid of patches after at most "
+                             f"{MAX_PREFIX_TOKENS} prefix tokens; cannot put them back on a grid")
+        patches = feature[:, tokens - side * side:]
+        feature = patches.reshape(feature.shape[0], side, side, feature.shape[2]).permute(0, 3, 1, 2)
+    if feature.ndim != 4:
+        raise ValueError(f"expected a (N, C, h, w) map or (N, tokens, D) sequence, got shape {tuple(feature.shape)}")
+    if grid is not None and (feature.shape[2] > grid or feature.shape[3] > grid):
+        feature = F.adaptive_avg_pool2d(feature, (min(grid, feature.shape[2]), min(grid, feature.shape[3])))
+    return feature
+
+
+def concat_at_stride(maps: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    """Resample several layers' maps to one (h, w) with bilinear interpolation and stack their channels."""
+    return torch.cat([F.interpolate(m.float(), size=size, mode="bilinear", align_corners=False) for m in maps], dim=1)
 
 
 def state_dict_sha256(model: torch.nn.Module) -> str:

@@ -18,6 +18,7 @@ include: "rules/train.smk"
 include: "rules/extract.smk"
 include: "rules/probe.smk"
 include: "rules/align.smk"
+include: "rules/dense.smk"
 include: "rules/analyse.smk"
 include: "rules/report.smk"
 

@@ -3,6 +3,7 @@ rule analyse:
     input:
         probes=probe_results(),
         alignment=alignment_results(),
+        dense=dense_results(),
     output:
         scores="results/scores.csv",
         summary="results/analysis/summary.json",
@@ -19,5 +20,6 @@ rule analyse:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe analyse --probes {input.probes} --alignment {input.alignment} --settings '{params.settings}'"
+        "python -m zooprobe analyse --probes {input.probes} --alignment {input.alignment} --dense {input.dense}"
+        " --settings '{params.settings}'"
         " --sweep '{params.sweep}' --scores {output.scores} --summary {output.summary} > {log} 2>&1"

@@ -27,6 +27,8 @@ TASKS = config["probe"]["tasks"]
 PROBE_SETTINGS = [f"probe.{key}" for key in config["probe"] if key != "tasks"]
 ALIGN_BENCHMARKS = (config.get("align") or {}).get("benchmarks", {})
 ALIGN_SETTINGS = [f"align.{key}" for key in config.get("align") or {} if key != "benchmarks"]
+DENSE_DATASETS = (config.get("dense") or {}).get("datasets", [])
+DENSE_SETTINGS = [f"dense.{key}" for key in config.get("dense") or {} if key not in ("datasets", "grid", "feature_dtype")]
 
 
 wildcard_constraints:
@@ -134,6 +136,14 @@ def alignment_results():
                for model in aligned_models(benchmark)]
     return results + [f"results/alignment/tables/{benchmark}.json" for benchmark, entry in ALIGN_BENCHMARKS.items()
                       if "tables" in entry]
+
+
+def dense_settings(wildcards):
+    return as_json({key.split(".", 1)[1]: config_value(key) for key in DENSE_SETTINGS})
+
+
+def dense_results():
+    return expand("results/dense/{model}/{dataset}.json", model=MODELS, dataset=DENSE_DATASETS)
 
 
 def align_mem_mb(wildcards, input, attempt):

@@ -1,6 +1,7 @@
 """End to end: the real Snakefile on the tiny config, in a temporary working directory."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def tiny_run(tiny_checkout_run) -> Path:
 def test_scores_cover_every_model_benchmark_and_pair(tiny_run):
     scores = pd.read_csv(tiny_run / "results" / "scores.csv")
     assert list(scores.columns) == ["benchmark", "model", "layer", "metric", "value", "ci_low", "ci_high", "n"]
-    chosen = scores[scores.metric == "score"]
+    chosen = scores[(scores.metric == "score") & ~scores.benchmark.str.contains("@")]  # "<task>@<set>": dense
     assert set(chosen.model) == {"resnet10t", "vit_tiny", "resnet10t_random"}
     assert set(chosen.benchmark) == {"shapes", "shapes_noise", "shapes_texture"}
     assert len(chosen) == 9
@@ -37,7 +38,8 @@ def test_scores_cover_every_model_benchmark_and_pair(tiny_run):
     ranks = scores[(scores.metric == "rank") & (scores.benchmark == "shapes")].value
     assert sorted(ranks) == pytest.approx(sorted(ranks)) and ranks.min() >= 1 and ranks.max() <= 3
     pairs = scores[scores.metric == "kendall_tau"]
-    assert set(pairs.benchmark) == {"shapes~shapes_noise", "shapes~shapes_texture", "shapes_noise~shapes_texture"}
+    probe_pairs = {"shapes~shapes_noise", "shapes~shapes_texture", "shapes_noise~shapes_texture"}
+    assert probe_pairs <= set(pairs.benchmark) and len(pairs) == 15  # with the 3 dense benchmarks: 6 choose 2
     assert pairs.value.between(-1, 1).all()
     # A layer-wise curve for each model on each benchmark: every layer of resnet10t is scored.
     resnet_layers = scores[(scores.metric == "accuracy") & (scores.model == "resnet10t") & (scores.benchmark == "shapes")]
@@ -81,10 +83,35 @@ def test_features_and_checkpoints_carry_provenance(tiny_run):
 
 def test_report_is_self_contained_and_shows_the_results(tiny_run):
     page = (tiny_run / "results" / "report" / "index.html").read_text()
-    assert page.count("src='data:image/png;base64,") == 3
+    assert page.count("src='data:image/png;base64,") == 4  # with the mid-level against classification scatter
     assert "http://" not in page and "https://" not in page
     for needle in ("resnet10t_random", "vit_tiny", "shapes_texture", "Kendall tau-b", "kendall_tau", "weights_sha256", "avg2x2"):
         assert needle in page
+
+
+def test_dense_probes_score_every_layer_and_compare_with_random_init(tiny_run):
+    scores = pd.read_csv(tiny_run / "results" / "scores.csv")
+    page = (tiny_run / "results" / "report" / "index.html").read_text()
+    for model in ("resnet10t", "vit_tiny", "resnet10t_random"):
+        with h5py.File(tiny_run / "data" / "spatial" / model / "scenes.h5") as f:
+            layers = list(f["layers"])
+            shapes = {name: f["layers"][name].shape for name in f["layers"]}
+            assert all(ds.dtype == np.float16 for ds in f["layers"].values())
+        # Spatial (N, C, h, w) maps, pooled to at most the 8 x 8 grid; pre-logits kept as 1 x 1.
+        assert all(len(shape) == 4 and shape[0] == 64 and shape[2] <= 8 and shape[3] <= 8 for shape in shapes.values())
+        for task, metric in (("depth", "delta1"), ("normals", "mean_angle"), ("figure_ground", "iou")):
+            part = scores[(scores.benchmark == f"{task}@scenes") & (scores.metric == metric) & (scores.model == model)]
+            assert sorted(part.layer) == sorted(layers), (model, task)
+            assert (part.n == 16).all()  # 64 scenes, a quarter for testing
+            for row in part.itertuples():
+                assert f"{row.layer}<br>{row.value:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]" in page
+    # ViT patch tokens are back on their grid, without the CLS token: 32 px / patch 4 = 8 x 8.
+    with h5py.File(tiny_run / "data" / "spatial" / "vit_tiny" / "scenes.h5") as f:
+        assert f["layers/blocks.3"].shape[1:] == (96, 8, 8)
+    assert "depth@scenes: depth delta1" in page and "normals@scenes: mean angular error" in page
+    verdicts = re.findall(r"trained <b>resnet10t</b> \([^)]*\) (beats|is beaten by|is not clearly different from) "
+                          r"its random-init copy <b>resnet10t_random</b>", page)
+    assert len(verdicts) == 3
 
 
 def test_nothing_to_do_after_a_complete_run(tiny_run):

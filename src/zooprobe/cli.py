@@ -43,12 +43,20 @@ def cmd_dataset(args: argparse.Namespace) -> None:
         built = build(h5io.read_image_set(args.base), **spec)
     elif source == "packaged":
         built = datasets.build_packaged(**spec)
+    elif source == "procedural" and spec.get("generator") == "scenes":
+        from zooprobe.dense_data import build_scenes
+
+        built = build_scenes(n=spec["n_per_class"], size=spec["size"], splits=spec["splits"], seed=spec["seed"])
     elif source == "procedural":
         built = datasets.build_procedural(**spec)
     elif source == "imagefolder":
         built = datasets.build_imagefolder(**dict(spec, root=expand_path(spec["root"])))
     elif source == "torchvision":
         built = datasets.build_torchvision(**dict(spec, root=expand_path(spec["root"])))
+    elif source == "middlebury":
+        from zooprobe.dense_data import build_middlebury_motorcycle
+
+        built = build_middlebury_motorcycle(**spec)
     elif source in ("peterson", "kriegeskorte92"):
         from zooprobe import human
 
@@ -126,17 +134,20 @@ def cmd_extract(args: argparse.Namespace) -> None:
     # Keep the model's own predictions when its head could be over this set's classes; the probe
     # stage scores them only where the params say the label spaces are the same.
     with_head = extractor.num_classes == len(info["class_names"])
-    dims = layer_dims(extractor, tuple(info["image_shape"]), layers=layers, pooling=settings.pooling, device=device)
+    grid = args.spatial_grid
+    dims = layer_dims(extractor, tuple(info["image_shape"]), layers=layers, pooling=settings.pooling, device=device,
+                      spatial_grid=grid)
     # Everything that changes the numbers is recorded, and a resumed run must match all of it.
     provenance = dict(_provenance_base(), model=args.model, arch=spec.arch, source=spec.source,
                       weights_sha256=extractor.weights_sha256(), pooling=settings.pooling,
                       preprocessing=extractor.preprocessing.as_dict(), seed=spec.seed, device=str(device),
                       batch_size=settings.batch_size, precision=settings.precision,
-                      channels_last=settings.channels_last, dataset=info["name"],
+                      channels_last=settings.channels_last, spatial_grid=grid, feature_dtype=args.feature_dtype,
+                      dataset=info["name"],
                       dataset_sha256=info["content_sha256"], class_names=info["class_names"],
                       checkpoint_info=extractor.checkpoint_info)
     with h5io.FeatureWriter(args.out, n=info["n"], layer_dims=dims, labels=labels, split=split,
-                            provenance=provenance, with_head=with_head,
+                            provenance=provenance, with_head=with_head, dtype=args.feature_dtype,
                             head_classes=extractor.num_classes if with_head else 0, resume=True) as writer:
         if writer.rows_done:
             log.info("resuming %s at row %d of %d", args.out, writer.rows_done, info["n"])
@@ -144,7 +155,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
                    mininterval=2)
         run = extract_to_writer(extractor, lambda start: h5io.ImageBatches(args.data, settings.batch_size, start=start),
                                 writer, layers=layers, settings=settings, device=device, with_head=with_head,
-                                progress=bar.update)
+                                progress=bar.update, spatial_grid=grid)
         bar.close()
     log.info("wrote %s: %d rows (resumed at %d) in %.1f s, %.0f images/s on %s with %d loader workers; "
              "layers %s; head kept: %s", args.out, run.rows, run.resumed_from, run.seconds, run.images_per_second,
@@ -279,6 +290,32 @@ def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def cmd_dense_probe(args: argparse.Namespace) -> None:
+    from zooprobe import dense, h5io
+
+    settings = args.settings
+    data = h5io.read_image_set(args.data)
+    features = h5io.read_features(args.features)
+    if features.provenance["dataset_sha256"] != data.attrs["content_sha256"]:
+        raise SystemExit(f"{args.features} was extracted from another version of {args.data}; rerun extract")
+    tasks = [task for task in settings["tasks"] if dense.LABEL_OF_TASK[task] in data.dense]
+    if not tasks:
+        raise SystemExit(f"{args.data} has none of the labels of the tasks {settings['tasks']} "
+                         f"(it has {sorted(data.dense) or 'no dense labels'})")
+    probe = dense.DenseProbeSettings(head=settings["head"], epochs=settings["epochs"], lr=settings["lr"],
+                                     batch_size=settings["batch_size"], seed=settings["seed"])
+    layers = {name: values.astype("float32") for name, values in features.layers.items()}
+    results = dense.probe_layers(layers, data.dense, data.split, tasks=tasks, dataset=args.dataset, settings=probe,
+                                 layer_choice=settings["layer"], n_boot=settings["n_boot"])
+    provenance = dict(_provenance_base(), model=args.model, dataset=args.dataset,
+                      dataset_sha256=data.attrs["content_sha256"], weights_sha256=features.provenance["weights_sha256"],
+                      spatial_grid=features.provenance.get("spatial_grid"), settings=settings)
+    _write_json(args.out, [dict(result, model=args.model, provenance=provenance) for result in results])
+    for result in results:
+        log.info("%s on %s: %s = %.4f at layer %s", args.model, result["benchmark"], result["score_metric"],
+                 result["score"], result["selected_layer"])
+
+
 def cmd_analyse(args: argparse.Namespace) -> None:
     from zooprobe import h5io
     from zooprobe.analyse import ProbeRun, score_table
@@ -289,7 +326,7 @@ def cmd_analyse(args: argparse.Namespace) -> None:
         predictions, labels, provenance, head = h5io.read_probe_result(path)
         runs.append(ProbeRun(provenance["model"], provenance["task"], predictions, labels, provenance, head))
     alignment = []
-    for path in args.alignment:
+    for path in [*args.alignment, *args.dense]:
         payload = json.loads(Path(path).read_text())
         alignment += payload if isinstance(payload, list) else [payload]
     scores = score_table(runs, n_boot=args.settings["n_bootstrap"], seed=args.settings["seed"], alignment=alignment)
@@ -304,7 +341,8 @@ def cmd_analyse(args: argparse.Namespace) -> None:
         scores.to_csv(tmp, index=False)
     summary = {
         "layer_order": {run.model: run.provenance["layers"] for run in runs},
-        "alignment_benchmarks": sorted({payload["benchmark"] for payload in alignment}),
+        "alignment_benchmarks": sorted({p["benchmark"] for p in alignment if p.get("kind") != "dense"}),
+        "dense_benchmarks": sorted({p["benchmark"] for p in alignment if p.get("kind") == "dense"}),
         "id_benchmarks": sorted({run.provenance["id_eval"] for run in runs}),
         "provenance": [{k: run.provenance[k] for k in ("model", "task", "arch", "weights_sha256", "pooling",
                                                        "preprocessing", "seed", "zooprobe_version")}
@@ -324,7 +362,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     scores = pd.read_csv(args.scores)
     summary = json.loads(Path(args.summary).read_text())
     layer_order = dict(summary["layer_order"], __id__=summary["id_benchmarks"],
-                       __alignment__=summary.get("alignment_benchmarks", []))
+                       __alignment__=summary.get("alignment_benchmarks", []),
+                       __dense__=summary.get("dense_benchmarks", []))
     page = render_report(scores=scores, layer_order=layer_order, config=args.config,
                          provenance=summary["provenance"], title=args.settings.get("title", "zooprobe report"))
     with atomic_output(args.out) as tmp:
@@ -447,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--weights")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--spatial-grid", type=int, default=None,
+                   help="keep layers spatial, (N, C, h, w) pooled to at most this grid, for dense probes")
+    p.add_argument("--feature-dtype", choices=("float32", "float16"), default="float32")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_extract)
 
@@ -461,14 +503,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_probe)
 
-    p = sub.add_parser("align", help="score one model's features or head against human judgements")
-    p.add_argument("--model", required=True)
-    p.add_argument("--benchmark", required=True)
-    p.add_argument("--settings", type=_json, required=True, help="the align params section, as JSON")
-    p.add_argument("--data", required=True, help="the benchmark's dataset file (stimuli and human data)")
-    p.add_argument("--features", required=True, help="the model's features on that dataset")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_align)
+    # One model's features (or head) scored against a dataset's extra labels: human or per-pixel.
+    for name, func, target, help_text, section in (
+        ("align", cmd_align, "--benchmark", "score one model's features or head against human judgements", "align"),
+        ("dense-probe", cmd_dense_probe, "--dataset",
+         "fit dense heads (depth, normals, figure-ground) on spatial features", "dense"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--model", required=True)
+        p.add_argument(target, required=True)
+        p.add_argument("--settings", type=_json, required=True, help=f"the {section} params section, as JSON")
+        p.add_argument("--data", required=True, help="the dataset file, with its human or dense labels")
+        p.add_argument("--features", required=True, help="the model's features on that dataset")
+        p.add_argument("--out", required=True)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("align-tables", help="score published prediction tables against human label distributions")
     p.add_argument("--benchmark", required=True)
@@ -478,11 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_align_tables)
 
+
     p = sub.add_parser("analyse", help="rank models and compare rankings across benchmarks")
     p.add_argument("--probes", nargs="+", required=True)
     p.add_argument("--settings", type=_json, required=True)
     p.add_argument("--sweep", type=_json, default=None, help="the sweep params section, as JSON (null: none)")
     p.add_argument("--alignment", nargs="*", default=[], help="alignment results (JSON) from align and align-tables")
+    p.add_argument("--dense", nargs="*", default=[], help="dense-probe results (JSON) from dense-probe")
     p.add_argument("--scores", required=True)
     p.add_argument("--summary", required=True)
     p.set_defaults(func=cmd_analyse)

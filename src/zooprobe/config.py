@@ -216,6 +216,15 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
         if "tables" in entry and alignment_kind(config["datasets"][entry["dataset"]]) != "labels":
             raise ConfigError(f"align.benchmarks.{name}.tables: prediction tables are scored against human "
                               f"label distributions only; {entry['dataset']!r} has none")
+    for dataset in (config.get("dense") or {}).get("datasets", []):
+        _require(dataset, datasets, "dataset", "dense.datasets")
+        entry = config["datasets"][dataset]
+        if not has_dense_labels(entry):
+            raise ConfigError(f"dense.datasets: {dataset!r} has no dense labels; use a 'procedural' source with "
+                              f"generator 'scenes', or a 'url' source with format 'nyuv2-mat'")
+        if not {"train", "test"} <= declared_splits(entry):
+            raise ConfigError(f"dense.datasets: {dataset!r} needs train and test splits to fit and score the "
+                              f"dense heads, has {sorted(declared_splits(entry))}")
     for name, entry in (config.get("models") or {}).items():
         if "seeds" in entry and entry["source"] != "trained":
             raise ConfigError(f"models.{name}.seeds: only the 'trained' source trains with a seed; "
@@ -235,6 +244,13 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
         if check_layers and spec.layers:
             _check_layers(spec)
     return specs
+
+
+def has_dense_labels(dataset: Mapping[str, Any]) -> bool:
+    """Whether a dataset entry yields per-pixel labels for dense probes."""
+    return ((dataset["source"] == "procedural" and dataset.get("generator") == "scenes")
+            or (dataset["source"] == "url" and dataset.get("format") == "nyuv2-mat")
+            or dataset["source"] == "middlebury")
 
 
 ALIGNMENT_KINDS: tuple[str, ...] = ("similarity", "triplets", "labels")

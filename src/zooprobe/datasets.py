@@ -421,6 +421,10 @@ def build_from_files(files: dict[str, Path], *, format: str, size: int | None = 
     Returns:
         RGB :class:`ImageSet`.
     """
+    if format == "nyuv2-mat":
+        from zooprobe.dense_data import build_nyuv2
+
+        return build_nyuv2(files["mat"], size=size, splits=splits, seed=seed)
     if format == "things-triplets":
         from zooprobe.human import build_things_triplets
 
@@ -434,7 +438,7 @@ def build_from_files(files: dict[str, Path], *, format: str, size: int | None = 
             class_names = ([str(c) for c in arrays["class_names"]] if "class_names" in arrays
                            else [str(i) for i in range(int(labels.max()) + 1)])
     else:
-        raise ValueError(f"unknown file format {format!r}; valid: ['mnist-idx', 'npz', 'things-triplets']")
+        raise ValueError(f"unknown file format {format!r}; valid: ['mnist-idx', 'npz', 'things-triplets', 'nyuv2-mat']")
     if images.ndim == 3:
         images = images[..., None]
     images = resize_images(images.astype(np.uint8), size) if size else images.astype(np.uint8)
@@ -497,4 +501,4 @@ def build_torchvision(*, name: str, root: str | Path, split_kwargs: dict[str, di
 
 
 SOURCES: tuple[str, ...] = ("packaged", "procedural", "shift", "imagefolder", "corrupt", "url", "torchvision",
-                            "peterson", "kriegeskorte92")
+                            "peterson", "kriegeskorte92", "middlebury")

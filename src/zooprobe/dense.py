@@ -225,3 +225,81 @@ def align_depth_scale(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None
         ratio = np.median(gt[i][keep[i]] / np.maximum(pred[i][keep[i]], 1e-6)) if keep[i].any() else 1.0
         out[i] = pred[i] * ratio
     return out
+
+
+# ----------------------------------------------------------------------------- per model
+SCORE_METRIC = {"depth": "delta1", "normals": "neg_mean_angle", "figure_ground": "iou"}
+LABEL_OF_TASK = {"depth": "depth", "normals": "normals", "figure_ground": "mask"}
+LAYER_CHOICES: tuple[str, ...] = ("last", "best")
+
+
+def per_image_metrics(task: str, pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None
+                      ) -> dict[str, np.ndarray]:
+    """Every metric of ``task`` computed image by image: name -> (N,) array."""
+    keep = _valid(valid, gt.shape[:3])
+    per_image = [task_metrics(task, pred[i], gt[i], keep[i]) for i in range(len(gt))]
+    return {name: np.array([m[name] for m in per_image]) for name in per_image[0]}
+
+
+def dense_benchmark_name(task: str, dataset: str) -> str:
+    return f"{task}@{dataset}"
+
+
+def probe_layers(layers: dict[str, np.ndarray], labels: dict[str, np.ndarray], split: np.ndarray, *,
+                 tasks: list[str], dataset: str, settings: DenseProbeSettings, layer_choice: str, n_boot: int
+                 ) -> list[dict[str, object]]:
+    """Fit a dense head per task and layer on the train images and score it on the test images.
+
+    Args:
+        layers: layer -> spatial features (N, C, h, w).
+        labels: the dataset's dense labels (``depth``, ``normals``, ``mask``).
+        split: per-image split; ``train`` and ``val`` images train, ``test`` images score.
+        tasks: dense tasks to probe (those whose labels the dataset has).
+        dataset: the dataset's name, for the benchmark names (``<task>@<dataset>``).
+        settings: head and optimisation.
+        layer_choice: ``last`` or ``best`` layer stands for the model.
+        n_boot: bootstrap resamples of test images (seeded by ``settings.seed``, so paired across models).
+
+    Returns:
+        One result per task: rows (layer, metric, value, CI; every metric is the mean over test
+        images of the per-image value), the score metric (higher is better), the selected layer,
+        its score and bootstrap replicates.
+    """
+    from zooprobe import stats
+
+    if layer_choice not in LAYER_CHOICES:
+        raise ValueError(f"unknown layer choice {layer_choice!r}; valid: {list(LAYER_CHOICES)}")
+    train, test = np.isin(split, ("train", "val")), split == "test"
+    if not train.any() or not test.any():
+        raise ValueError(f"dense probes need train and test images; the splits here are {sorted(set(split))}")
+    counts = stats.bootstrap_counts(int(test.sum()), n_boot=n_boot, seed=settings.seed)
+    results = []
+    for task in tasks:
+        gt = labels[LABEL_OF_TASK[task]]
+        valid = gt > 0 if task == "depth" else None
+        rows, scores = [], {}
+        for layer, features in layers.items():
+            head = fit_dense_probe(features[train], gt[train], task=task, settings=settings,
+                                   valid=None if valid is None else valid[train])
+            pred = predict_dense(head, features[test], task=task, size=tuple(gt.shape[1:3]))
+            test_valid = None if valid is None else valid[test]
+            if task == "depth":
+                pred = align_depth_scale(pred, gt[test], test_valid)
+            metrics = per_image_metrics(task, pred, gt[test], test_valid)
+            if task == "normals":
+                metrics["neg_mean_angle"] = -metrics["mean_angle"]
+            for name, values in metrics.items():
+                replicates = counts @ values / len(values)
+                if name == SCORE_METRIC[task]:
+                    scores[layer] = (float(values.mean()), replicates)
+                if name == "neg_mean_angle":
+                    continue
+                low, high = stats.percentile_interval(replicates)
+                rows.append({"layer": layer, "metric": name, "value": float(values.mean()), "ci_low": low,
+                             "ci_high": high, "n": len(values)})
+        names = list(layers)
+        chosen = names[-1] if layer_choice == "last" else max(names, key=lambda n: scores[n][0])
+        results.append({"benchmark": dense_benchmark_name(task, dataset), "kind": "dense", "rows": rows,
+                        "score_metric": SCORE_METRIC[task], "selected_layer": chosen, "score": scores[chosen][0],
+                        "replicates": [float(v) for v in scores[chosen][1]], "extra": {}})
+    return results

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from zooprobe.devices import DEVICES
-from zooprobe.models import POOLINGS, Extractor, pool
+from zooprobe.models import POOLINGS, Extractor, pool, spatial_map
 from zooprobe.sections import section_from_config
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -110,7 +110,7 @@ def to_model_input(extractor: Extractor, images: torch.Tensor | np.ndarray, devi
 
 def extract_batches(extractor: Extractor, batches: Iterable[torch.Tensor | np.ndarray], *, layers: list[str],
                     pooling: str, device: torch.device, with_head: bool = False, precision: str = "fp32",
-                    channels_last: bool = False
+                    channels_last: bool = False, spatial_grid: int | None = None
                     ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray | None]]:
     """Yield pooled features of each uint8 image batch.
 
@@ -123,20 +123,23 @@ def extract_batches(extractor: Extractor, batches: Iterable[torch.Tensor | np.nd
         with_head: also return the model's own head's predicted class per image.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
         channels_last: channels-last layout for model and input.
+        spatial_grid: keep layers spatial, (B, C, h, w) pooled to at most this grid, instead of pooling.
 
     Returns:
         An iterator with one item per input batch: layer name -> float32 (B, D) array, and the
         head's int64 (B,) predictions (``None`` unless ``with_head``).
     """
     for host, head, ready in _pooled_on_host(extractor, batches, layers=layers, pooling=pooling, device=device,
-                                             with_head=with_head, precision=precision, channels_last=channels_last):
+                                             with_head=with_head, precision=precision, channels_last=channels_last,
+                                             spatial_grid=spatial_grid):
         ready()
         yield ({name: value.numpy() for name, value in host.items()},
                head.argmax(1).numpy().astype(np.int64) if head is not None else None)
 
 
 def _pooled_on_host(extractor: Extractor, batches: Iterable[torch.Tensor | np.ndarray], *, layers: list[str],
-                    pooling: str, device: torch.device, with_head: bool, precision: str, channels_last: bool
+                    pooling: str, device: torch.device, with_head: bool, precision: str, channels_last: bool,
+                    spatial_grid: int | None = None
                     ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor | None, Callable[[], None]]]:
     """Like :func:`extract_batches`, but yields before the device finishes.
 
@@ -152,7 +155,10 @@ def _pooled_on_host(extractor: Extractor, batches: Iterable[torch.Tensor | np.nd
             x = to_model_input(extractor, batch, device, channels_last=channels_last)
             with autocast(device, precision):
                 outputs, logits = extractor.forward_layers(x, layers, with_head=with_head)
-            pooled = {name: pool(outputs[name], pooling).float() for name in layers}
+            if spatial_grid:
+                pooled = {name: spatial_map(outputs[name], grid=spatial_grid).float() for name in layers}
+            else:
+                pooled = {name: pool(outputs[name], pooling).float() for name in layers}
             head = logits.float() if with_head else None
             if not pinned:
                 yield pooled, head, _nothing
@@ -235,7 +241,8 @@ def image_loader(batches: torch.utils.data.Dataset, *, device: torch.device, num
 
 def extract_to_writer(extractor: Extractor, batches_from: Callable[[int], torch.utils.data.Dataset], writer: Any, *,
                       layers: list[str], settings: ExtractSettings, device: torch.device, with_head: bool,
-                      progress: Callable[[int], None] | None = None) -> ExtractionRun:
+                      progress: Callable[[int], None] | None = None, spatial_grid: int | None = None
+                      ) -> ExtractionRun:
     """Extract every remaining row into an entered :class:`zooprobe.h5io.FeatureWriter`.
 
     Args:
@@ -248,6 +255,7 @@ def extract_to_writer(extractor: Extractor, batches_from: Callable[[int], torch.
         device: where the forward pass runs.
         with_head: also write the model's own logits and predicted class per image.
         progress: called with the number of rows after each written batch.
+        spatial_grid: keep layers spatial (see :func:`extract_batches`).
 
     Returns:
         An :class:`ExtractionRun` with rows written, the resume point and the wall time.
@@ -265,7 +273,7 @@ def extract_to_writer(extractor: Extractor, batches_from: Callable[[int], torch.
     try:
         for item in _pooled_on_host(extractor, loader, layers=layers, pooling=settings.pooling, device=device,
                                     with_head=with_head, precision=settings.precision,
-                                    channels_last=settings.channels_last):
+                                    channels_last=settings.channels_last, spatial_grid=spatial_grid):
             background.submit(item)
     finally:
         background.close()
@@ -274,8 +282,13 @@ def extract_to_writer(extractor: Extractor, batches_from: Callable[[int], torch.
 
 
 def layer_dims(extractor: Extractor, image_shape: tuple[int, ...], *, layers: list[str], pooling: str,
-               device: torch.device) -> dict[str, int]:
-    """Width of each pooled layer, from one blank image (needed before the output file exists)."""
+               device: torch.device, spatial_grid: int | None = None) -> dict[str, int | tuple[int, ...]]:
+    """Width of each pooled layer (or (C, h, w) of each spatial one), from one blank image.
+
+    Needed before the output file exists.
+    """
     blank = np.zeros((1, *image_shape), dtype=np.uint8)
-    features, _ = next(extract_batches(extractor, [blank], layers=layers, pooling=pooling, device=device))
-    return {name: int(value.shape[1]) for name, value in features.items()}
+    features, _ = next(extract_batches(extractor, [blank], layers=layers, pooling=pooling, device=device,
+                                       spatial_grid=spatial_grid))
+    return {name: (tuple(int(d) for d in value.shape[1:]) if spatial_grid else int(value.shape[1]))
+            for name, value in features.items()}

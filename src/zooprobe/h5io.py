@@ -183,8 +183,8 @@ class FeatureWriter:
     after entering to know where to start.
     """
 
-    def __init__(self, path: str | Path, *, n: int, layer_dims: Mapping[str, int], labels: np.ndarray,
-                 split: np.ndarray, provenance: Mapping[str, Any], dtype: str = "float32",
+    def __init__(self, path: str | Path, *, n: int, layer_dims: Mapping[str, int | tuple[int, ...]],
+                 labels: np.ndarray, split: np.ndarray, provenance: Mapping[str, Any], dtype: str = "float32",
                  with_head: bool = False, head_classes: int = 0, resume: bool = False) -> None:
         if with_head and head_classes < 1:
             raise ValueError("with_head needs head_classes, the width of the model's logits")
@@ -227,7 +227,10 @@ class FeatureWriter:
         self._file = h5py.File(self._partial, "w")
         group = self._file.create_group("layers")
         for name, dim in self._dims.items():
-            group.create_dataset(name, shape=(self._n, dim), dtype=self._dtype, chunks=(min(self._n, 512), dim))
+            # A layer is (N, D) pooled, or (N, C, h, w) kept spatial for dense probes.
+            shape = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+            rows = max(1, min(self._n, 512, (1 << 20) // max(1, int(np.prod(shape)) * np.dtype(self._dtype).itemsize)))
+            group.create_dataset(name, shape=(self._n, *shape), dtype=self._dtype, chunks=(rows, *shape))
         self._file.create_dataset("labels", data=self._labels.astype(np.int64))
         self._file.create_dataset("split", data=self._split.astype("S5"))
         if self._with_head:

@@ -207,12 +207,15 @@ def spatial_map(feature: torch.Tensor, *, grid: int | None = None) -> torch.Tens
 
     Args:
         feature: a (N, C, h, w) map, or a (N, tokens, D) transformer sequence whose last h*w
-            tokens are patches on a square grid (the first ones, e.g. CLS, are dropped).
+            tokens are patches on a square grid (the first ones, e.g. CLS, are dropped), or a
+            (N, D) vector such as pre-logits, kept as a 1 x 1 map.
         grid: average-pool maps larger than ``grid`` x ``grid`` down to that size (bounds storage).
 
     Returns:
         (N, C, h, w) tensor.
     """
+    if feature.ndim == 2:
+        return feature[:, :, None, None]
     if feature.ndim == 3:
         tokens = feature.shape[1]
         side = int(np.floor(np.sqrt(tokens)))

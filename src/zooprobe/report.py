@@ -278,7 +278,8 @@ def variable_section(scores: pd.DataFrame) -> str:
 
 
 ALIGNMENT_SCORE_NAMES = {"rsa": "RSA (Spearman)", "odd_one_out_accuracy": "odd-one-out accuracy",
-                         "neg_cross_entropy": "minus cross-entropy to human labels"}
+                         "neg_cross_entropy": "minus cross-entropy to human labels", "delta1": "depth delta1",
+                         "neg_mean_angle": "minus mean normal error (deg)", "iou": "figure-ground IoU"}
 
 
 def alignment_layer_curves(scores: pd.DataFrame, benchmarks: list[str]) -> plt.Figure:
@@ -311,8 +312,9 @@ def alignment_layer_curves(scores: pd.DataFrame, benchmarks: list[str]) -> plt.F
     return fig
 
 
-def accuracy_alignment_scatter(scores: pd.DataFrame, accuracy_benchmark: str, benchmarks: list[str]) -> plt.Figure:
-    """Each alignment score against the probe accuracy, across models, with a least-squares line."""
+def accuracy_alignment_scatter(scores: pd.DataFrame, accuracy_benchmark: str, benchmarks: list[str],
+                               title: str = "Accuracy against human alignment") -> plt.Figure:
+    """Each alignment (or dense) score against the probe accuracy, across models, with a least-squares line."""
     chosen = scores[scores.metric == "score"].pivot(index="model", columns="benchmark", values="value")
     fig, axes = plt.subplots(1, len(benchmarks), figsize=(4.2 * len(benchmarks), 3.8), squeeze=False)
     for ax, benchmark in zip(axes.flat, benchmarks):
@@ -336,7 +338,7 @@ def accuracy_alignment_scatter(scores: pd.DataFrame, accuracy_benchmark: str, be
         ax.set_xlabel(f"{accuracy_benchmark} probe accuracy")
         ax.set_ylabel(ALIGNMENT_SCORE_NAMES.get(_score_metric(scores, benchmark), "alignment"))
         ax.grid(alpha=0.3)
-    fig.suptitle("Accuracy against human alignment")
+    fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
     return fig
 
@@ -345,6 +347,8 @@ def _score_metric(scores: pd.DataFrame, benchmark: str) -> str:
     metrics = set(scores[scores.benchmark == benchmark].metric)
     for name in ALIGNMENT_SCORE_NAMES:
         if name == "neg_cross_entropy" and "cross_entropy" in metrics:
+            return name
+        if name == "neg_mean_angle" and "mean_angle" in metrics:
             return name
         if name in metrics:
             return name
@@ -405,6 +409,65 @@ def alignment_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benc
     return "\n".join(parts)
 
 
+DENSE_TABLE_METRICS = {"depth": ("delta1", "depth delta1 (higher is better)"),
+                       "normals": ("mean_angle", "mean angular error of normals in degrees (lower is better)"),
+                       "figure_ground": ("iou", "figure-ground IoU (higher is better)")}
+
+
+def _random_init_pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(trained model, random-init model of the same architecture) pairs in the zoo."""
+    from zooprobe.config import model_entries
+
+    entries = model_entries(config)
+    random_init = {name: e for name, e in entries.items() if e["source"] == "timm" and not e.get("pretrained")}
+    return [(name, other) for name, e in entries.items() if e["source"] == "trained"
+            for other, r in random_init.items() if r["arch"] == e["arch"]]
+
+
+def dense_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benchmarks: list[str],
+                  config: dict[str, Any]) -> str:
+    """Dense probes: per-layer depth delta1, normal error and IoU, trained against random init, and
+    mid-level against classification."""
+    if not benchmarks:
+        return ""
+    parts = ["<h2>Mid-level vision: dense probes (Chen, Marks & Cheng 2024)</h2>",
+             "<p>A linear (1x1 convolution) or small convolutional head on frozen spatial features, one per "
+             "layer, trained on the train images and scored on the test images; every metric is the mean over "
+             "test images of the per-image value, with a 95% bootstrap CI over images. Depth is scored after "
+             "aligning each prediction's scale to the truth by the median ratio (the head is trained with the "
+             "scale-invariant loss).</p>"]
+    for benchmark in benchmarks:
+        task = benchmark.split("@")[0]
+        metric, label = DENSE_TABLE_METRICS[task]
+        part = scores[(scores.benchmark == benchmark) & (scores.metric == metric)]
+        parts.append(f"<h3>{html.escape(benchmark)}: {html.escape(label)} per layer [95% CI]</h3>")
+        for model in sorted(part.model.unique()):
+            rows = part[part.model == model]
+            cells = " ".join(f"<td>{html.escape(str(r.layer))}<br>{_cell(r)}</td>" for r in rows.itertuples())
+            parts.append(f"<table><tr><th>{html.escape(model)}</th>{cells}</tr></table>")
+    chosen = scores[(scores.metric == "score") & scores.benchmark.isin(benchmarks)].set_index(["benchmark", "model"])
+    verdicts = []
+    for trained, random_model in _random_init_pairs(config):
+        for benchmark in benchmarks:
+            if (benchmark, trained) not in chosen.index or (benchmark, random_model) not in chosen.index:
+                continue
+            a, b = chosen.loc[(benchmark, trained)], chosen.loc[(benchmark, random_model)]
+            verdict = ("beats" if a.ci_low > b.ci_high else "is beaten by" if a.ci_high < b.ci_low
+                       else "is not clearly different from")
+            verdicts.append(f"<li>{html.escape(benchmark)}: trained <b>{html.escape(trained)}</b> "
+                            f"({a.value:.3f} [{a.ci_low:.3f}, {a.ci_high:.3f}]) {verdict} its random-init copy "
+                            f"<b>{html.escape(random_model)}</b> ({b.value:.3f} [{b.ci_low:.3f}, {b.ci_high:.3f}]), "
+                            f"scores at each model's selected layer, 95% CIs not overlapping for a verdict</li>")
+    if verdicts:
+        parts += ["<h3>Trained against random-init copies of the same architecture</h3>", "<ul>", *verdicts, "</ul>"]
+    if accuracy_benchmarks:
+        figure = accuracy_alignment_scatter(scores, accuracy_benchmarks[0], benchmarks,
+                                            title="Mid-level against classification")
+        parts += ["<h3>Mid-level against classification</h3>",
+                  f"<img alt='mid-level against classification' src='{_png(figure)}'>"]
+    return "\n".join(parts)
+
+
 def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], config: dict[str, Any],
                   provenance: list[dict[str, Any]], title: str = "zooprobe report") -> str:
     """Render the whole report as one HTML string.
@@ -452,6 +515,7 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
     parts.append(tunnel_section(scores))
     parts.append(variable_section(scores))
     parts.append(alignment_section(scores, layer_order.get("__alignment__", []), layer_order.get("__id__", [])))
+    parts.append(dense_section(scores, layer_order.get("__dense__", []), layer_order.get("__id__", []), config))
     parts += [
         "<h2>What was run</h2><h3>Provenance</h3>", prov.to_html(index=False, escape=True),
         "<h3>Params</h3>", f"<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>",

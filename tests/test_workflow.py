@@ -101,7 +101,7 @@ def test_dense_probes_score_every_layer_and_compare_with_random_init(tiny_run):
         assert all(len(shape) == 4 and shape[0] == 64 and shape[2] <= 8 and shape[3] <= 8 for shape in shapes.values())
         for task, metric in (("depth", "delta1"), ("normals", "mean_angle"), ("figure_ground", "iou")):
             part = scores[(scores.benchmark == f"{task}@scenes") & (scores.metric == metric) & (scores.model == model)]
-            assert sorted(part.layer) == sorted(layers), (model, task)
+            assert sorted(part.layer) == sorted([*layers, "concat"]), (model, task)
             assert (part.n == 16).all()  # 64 scenes, a quarter for testing
             for row in part.itertuples():
                 assert f"{row.layer}<br>{row.value:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]" in page

@@ -305,6 +305,15 @@ def cmd_dense_probe(args: argparse.Namespace) -> None:
     probe = dense.DenseProbeSettings(head=settings["head"], epochs=settings["epochs"], lr=settings["lr"],
                                      batch_size=settings["batch_size"], seed=settings["seed"])
     layers = {name: values.astype("float32") for name, values in features.layers.items()}
+    if settings.get("concat"):
+        import torch
+
+        from zooprobe.models import concat_at_stride
+
+        # Every layer resampled to the finest grid among them, channels stacked: one more "layer".
+        maps = [torch.from_numpy(values) for values in layers.values()]
+        finest = max((m.shape[2], m.shape[3]) for m in maps)
+        layers["concat"] = concat_at_stride(maps, finest).numpy()
     results = dense.probe_layers(layers, data.dense, data.split, tasks=tasks, dataset=args.dataset, settings=probe,
                                  layer_choice=settings["layer"], n_boot=settings["n_boot"])
     provenance = dict(_provenance_base(), model=args.model, dataset=args.dataset,

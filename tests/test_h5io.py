@@ -21,7 +21,7 @@ def test_image_set_round_trip(tmp_path, image_set):
     assert back.attrs["content_sha256"] == image_set.content_sha256()
     labels, split, info = h5io.read_image_labels(path)
     assert np.array_equal(labels, image_set.labels) and info["n"] == 40
-    batches = list(h5io.iter_image_batches(path, 16))
+    batches = list(h5io.ImageBatches(path, 16))
     assert [len(b) for b in batches] == [16, 16, 8]
 
 

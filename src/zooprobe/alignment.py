@@ -142,8 +142,9 @@ def sample_triplets(human_sim: np.ndarray, *, n: int, seed: int) -> np.ndarray:
     while sum(len(f) for f in found) < n:
         draw = np.stack([rng.choice(len(human_sim), size=3, replace=False) for _ in range(n)])
         odd, clear = odd_one_out(human_sim, draw)
-        found.append(np.stack([*(np.take_along_axis(draw, (odd[:, None] + k) % 3, axis=1)[:, 0]
-                                 for k in (1, 2, 0))], axis=1)[clear])
+        # Rotate each triplet so that its odd one out comes last.
+        order = (odd[:, None] + np.array([1, 2, 3])) % 3
+        found.append(np.take_along_axis(draw, order, axis=1)[clear])
     return np.concatenate(found)[:n]
 
 

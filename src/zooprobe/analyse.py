@@ -135,10 +135,10 @@ def alignment_rows(payloads: list[dict[str, Any]],
         for result in results:
             for row in result["rows"]:
                 rows.append({"benchmark": benchmark, "model": result["model"], **row})
+            low, high = stats.percentile_interval(result["replicates"])
             rows.append({"benchmark": benchmark, "model": result["model"], "layer": result["selected_layer"],
-                         "metric": "score", "value": result["score"],
-                         "ci_low": stats.percentile_interval(result["replicates"])[0],
-                         "ci_high": stats.percentile_interval(result["replicates"])[1], "n": len(result["replicates"])})
+                         "metric": "score", "value": result["score"], "ci_low": low, "ci_high": high,
+                         "n": len(result["replicates"])})
         for name, value in results[0]["extra"].items():  # benchmark-level, e.g. the noise ceiling
             rows.append({"benchmark": benchmark, "model": HUMAN, "layer": "-", "metric": name, "value": value,
                          "ci_low": np.nan, "ci_high": np.nan, "n": 0})

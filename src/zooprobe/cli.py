@@ -228,7 +228,7 @@ def cmd_align(args: argparse.Namespace) -> None:
     from zooprobe import alignment, h5io
 
     settings = args.settings
-    human, split, info = h5io.read_human(args.data)
+    human, split, info = h5io.read_annotations(args.data, "human")
     features = h5io.read_features(args.features)
     if features.provenance["dataset_sha256"] != info["content_sha256"]:
         raise SystemExit(f"{args.features} was extracted from another version of {args.data}; rerun extract")
@@ -257,9 +257,10 @@ def cmd_align_tables(args: argparse.Namespace) -> None:
     import numpy as np
 
     from zooprobe import alignment, h5io
+    from zooprobe.fetch import sha256_of
 
     settings = args.settings
-    human, split, info = h5io.read_human(args.data)
+    human, split, info = h5io.read_annotations(args.data, "human")
     if "label_probs" not in human:
         raise SystemExit(f"{args.data} has no human label distributions to score prediction tables against")
     rows = alignment.labelled_rows(human, split)
@@ -277,31 +278,25 @@ def cmd_align_tables(args: argparse.Namespace) -> None:
         result = alignment.align_predictions(probs[ranks], human["label_probs"][rows], n_boot=settings["n_boot"],
                                              seed=settings["seed"])
         provenance = dict(_provenance_base(), benchmark=args.benchmark, model=name, source="prediction table",
-                          table=path.name, table_sha256=_file_sha256(path), dataset=info["name"],
+                          table=path.name, table_sha256=sha256_of(path), dataset=info["name"],
                           dataset_sha256=info["content_sha256"], settings=settings)
         payload.append(_alignment_payload(args.benchmark, name, result, provenance))
         log.info("table %s on %s: cross-entropy %.4f", name, args.benchmark, -result.score)
     _write_json(args.out, payload)
 
 
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def cmd_dense_probe(args: argparse.Namespace) -> None:
     from zooprobe import dense, h5io
 
     settings = args.settings
-    data = h5io.read_image_set(args.data)
+    labels, split, info = h5io.read_annotations(args.data, "dense")
     features = h5io.read_features(args.features)
-    if features.provenance["dataset_sha256"] != data.attrs["content_sha256"]:
+    if features.provenance["dataset_sha256"] != info["content_sha256"]:
         raise SystemExit(f"{args.features} was extracted from another version of {args.data}; rerun extract")
-    tasks = [task for task in settings["tasks"] if dense.LABEL_OF_TASK[task] in data.dense]
+    tasks = [task for task in settings["tasks"] if dense.LABEL_OF_TASK[task] in labels]
     if not tasks:
         raise SystemExit(f"{args.data} has none of the labels of the tasks {settings['tasks']} "
-                         f"(it has {sorted(data.dense) or 'no dense labels'})")
+                         f"(it has {sorted(labels) or 'no dense labels'})")
     probe = dense.DenseProbeSettings(head=settings["head"], epochs=settings["epochs"], lr=settings["lr"],
                                      batch_size=settings["batch_size"], seed=settings["seed"])
     layers = {name: values.astype("float32") for name, values in features.layers.items()}
@@ -314,10 +309,10 @@ def cmd_dense_probe(args: argparse.Namespace) -> None:
         maps = [torch.from_numpy(values) for values in layers.values()]
         finest = max((m.shape[2], m.shape[3]) for m in maps)
         layers["concat"] = concat_at_stride(maps, finest).numpy()
-    results = dense.probe_layers(layers, data.dense, data.split, tasks=tasks, dataset=args.dataset, settings=probe,
+    results = dense.probe_layers(layers, labels, split, tasks=tasks, dataset=args.dataset, settings=probe,
                                  layer_choice=settings["layer"], n_boot=settings["n_boot"])
     provenance = dict(_provenance_base(), model=args.model, dataset=args.dataset,
-                      dataset_sha256=data.attrs["content_sha256"], weights_sha256=features.provenance["weights_sha256"],
+                      dataset_sha256=info["content_sha256"], weights_sha256=features.provenance["weights_sha256"],
                       spatial_grid=features.provenance.get("spatial_grid"), settings=settings)
     _write_json(args.out, [dict(result, model=args.model, provenance=provenance) for result in results])
     for result in results:

@@ -19,7 +19,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -78,10 +78,6 @@ class ExtractSettings:
         if self.num_workers != "auto":
             return int(self.num_workers)
         return 0 if device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready record for provenance."""
-        return asdict(self)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:

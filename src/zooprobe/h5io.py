@@ -69,32 +69,26 @@ def read_image_set(path: str | Path) -> ImageSet:
     with h5py.File(path, "r") as f:
         provenance = _get_provenance(f)
         return ImageSet(f["images"][...], f["labels"][...], _strings(f["split"][...]),
-                        list(provenance["class_names"]), provenance, human=_read_human(f),
-                        dense={kind: f["dense"][kind][...] for kind in f["dense"]} if "dense" in f else {})
+                        list(provenance["class_names"]), provenance, human=_read_group(f, "human"),
+                        dense=_read_group(f, "dense"))
 
 
-def _read_human(f: h5py.File) -> dict[str, np.ndarray]:
-    return {kind: f["human"][kind][...] for kind in f["human"]} if "human" in f else {}
+def _read_group(f: h5py.File, group: str) -> dict[str, np.ndarray]:
+    return {kind: f[group][kind][...] for kind in f[group]} if group in f else {}
 
 
-def read_human(path: str | Path) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
-    """Return (human judgements, split, provenance) of an image-set file without reading its pixels."""
+def read_annotations(path: str | Path, group: str) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+    """Return (the ``human`` or ``dense`` arrays, split, provenance) of an image-set file without its pixels."""
+    if group not in ("human", "dense"):
+        raise ValueError(f"unknown annotation group {group!r}; valid: ['human', 'dense']")
     with h5py.File(path, "r") as f:
-        return _read_human(f), _strings(f["split"][...]), _get_provenance(f)
+        return _read_group(f, group), _strings(f["split"][...]), _get_provenance(f)
 
 
 def read_image_labels(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Return (labels, split, provenance) of an image-set file without reading its pixels."""
     with h5py.File(path, "r") as f:
         return f["labels"][...], _strings(f["split"][...]), _get_provenance(f)
-
-
-def iter_image_batches(path: str | Path, batch_size: int) -> Iterator[np.ndarray]:
-    """Yield uint8 image batches in stored order, reading one batch at a time."""
-    with h5py.File(path, "r") as f:
-        images = f["images"]
-        for start in range(0, len(images), batch_size):
-            yield images[start:start + batch_size]
 
 
 class ImageBatches:

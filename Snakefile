@@ -19,6 +19,7 @@ include: "rules/extract.smk"
 include: "rules/probe.smk"
 include: "rules/align.smk"
 include: "rules/dense.smk"
+include: "rules/introspective.smk"
 include: "rules/analyse.smk"
 include: "rules/report.smk"
 

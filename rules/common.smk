@@ -29,6 +29,18 @@ ALIGN_BENCHMARKS = (config.get("align") or {}).get("benchmarks", {})
 ALIGN_SETTINGS = [f"align.{key}" for key in config.get("align") or {} if key != "benchmarks"]
 DENSE_DATASETS = (config.get("dense") or {}).get("datasets", [])
 DENSE_SETTINGS = [f"dense.{key}" for key in config.get("dense") or {} if key not in ("datasets", "grid", "feature_dtype")]
+ICN_COMPARE = (config.get("introspective") or {}).get("compare") or {}
+ICN_PROBE = (config.get("introspective") or {}).get("probe") or {}
+ICN_PROBE_SETTINGS = [f"introspective.probe.{key}" for key in ICN_PROBE if key != "tasks"]
+
+# Rules that run where Snakemake runs, not as SLURM jobs: each takes seconds (a submission and a
+# queue wait would cost more), and fetch_checkpoint needs the network, which compute nodes often
+# lack. README "Running on SLURM" lists where every rule runs; a test checks the list.
+localrules:
+    all,
+    fetch_checkpoint,
+    icn_table,
+    report,
 
 
 wildcard_constraints:
@@ -36,6 +48,8 @@ wildcard_constraints:
     model="|".join(MODELS),
     task="|".join(TASKS),
     benchmark="|".join(ALIGN_BENCHMARKS) or "no-alignment-benchmarks",
+    icn_arch="|".join(ICN_COMPARE.get("architectures", {})) or "no-icn-architectures",
+    icn_seed=r"\d+",
 
 
 def as_json(value):
@@ -152,7 +166,50 @@ def align_mem_mb(wildcards, input, attempt):
 
 
 def all_targets():
-    return ["results/report/index.html", "results/scores.csv"]
+    return ["results/report/index.html", "results/scores.csv", *icn_table_files()]
+
+
+def ood_feature_args(wildcards):
+    """NAME=PATH of the features of each OOD set of a probe task."""
+    return " ".join(f"{name}={feature_file(wildcards.model, name)}" for name in TASKS[wildcards.task].get("ood", []))
+
+
+# ----------------------------------------------------------------------------- introspective classification
+def icn_compare_results():
+    return expand("results/introspective/compare/{dataset}/{icn_arch}-s{icn_seed}.json",
+                  dataset=ICN_COMPARE.get("datasets", {}), icn_arch=ICN_COMPARE.get("architectures", {}),
+                  icn_seed=ICN_COMPARE.get("seeds", []))
+
+
+def icn_grid_files():
+    """The sample grids the report shows: each dataset and architecture's first seed."""
+    seeds = ICN_COMPARE.get("seeds", [])[:1]
+    return expand("results/introspective/compare/{dataset}/{icn_arch}-s{icn_seed}.npz",
+                  dataset=ICN_COMPARE.get("datasets", {}), icn_arch=ICN_COMPARE.get("architectures", {}),
+                  icn_seed=seeds)
+
+
+def icn_probe_results():
+    return expand("results/introspective/probe/{model}/{task}.json", model=MODELS, task=ICN_PROBE.get("tasks", []))
+
+
+def icn_table_files():
+    return ["results/introspective/scores.csv", "results/introspective/summary.json"] if ICN_COMPARE or ICN_PROBE else []
+
+
+def icn_probe_settings(wildcards):
+    return as_json({key.split(".", 2)[2]: config_value(key) for key in ICN_PROBE_SETTINGS})
+
+
+def icn_model_keys(wildcards):
+    """An introspective model's training also reads the sampler and rounds."""
+    return ["introspective.model"] if model_spec(wildcards.model).introspective else []
+
+
+def icn_model_flag(wildcards):
+    if not model_spec(wildcards.model).introspective:
+        return ""
+    return f"--introspective '{as_json(config['introspective']['model'])}'"
 
 
 def model_spec(name):
@@ -217,3 +274,15 @@ def probe_mem_mb(wildcards, input, attempt):
 
 def probe_runtime(wildcards, input, attempt):
     return int((10 + input.size_mb / 20) * attempt)
+
+
+def icn_mem_mb(wildcards, input, attempt):
+    # Two trainings in turn (baseline, then ICN), each as a train job, plus the pseudo-negatives.
+    batch = config["train"]["batch_size"]
+    side = config["introspective"]["compare"]["architectures"][wildcards.icn_arch].get("input_size", 224)
+    return int((2000 + 3 * input.size_mb + batch_mb(batch, side, 64)) * attempt)
+
+
+def icn_runtime(wildcards, input, attempt):
+    # Two trainings, sampling rounds and FGSM on the test split: about 3 train jobs.
+    return int((10 + 3 * config["train"]["epochs"] * input.size_mb / 5) * attempt)

@@ -11,9 +11,7 @@ rule probe:
         settings=from_config(*PROBE_SETTINGS, derive=probe_settings),
         id_name=from_config("probe.tasks.{task}", derive=lambda wc: TASKS[wc.task]["id"]),
         head=from_config(model_keys, "probe.tasks.{task}", derive=lambda wc: score_head_flag(wc.model, wc.task)),
-        ood=from_config("probe.tasks.{task}", derive=lambda wc: " ".join(
-            f"{name}={feature_file(wc.model, name)}" for name in TASKS[wc.task].get("ood", [])
-        )),
+        ood=from_config("probe.tasks.{task}", derive=ood_feature_args),
     threads: 1
     resources:
         mem_mb=probe_mem_mb,

@@ -3,6 +3,8 @@ rule report:
     input:
         scores="results/scores.csv",
         summary="results/analysis/summary.json",
+        icn_summary=icn_table_files()[1:],
+        icn_grids=icn_grid_files(),
     output:
         "results/report/index.html",
     log:
@@ -18,4 +20,4 @@ rule report:
         "../envs/zooprobe.yaml"
     shell:
         "python -m zooprobe report --scores {input.scores} --summary {input.summary} --config '{params.config}'"
-        " --settings '{params.settings}' --out {output} > {log} 2>&1"
+        " --settings '{params.settings}' --icn-summary {input.icn_summary} --icn-grids {input.icn_grids} --out {output} > {log} 2>&1"

@@ -9,6 +9,7 @@ rule train:
     params:
         spec=from_config(model_keys, derive=model_spec_json),
         recipe=from_config("train"),
+        introspective=from_config(icn_model_keys, derive=icn_model_flag),
     threads: 1
     resources:
         mem_mb=train_mem_mb,
@@ -18,4 +19,4 @@ rule train:
         "../envs/zooprobe.yaml"
     shell:
         "python -m zooprobe train --model {wildcards.model} --spec '{params.spec}' --recipe '{params.recipe}'"
-        " --data {input.data} --threads {threads} --out {output} > {log} 2>&1"
+        " --data {input.data} {params.introspective} --threads {threads} --out {output} > {log} 2>&1"

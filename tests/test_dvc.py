@@ -81,8 +81,9 @@ def _evaluate_params(job: Any) -> tuple[Any, ...]:
     return tuple(values)
 
 
-@pytest.mark.parametrize("configfile", [None, "tests/configs/tiny.yaml", "configs/imagenot-mini.yaml"],
-                         ids=["params.yaml", "tiny", "imagenot-mini"])
+@pytest.mark.parametrize("configfile", [None, "tests/configs/tiny.yaml", "configs/imagenot-mini.yaml",
+                                        "tests/configs/icn.yaml"],
+                         ids=["params.yaml", "tiny", "imagenot-mini", "icn"])
 def test_stage_params_are_exactly_the_keys_its_job_reads(configfile):
     """Change each config value in turn: a job's params change iff the value is under a key its stage lists."""
     with dvcsync._snakemake_api() as api:

@@ -171,6 +171,44 @@ def model_specs(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
     return specs
 
 
+def _check_introspective(config: Mapping[str, Any]) -> None:
+    """Cross-references of the ``introspective`` section and of ``introspective:<arch>`` models."""
+    from zooprobe.introspective import FeatureProbeSettings, IntrospectiveSettings, round_epochs
+    from zooprobe.models import INTROSPECTIVE_PREFIX, check_arch
+
+    section = config.get("introspective") or {}
+    datasets = list(config["datasets"])
+    icn_models = [name for name, entry in (config.get("models") or {}).items()
+                  if str(entry.get("arch", "")).startswith(INTROSPECTIVE_PREFIX)]
+    if (icn_models or section.get("compare")) and "model" not in section:
+        raise ConfigError(f"introspective.model: needed by {icn_models or ['introspective.compare']}; give rounds, "
+                          f"samples_per_class and sampler (steps, step_size, noise)")
+    try:
+        if "model" in section:
+            IntrospectiveSettings.from_config(section["model"])
+            round_epochs(section["model"]["rounds"], config["train"]["epochs"])
+        if "probe" in section:
+            probe = FeatureProbeSettings.from_config(section["probe"])
+            round_epochs(probe.rounds, probe.epochs)
+    except ValueError as error:
+        raise ConfigError(f"introspective: {error}") from None
+    compare = section.get("compare") or {}
+    for dataset, entry in compare.get("datasets", {}).items():
+        _require(dataset, datasets, "dataset", "introspective.compare.datasets")
+        if not {"train", "val", "test"} <= declared_splits(config["datasets"][dataset]):
+            raise ConfigError(f"introspective.compare.datasets: {dataset!r} needs train, val and test splits, has "
+                              f"{sorted(declared_splits(config['datasets'][dataset]))}")
+        for ood in entry.get("ood", []):
+            _require(ood, datasets, "dataset", f"introspective.compare.datasets.{dataset}.ood")
+    for name, entry in compare.get("architectures", {}).items():
+        try:
+            check_arch(name, entry["arch"])
+        except ModelConfigError as error:
+            raise ConfigError(f"introspective.compare.architectures.{name}: {error}") from None
+    for task in (section.get("probe") or {}).get("tasks", []):
+        _require(task, list(config["probe"]["tasks"]), "probe task", "introspective.probe.tasks")
+
+
 def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dict[str, ModelSpec]:
     """Check every cross-reference in the params.
 
@@ -225,6 +263,7 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
         if not {"train", "test"} <= declared_splits(entry):
             raise ConfigError(f"dense.datasets: {dataset!r} needs train and test splits to fit and score the "
                               f"dense heads, has {sorted(declared_splits(entry))}")
+    _check_introspective(config)
     for name, entry in (config.get("models") or {}).items():
         if "seeds" in entry and entry["source"] != "trained":
             raise ConfigError(f"models.{name}.seeds: only the 'trained' source trains with a seed; "

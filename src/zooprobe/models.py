@@ -23,6 +23,9 @@ import zooprobe.archs  # noqa: F401  (registers the small architectures with tim
 
 MODEL_SOURCES: tuple[str, ...] = ("timm", "trained", "checkpoint", "torchvision", "pypi")
 POOLINGS: tuple[str, ...] = ("avg", "avg2x2")
+# ``arch: "introspective:<timm arch>"`` trains that architecture as an introspective classifier
+# (zooprobe.introspective); only the ``trained`` source can do that.
+INTROSPECTIVE_PREFIX = "introspective:"
 PRE_LOGITS = "pre_logits"
 
 
@@ -71,6 +74,16 @@ class ModelSpec:
     augment: bool | None = None
 
     @property
+    def introspective(self) -> bool:
+        """Whether the model is trained by reclassification-by-synthesis (``arch: introspective:<arch>``)."""
+        return self.arch.startswith(INTROSPECTIVE_PREFIX)
+
+    @property
+    def timm_arch(self) -> str:
+        """The timm architecture, without the ``introspective:`` prefix."""
+        return self.arch.removeprefix(INTROSPECTIVE_PREFIX)
+
+    @property
     def head_label_space(self) -> str | None:
         """The dataset whose classes the model's own head predicts, if any."""
         return self.head_dataset or self.train_on
@@ -96,6 +109,11 @@ class ModelSpec:
         elif source == "pypi":
             if arch not in PYPI_MODELS:
                 raise ModelConfigError(f"model {name!r}: unknown pypi model {arch!r}; valid: {sorted(PYPI_MODELS)}")
+        elif isinstance(arch, str) and arch.startswith(INTROSPECTIVE_PREFIX):
+            if source != "trained":
+                raise ModelConfigError(f"model {name!r}: {arch!r} is trained here by reclassification-by-synthesis; "
+                                       f"use source 'trained' (source {source!r} loads fixed weights)")
+            check_arch(name, arch.removeprefix(INTROSPECTIVE_PREFIX))
         else:
             check_arch(name, arch)
         if source == "trained" and not entry.get("train_on"):
@@ -152,8 +170,10 @@ class Preprocessing:
     interpolation: str = "bilinear"
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """Turn uint8 (N, H, W, C) images into normalised float (N, C, size, size)."""
-        x = images.permute(0, 3, 1, 2).float().div_(255.0)
+        """Turn uint8 (N, H, W, C) images, or floats in [0, 1], into normalised float (N, C, size, size)."""
+        # uint8 pixels are scaled to [0, 1]; float images (e.g. synthesised ones) already are.
+        x = images.permute(0, 3, 1, 2)
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             mode = "bicubic" if self.interpolation == "bicubic" else "bilinear"
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode=mode, align_corners=False)
@@ -414,7 +434,29 @@ def build_timm(spec: ModelSpec, num_classes: int | None = None) -> torch.nn.Modu
     if overlay:
         kwargs["pretrained_cfg_overlay"] = overlay
     torch.manual_seed(spec.seed)
-    return timm.create_model(spec.arch, pretrained=spec.pretrained, **kwargs)
+    return timm.create_model(spec.timm_arch, pretrained=spec.pretrained, **kwargs)
+
+
+def drop_negative_output(model: torch.nn.Module, negative_class: int) -> None:
+    """Cut an introspective classifier's head back to its K real classes.
+
+    The (K+1)-th output scores "pseudo-negative"; a zoo model's head must predict the dataset's
+    K classes, and the argmax over the first K logits is the ICN's class decision.
+
+    Args:
+        model: a timm model whose classifier has ``negative_class + 1`` outputs.
+        negative_class: index of the pseudo-negative output, which must be the last one.
+    """
+    head = model.get_classifier()
+    if not isinstance(head, torch.nn.Linear) or head.out_features != negative_class + 1:
+        raise ModelConfigError(f"expected a linear classifier with {negative_class + 1} outputs, got {head}")
+    weight, bias = head.weight.detach()[:negative_class].clone(), head.bias
+    bias = None if bias is None else bias.detach()[:negative_class].clone()
+    model.reset_classifier(negative_class)  # a fresh Linear of the right size; the trained rows go into it
+    with torch.no_grad():
+        model.get_classifier().weight.copy_(weight)
+        if bias is not None:
+            model.get_classifier().bias.copy_(bias)
 
 
 def preprocessing_of(model: torch.nn.Module) -> Preprocessing:
@@ -450,6 +492,8 @@ def create_model(spec: ModelSpec, *, weights: str | Path | None = None) -> Extra
         num_classes = extras.get("num_classes", spec.arch_kwargs.get("num_classes"))
         model = build_timm(spec, num_classes=num_classes)
         model.load_state_dict(state, strict=True)
+        if "negative_class" in extras:
+            drop_negative_output(model, int(extras["negative_class"]))
         extractor = TimmExtractor(model, preprocessing_of(model))
         extractor.checkpoint_info = _numeric_entries(extras)
         return extractor

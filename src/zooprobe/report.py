@@ -468,8 +468,84 @@ def dense_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benchmar
     return "\n".join(parts)
 
 
+def sample_grid_figure(rounds: list[np.ndarray], caption: str) -> plt.Figure:
+    """The ICN's pseudo-negatives, one panel per round (a class per row)."""
+    fig, axes = plt.subplots(1, len(rounds), figsize=(2.2 * len(rounds), 4.4), squeeze=False)
+    for index, (ax, grid) in enumerate(zip(axes[0], rounds)):
+        ax.imshow(grid, interpolation="nearest")
+        ax.set_title(f"round {index + 1}", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(caption, fontsize=10)
+    return fig
+
+
+def _pct(mean: float, sd: float) -> str:
+    return f"{100 * mean:.2f} ± {100 * sd:.2f}" if np.isfinite(sd) else f"{100 * mean:.2f}"
+
+
+def _verdict_table(verdicts: list[dict[str, Any]], *, with_layer: bool) -> str:
+    rows = [{"dataset": v["dataset"], "model": v["arch"], **({"layer": v["layer"]} if with_layer else {}),
+             "metric": v["metric"], "seeds": v["n_seeds"],
+             "baseline error % (mean ± sd)": _pct(v["baseline_mean"], v["baseline_sd"]),
+             "ICN error % (mean ± sd)": _pct(v["icn_mean"], v["icn_sd"]),
+             "ICN − baseline, pp [95% CI]": f"{100 * v['diff_mean']:+.2f} [{100 * v['diff_low']:+.2f}, "
+                                             f"{100 * v['diff_high']:+.2f}]",
+             "verdict": v["verdict"]} for v in verdicts]
+    return pd.DataFrame(rows).to_html(index=False, escape=True)
+
+
+def introspective_section(introspective: dict[str, Any] | None) -> str:
+    """Baseline against introspective classifier (ICN): error table, per-round samples, verdicts."""
+    if not introspective:
+        return ""
+    verdicts = introspective["verdicts"]
+    scratch = [v for v in verdicts if v["experiment"] == "from_scratch"]
+    probes = [v for v in verdicts if v["experiment"] == "probe"]
+    parts = ["<h2>Introspective classification (reclassification-by-synthesis)</h2>",
+             "<p>Jin, Lazarow &amp; Tu (2017): each round, pseudo-negatives are synthesised by Langevin steps on the "
+             "input that climb the current classifier's class score (logit of the class minus logit of "
+             "'pseudo-negative', a (K+1)-th output), and join the training set as negatives. The baseline is the same "
+             "network trained by the same code with zero rounds: same recipe, epochs over the real data, "
+             "learning-rate schedule and seed. Errors are over the ID test split, each OOD set, and the test split "
+             "under FGSM at each budget. The difference is paired by seed, with a 95% t interval; "
+             "<em>helped</em> or <em>hurt</em> means the interval excludes 0. FGSM is a single-step attack: an ICN "
+             "that flattens the gradient of its class logits looks robust to it without being robust to stronger "
+             "attacks, so read its rows as FGSM error only.</p>"]
+    if scratch:
+        parts.append("<h3>Trained from scratch: baseline against ICN</h3>")
+        for dataset in sorted({v["dataset"] for v in scratch}):
+            for arch in sorted({v["arch"] for v in scratch if v["dataset"] == dataset}):
+                mine = [v for v in scratch if v["dataset"] == dataset and v["arch"] == arch]
+                test = next((v for v in mine if v["metric"] == "test_error"), None)
+                others = "; ".join(f"{v['metric']}: {v['verdict']}" for v in mine if v["metric"] != "test_error")
+                headline = ("helped" if test and test["verdict"] == "helped" else "hurt" if test and
+                            test["verdict"] == "hurt" else "made no clear difference")
+                parts.append(f"<p><strong>{html.escape(dataset)}, {html.escape(arch)}: ICN {headline} on test error"
+                             + (f" ({_pct(test['icn_mean'], test['icn_sd'])}% against "
+                                f"{_pct(test['baseline_mean'], test['baseline_sd'])}%, {test['n_seeds']} seeds)"
+                                if test else "") + f".</strong> {html.escape(others)}.</p>")
+        parts.append(_verdict_table(scratch, with_layer=False))
+        timing = pd.DataFrame(introspective.get("train_seconds", []))
+        if len(timing):
+            parts += ["<p>Mean training seconds per seed (the ICN's include sampling):</p>",
+                      timing.to_html(index=False, float_format="%.1f")]
+    for entry in introspective.get("grids", []):
+        caption = f"{entry['dataset']}, {entry['arch']}, seed {entry['seed']}: pseudo-negatives per round"
+        if entry["rounds"]:
+            parts += [f"<h3>{html.escape(caption)}</h3>",
+                      f"<img alt='{html.escape(caption)}' src='{_png(sample_grid_figure(entry['rounds'], caption))}'>"]
+    if probes:
+        parts += ["<h3>Introspective probe on frozen features</h3>",
+                  "<p>A head with K+1 outputs on standardised features; its pseudo-negatives are synthesised in "
+                  "feature space and clamped to the training features' range. The plain probe is the same head "
+                  "and optimiser with zero rounds. Both are read at the layer where the plain probe's mean "
+                  "validation error is lowest.</p>", _verdict_table(probes, with_layer=True)]
+    return "\n".join(parts)
+
+
 def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], config: dict[str, Any],
-                  provenance: list[dict[str, Any]], title: str = "zooprobe report") -> str:
+                  provenance: list[dict[str, Any]], title: str = "zooprobe report",
+                  introspective: dict[str, Any] | None = None) -> str:
     """Render the whole report as one HTML string.
 
     Args:
@@ -478,6 +554,7 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
         config: the params the run used.
         provenance: one record per probe result (model, weights hash, layers, pooling, ...).
         title: page title.
+        introspective: the ICN summary (verdicts, timings) with its sample ``grids``, if the run has one.
 
     Returns:
         A self-contained HTML document.
@@ -516,6 +593,7 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
     parts.append(variable_section(scores))
     parts.append(alignment_section(scores, layer_order.get("__alignment__", []), layer_order.get("__id__", [])))
     parts.append(dense_section(scores, layer_order.get("__dense__", []), layer_order.get("__id__", []), config))
+    parts.append(introspective_section(introspective))
     parts += [
         "<h2>What was run</h2><h3>Provenance</h3>", prov.to_html(index=False, escape=True),
         "<h3>Params</h3>", f"<pre>{html.escape(json.dumps(config, indent=2, sort_keys=True))}</pre>",

@@ -56,8 +56,14 @@ def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return cropped.gather(3, cols).permute(0, 2, 3, 1).round().to(torch.uint8)
 
 
-def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int = 1,
-                progress: bool = True) -> tuple[dict[str, Any], list[dict[str, float]]]:
+# Called before each epoch with (epoch, model, preprocess); returns new negative images (float
+# (n, H, W, C) in [0, 1]) to add to the training set for good, or None.
+NegativeSynthesiser = Callable[[int, torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]], "torch.Tensor | None"]
+
+
+def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int = 1, progress: bool = True,
+                negative_output: bool = False, synthesise: NegativeSynthesiser | None = None,
+                ) -> tuple[dict[str, Any], list[dict[str, float]]]:
     """Train ``spec``'s architecture from scratch on the ``train`` split of ``data``.
 
     Args:
@@ -66,6 +72,10 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
         recipe: the shared recipe.
         threads: torch CPU threads.
         progress: show a tqdm bar (on stderr, so it lands in the rule's log).
+        negative_output: give the classifier a (K+1)-th output, "pseudo-negative" (class index K).
+        synthesise: introspective training (:mod:`zooprobe.introspective`): before each epoch, its
+            images join the training set labelled K. The real data's schedule is unchanged, so an
+            epoch is still one pass over the real data (plus the negatives so far).
 
     Returns:
         A checkpoint dict (``state_dict``, ``num_classes``, ``provenance``) that loads with
@@ -78,7 +88,7 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
     generator = torch.Generator().manual_seed(recipe.seed + spec.seed)
     num_classes = len(data.class_names)
     # Initialised on the CPU, then moved, so the same seed gives the same start on any device.
-    model = build_timm(spec, num_classes=num_classes).to(device)
+    model = build_timm(spec, num_classes=num_classes + int(negative_output)).to(device)
     preprocess = preprocessing_of(model)
     train, val = data.subset("train"), data.subset("val")
     x_train, y_train = torch.from_numpy(train.images), torch.from_numpy(train.labels)
@@ -86,35 +96,51 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
     total = recipe.epochs * steps_per_epoch
     warmup = max(1, int(recipe.warmup_fraction * total))
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    # Linear warmup then cosine decay, stepped per batch so the schedule is independent of epochs.
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
-        (step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))))
+
+    def lr_factor(step: float) -> float:
+        # Linear warmup then cosine decay, over real-data steps, so the schedule is independent of epochs.
+        return min((step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup)))))
+
+    negatives = torch.empty((0, *x_train.shape[1:]), dtype=torch.float32)
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     bar = tqdm(total=total, desc=f"train {spec.name}", disable=not progress, mininterval=2)
     for epoch in range(recipe.epochs):
+        if synthesise is not None:
+            new = synthesise(epoch, model, preprocess)
+            if new is not None:
+                negatives = torch.cat([negatives, new.detach().float().cpu()])
         model.train()
-        order = torch.randperm(len(y_train), generator=generator)
+        n_real, n_all = len(y_train), len(y_train) + len(negatives)
+        order = torch.randperm(n_all, generator=generator)
+        steps_this_epoch = math.ceil(n_all / recipe.batch_size)
         running = 0.0
-        for start in range(0, len(order), recipe.batch_size):
+        for batch, start in enumerate(range(0, n_all, recipe.batch_size)):
+            # With negatives an epoch has more steps; the schedule advances by real-data progress.
+            step = epoch * steps_per_epoch + batch * steps_per_epoch / steps_this_epoch
+            for group in optimizer.param_groups:
+                group["lr"] = recipe.lr * lr_factor(step)
             index = order[start:start + recipe.batch_size]
+            real, fake = index[index < n_real], index[index >= n_real] - n_real
             # Sampling and augmentation stay on the CPU generator, so data order does not depend on the device.
-            images = _augment(x_train[index], generator) if recipe.augment else x_train[index]
-            loss = F.cross_entropy(model(preprocess(images.to(device))), y_train[index].to(device),
-                                   label_smoothing=recipe.label_smoothing)
+            images = _augment(x_train[real], generator) if recipe.augment else x_train[real]
+            inputs, labels = preprocess(images.to(device)), y_train[real]
+            if len(fake):
+                inputs = torch.cat([inputs, preprocess(negatives[fake].to(device))])
+                labels = torch.cat([labels, torch.full((len(fake),), num_classes, dtype=labels.dtype)])
+            loss = F.cross_entropy(model(inputs), labels.to(device), label_smoothing=recipe.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            schedule.step()
             running += float(loss.detach()) * len(index)
-            bar.update(1)
+            bar.update(steps_per_epoch / steps_this_epoch)
         val_acc = accuracy(model, preprocess, val) if len(val.labels) else float("nan")
-        history.append({"epoch": epoch + 1, "train_loss": running / len(order), "val_accuracy": val_acc,
-                        "seconds": time.perf_counter() - started})
+        history.append({"epoch": epoch + 1, "train_loss": running / n_all, "val_accuracy": val_acc,
+                        "negatives": len(negatives), "seconds": time.perf_counter() - started})
         bar.set_postfix(loss=f"{running / len(order):.3f}", val_acc=f"{val_acc:.3f}")
     bar.close()
     model.eval().cpu()
-    checkpoint = {"state_dict": model.state_dict(), "num_classes": num_classes,
+    checkpoint = {"state_dict": model.state_dict(), "num_classes": num_classes + int(negative_output),
                   "weights_sha256": state_dict_sha256(model), "recipe": asdict(recipe),
                   "history": [dict(h) for h in history]}
     return checkpoint, history
@@ -123,12 +149,16 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
 @torch.inference_mode()
 def accuracy(model: torch.nn.Module, preprocess: Callable[[torch.Tensor], torch.Tensor], data: ImageSet,
              batch_size: int = 256) -> float:
-    """Top-1 accuracy of ``model``'s own head on every example of ``data``."""
+    """Top-1 accuracy of ``model``'s own head on every example of ``data``.
+
+    Only the dataset's classes compete: an introspective classifier's pseudo-negative output is ignored.
+    """
     model.eval()
     device = next(model.parameters()).device
     correct = 0
     for start in range(0, len(data.labels), batch_size):
         logits = model(preprocess(torch.from_numpy(data.images[start:start + batch_size]).to(device)))
+        logits = logits[:, :len(data.class_names)]
         correct += int((logits.argmax(1).cpu().numpy() == data.labels[start:start + batch_size]).sum())
     return correct / max(1, len(data.labels))
 

@@ -22,6 +22,11 @@ def _json(text: str) -> Any:
     return json.loads(text)
 
 
+def _named_paths(items: Sequence[str] | None) -> dict[str, str]:
+    """``NAME=PATH`` arguments (e.g. ``--ood``) as a mapping, in the order given."""
+    return {name: path for name, _, path in (item.partition("=") for item in items or [])}
+
+
 def _provenance_base() -> dict[str, Any]:
     from zooprobe import code_version
 
@@ -141,8 +146,7 @@ def cmd_icn_compare(args: argparse.Namespace) -> None:
                                                                          train_on=args.dataset, seed=args.seed))
     data = h5io.read_image_set(args.data)
     ood = {}
-    for item in args.ood:
-        name, _, path = item.partition("=")
+    for name, path in _named_paths(args.ood).items():
         shifted = h5io.read_image_set(path)
         if list(shifted.class_names) != list(data.class_names):
             raise SystemExit(f"OOD set {name!r} has classes {shifted.class_names}, but {args.dataset!r} has "
@@ -171,10 +175,7 @@ def cmd_icn_probe(args: argparse.Namespace) -> None:
 
     settings = FeatureProbeSettings.from_config(args.settings)
     id_features = h5io.read_features(args.id)
-    ood = {}
-    for item in args.ood:
-        name, _, path = item.partition("=")
-        ood[name] = h5io.read_features(path)
+    ood = {name: h5io.read_features(path) for name, path in _named_paths(args.ood).items()}
     train, val, test = (id_features.split == s for s in ("train", "val", "test"))
     rows = []
     for layer in id_features.provenance["layers"]:
@@ -270,8 +271,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
     settings = args.settings
     id_features = h5io.read_features(args.id)
     evals = {args.id_name: id_features}
-    for item in args.ood or []:
-        name, _, path = item.partition("=")
+    for name, path in _named_paths(args.ood).items():
         evals[name] = h5io.read_features(path)
         # A probe's predictions only mean something on a set with the same label space.
         if evals[name].provenance["class_names"] != id_features.provenance["class_names"]:

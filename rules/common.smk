@@ -13,10 +13,13 @@ shell.prefix(f"export PYTHONPATH='{ZOOPROBE_SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}
 
 from zooprobe.config import (  # noqa: E402
     ConfigError, alignment_kind, check_config, expand_path, model_config_keys, model_entries)
-from zooprobe.models import ModelSpec  # noqa: E402
+from zooprobe.spec import ModelSpec  # noqa: E402
 
 try:
-    MODEL_SPECS = check_config(config)
+    # A job (local subprocess, or on SLURM) parses this file again; the process that started it has
+    # checked the params in full, so the job skips the checks that import torch and starts seconds sooner.
+    in_job = workflow.remote_exec or workflow.subprocess_exec
+    MODEL_SPECS = check_config(config, check_layers=not in_job, check_architectures=not in_job)
 except ConfigError as error:
     raise WorkflowError(f"invalid params: {error}") from None
 
@@ -213,8 +216,10 @@ def icn_model_flag(wildcards):
 
 
 def model_spec(name):
-    """The model's spec, built from the config as it is now (params derived from it stay in step)."""
-    return ModelSpec.from_config(name, model_entries(config)[name])
+    """The model's spec, built from the config as it is now (params derived from it stay in step).
+
+    check_config above has already checked its architecture."""
+    return ModelSpec.from_config(name, model_entries(config)[name], check_architecture=False)
 
 
 def score_head_flag(model, task):

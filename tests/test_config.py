@@ -137,3 +137,27 @@ def test_alignment_tables_need_human_label_distributions(params):
     params["datasets"]["peterson_animals"]["domain"] = "planets"
     with pytest.raises(WorkflowError):
         validate(params, SCHEMA)
+
+
+def test_a_job_parses_the_params_without_importing_torch():
+    # Every Snakemake job parses the workflow again; the checks that need torch ran in the process that
+    # submitted it. Run in a fresh interpreter, since this one may have imported torch already.
+    import subprocess
+    import sys
+
+    code = ("import sys, yaml; from zooprobe.config import check_config; "
+            f"specs = check_config(yaml.safe_load(open({str(REPO / 'configs' / 'introspective.yaml')!r})), "
+            "check_layers=False, check_architectures=False); "
+            "print(len(specs), 'torch' in sys.modules, 'timm' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"})
+    count, torch_imported, timm_imported = result.stdout.split()
+    assert int(count) >= 2 and torch_imported == "False" and timm_imported == "False"
+
+
+def test_the_full_check_still_catches_a_misspelt_architecture(params):
+    params["models"]["resnet18"]["arch"] = "resnet181"
+    with pytest.raises(ConfigError, match="Did you mean"):
+        check_config(params)
+    # A job skips that lookup: its submitting process already refused this config.
+    assert check_config(params, check_architectures=False)["resnet18"].arch == "resnet181"

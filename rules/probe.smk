@@ -10,7 +10,7 @@ rule probe:
     params:
         settings=from_config(*PROBE_SETTINGS, derive=probe_settings),
         id_name=from_config("probe.tasks.{task}", derive=lambda wc: TASKS[wc.task]["id"]),
-        head=from_config(model_keys, "probe.tasks.{task}", derive=lambda wc: score_head_flag(wc.model, wc.task)),
+        head=from_config(head_keys, "probe.tasks.{task}", derive=lambda wc: score_head_flag(wc.model, wc.task)),
         ood=from_config("probe.tasks.{task}", derive=ood_feature_args),
     threads: 1
     resources:

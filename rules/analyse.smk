@@ -13,6 +13,8 @@ rule analyse:
         settings=from_config("analyse"),
         # The ImageNot sweep, to group its models by architecture, dataset and seed.
         sweep=from_config("sweep") if "sweep" in config else as_json(None),
+        # Which models are seeds of one unit, which test sets share rows, which models are random-init copies.
+        design=from_config(lambda wc: analysis_design_keys(config), derive=lambda wc: as_json(analysis_design(config))),
     threads: 1
     resources:
         mem_mb=2000,
@@ -22,4 +24,4 @@ rule analyse:
     shell:
         "python -m zooprobe analyse --probes {input.probes} --alignment {input.alignment} --dense {input.dense}"
         " --settings '{params.settings}'"
-        " --sweep '{params.sweep}' --scores {output.scores} --summary {output.summary} > {log} 2>&1"
+        " --sweep '{params.sweep}' --design {params.design:q} --scores {output.scores} --summary {output.summary} > {log} 2>&1"

@@ -12,7 +12,8 @@ sys.path.insert(0, ZOOPROBE_SRC)
 shell.prefix(f"export PYTHONPATH='{ZOOPROBE_SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
 from zooprobe.config import (  # noqa: E402
-    ConfigError, alignment_kind, check_config, expand_path, model_config_keys, model_entries, sweep_members)
+    ConfigError, alignment_kind, analysis_design, analysis_design_keys, check_config, expand_path, model_config_keys,
+    model_entries, sweep_members)
 from zooprobe.spec import ModelSpec  # noqa: E402
 
 try:

@@ -130,25 +130,14 @@ def test_cifar10h_in_shuffled_order_agrees_clearly_worse(assets_dir: Path) -> No
     assert right["entropy_spearman"].estimate.value > 0.2 > abs(wrong["entropy_spearman"].estimate.value)
 
 
-def test_replicate_agreement_equals_the_example_bootstrap() -> None:
-    rng = np.random.default_rng(0)
-    correct_a, correct_b = rng.random((5, 200)) < 0.7, rng.random((5, 150)) < 0.6
-    counts_a = stats.bootstrap_counts(200, n_boot=100, seed=1)
-    counts_b = stats.bootstrap_counts(150, n_boot=100, seed=2)
-    direct = stats.bootstrap_rank_agreement(correct_a, correct_b, n_boot=100, seed=0, counts_a=counts_a,
-                                            counts_b=counts_b)
-    via = stats.rank_agreement_from_replicates(correct_a.mean(1), correct_b.mean(1), counts_a @ correct_a.T / 200,
-                                               counts_b @ correct_b.T / 150)
-    assert direct == via
-
-
 def test_alignment_results_join_the_agreement_matrix_on_shared_models() -> None:
+    from zooprobe.agreement import Ranking, Resampler
     from zooprobe.analyse import agreement_rows, alignment_rows
 
     rng = np.random.default_rng(0)
     models = ["a", "b", "c", "d", "e"]
     accuracy = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
-    rankings = {"probe": (models, accuracy, accuracy + rng.normal(scale=0.01, size=(50, 5)))}
+    rankings = {"probe": Ranking(tuple(models), accuracy, accuracy + rng.normal(scale=0.01, size=(50, 5)))}
 
     def payload(model: str, score: float) -> dict:
         replicates = score + rng.normal(scale=0.01, size=50)
@@ -164,9 +153,10 @@ def test_alignment_results_join_the_agreement_matrix_on_shared_models() -> None:
     ranks = {r["model"]: r["value"] for r in rows if r["metric"] == "rank"}
     assert ranks["table"] == 1 and ranks["a"] == 6
     assert any(r["model"] == "(human)" and r["metric"] == "noise_ceiling_upper" for r in rows)
-    agreement = {r["metric"]: r for r in agreement_rows(rankings, seed=0)}
-    assert agreement["kendall_tau"]["value"] == pytest.approx(-1.0) and agreement["kendall_tau"]["n"] == 5
-    assert agreement["spearman_rho"]["ci_high"] < 0
+    agreement = {r["metric"]: r for r in agreement_rows(rankings, units={}, resampler=Resampler(n_boot=50, seed=0))}
+    tau = agreement["kendall_tau_given_zoo"]
+    assert tau["value"] == pytest.approx(-1.0) and tau["n"] == 5 and "stimuli" in tau["resampled"]
+    assert agreement["spearman_rho_given_zoo"]["ci_high"] < 0
 
 
 def test_things_triplets_as_a_url_source_with_sha256(tmp_path: Path) -> None:

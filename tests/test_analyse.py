@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from zooprobe.analyse import ALL_MODELS, ProbeRun, agreement_matrix, score_table
+from zooprobe.analyse import ALL_MODELS, SCORE_COLUMNS, Design, ProbeRun, agreement_matrix, score_table
+from zooprobe.imagenot import imagenot_table, variable_table
 
 
 def _run(model, skill_by_layer, rng, n=400):
@@ -21,14 +22,21 @@ def test_score_table_ranks_selects_layers_and_compares_benchmarks():
             _run("middle", {"block0": 0.8, "pre_logits": 0.75}, rng),
             _run("weak", {"block0": 0.6, "pre_logits": 0.55}, rng)]
     scores = score_table(runs, n_boot=100, seed=0)
-    assert list(scores.columns) == ["benchmark", "model", "layer", "metric", "value", "ci_low", "ci_high", "n"]
+    assert list(scores.columns) == ["benchmark", "model", "layer", "metric", "value", "ci_low", "ci_high", "n",
+                                    "method", "resampled"]
     selected = scores[scores.metric == "score"].set_index(["benchmark", "model"])
     assert selected.loc[("id", "strong"), "layer"] == "pre_logits"
     assert selected.loc[("id", "middle"), "layer"] == "block0"  # chosen on validation, not test
     ranks = scores[(scores.metric == "rank") & (scores.benchmark == "id")].set_index("model").value
     assert ranks.to_dict() == {"strong": 1.0, "middle": 2.0, "weak": 3.0}
-    tau = scores[(scores.metric == "kendall_tau") & (scores.model == ALL_MODELS)].iloc[0]
-    assert tau.benchmark == "id~ood" and tau.value == pytest.approx(1.0) and tau.ci_low <= tau.value
+    pair = scores[(scores.model == ALL_MODELS) & (scores.benchmark == "id~ood")].set_index("metric")
+    for interval in ("kendall_tau_given_zoo", "kendall_tau_population"):
+        assert pair.loc[interval, "value"] == pytest.approx(1.0) and pair.loc[interval, "ci_low"] <= 1.0
+    assert pair.loc["kendall_tau_given_zoo", "method"] == "percentile"
+    assert pair.loc["kendall_tau_population", "method"] == "BCa"
+    assert pair.loc["kendall_tau_population", "resampled"].startswith("units (Bayesian bootstrap")
+    assert pair.loc["kendall_tau_pvalue", "method"] == "permutation, exact (6 orders of 3 units)"
+    assert pair.loc["kendall_tau_pvalue_holm", "method"] == "Holm over 1 pairs of benchmarks"
     retained = scores[(scores.metric == "ood_retained_pct") & (scores.model == "middle")].value.iloc[0]
     accuracy = scores[(scores.metric == "accuracy") & (scores.benchmark == "ood") & (scores.model == "middle")]
     by_layer = accuracy.set_index("layer").value
@@ -54,9 +62,9 @@ def test_own_head_and_published_accuracy_are_scored_and_reported():
     published = scores[scores.metric == "published_accuracy"]
     assert published.benchmark.tolist() == ["id", "id"] and published.value.tolist() == pytest.approx([0.93, 0.91])
     section = head_section(scores)
-    assert "Published order holds on id" in section
+    assert "Published order on id: holds." in section
     runs[1].provenance["checkpoint_info"] = {"best_prec1": 95.0}
-    assert "Published order does not hold on id" in head_section(score_table(runs, n_boot=50, seed=0))
+    assert "Published order on id: contradicted." in head_section(score_table(runs, n_boot=50, seed=0))
 
 
 SWEEP = {"architectures": {"small": {"arch": "resnet10t"}, "mid": {"arch": "resnet14t"}, "big": {"arch": "resnet18"}},
@@ -81,8 +89,6 @@ def _sweep_runs(rng, n=600, skill_b_shift=0.0, sweep=None):
 
 
 def test_imagenot_ranks_architectures_across_datasets_with_improvement_fit():
-    from zooprobe.analyse import imagenot_table
-
     runs = _sweep_runs(np.random.default_rng(0))
     table = imagenot_table(runs, SWEEP, n_boot=200, seed=0)
     accuracy = table[table.metric == "imagenot_accuracy"].set_index(["benchmark", "model"])
@@ -94,9 +100,10 @@ def test_imagenot_ranks_architectures_across_datasets_with_improvement_fit():
     assert improvement[("a", "small")] == 0.0
     assert improvement[("b", "big")] == pytest.approx(
         100 * (accuracy.loc[("b", "big"), "value"] / accuracy.loc[("b", "small"), "value"] - 1))
+    assert accuracy.loc[("a", "big"), "resampled"] == "seeds within each unit; test examples"
     pair = table[table.benchmark == "a~b"].set_index("metric")
-    assert pair.loc["imagenot_kendall_tau", "value"] == pytest.approx(1.0)
-    assert pair.loc["imagenot_kendall_tau", "ci_low"] <= 1.0
+    for interval in ("imagenot_kendall_tau_given_zoo", "imagenot_kendall_tau_population"):
+        assert pair.loc[interval, "value"] == pytest.approx(1.0) and pair.loc[interval, "ci_low"] <= 1.0
     assert pair.loc["imagenot_kendall_tau_pvalue", "value"] == pytest.approx(2 / 6)  # 3 architectures: 3! orders
     assert pair.loc["improvement_slope", "n"] == 2  # the baseline is not a point of the fit
     assert np.isnan(pair.loc["improvement_r2", "value"])  # two points: no R^2
@@ -106,8 +113,6 @@ def test_imagenot_ranks_architectures_across_datasets_with_improvement_fit():
 
 
 def test_the_same_seed_gives_identical_bootstraps_in_the_pipeline():
-    from zooprobe.analyse import imagenot_table
-
     runs = _sweep_runs(np.random.default_rng(2))
     first = imagenot_table(runs, SWEEP, n_boot=100, seed=5)
     again = imagenot_table(runs, SWEEP, n_boot=100, seed=5)
@@ -119,8 +124,6 @@ def test_the_same_seed_gives_identical_bootstraps_in_the_pipeline():
 
 
 def test_imagenot_needs_an_own_head_score_for_every_sweep_model():
-    from zooprobe.analyse import imagenot_table
-
     runs = _sweep_runs(np.random.default_rng(0))[1:]
     with pytest.raises(ValueError, match="no own-head scores for sweep models"):
         imagenot_table(runs, SWEEP, n_boot=10, seed=0)
@@ -129,7 +132,6 @@ def test_imagenot_needs_an_own_head_score_for_every_sweep_model():
 def test_variable_table_pairs_models_that_differ_in_one_variable():
     import pandas as pd
 
-    from zooprobe.analyse import SCORE_COLUMNS, variable_table
     from zooprobe.config import sweep_members
 
     sweep = dict(SWEEP, datasets=["a"], seeds=[0, 1, 2], variants={"augment": [False, True]})
@@ -138,25 +140,30 @@ def test_variable_table_pairs_models_that_differ_in_one_variable():
         augmented = dict(member.settings)["augment"]
         base = {"small": 60.0, "mid": 70.0, "big": 80.0}[member.arch] + member.seed
         rows.append(dict(benchmark="a_ood", model=member.name, layer="pre_logits", metric="ood_retained_pct",
-                         value=base + (5.0 if augmented else 0.0), ci_low=np.nan, ci_high=np.nan, n=10))
+                         value=base + (5.0 if augmented else 0.0), ci_low=np.nan, ci_high=np.nan, n=10,
+                         method="", resampled=""))
     table = variable_table(pd.DataFrame(rows, columns=SCORE_COLUMNS), sweep)
     result = table[table.layer == "ood_retained_pct"].set_index("metric")
     assert result.loc["cliffs_delta", "model"] == "augment=true vs augment=false"
     assert result.loc["median_difference", "value"] == 5.0 and result.loc["median_difference", "n"] == 9
     assert result.loc["cliffs_delta", "value"] > 0
     assert result.loc["wilcoxon_p", "value"] < 0.01
+    # One family: two metrics, one of them untestable (no pairs have it), so Holm multiplies by 1.
+    assert result.loc["wilcoxon_p_holm", "value"] == pytest.approx(result.loc["wilcoxon_p", "value"])
+    assert result.loc["wilcoxon_p_holm", "method"] == "Holm over 1 variable tests"
 
 
 def test_report_shows_imagenot_tau_with_ci_improvement_fit_and_seed_check():
-    from zooprobe.analyse import imagenot_table
     from zooprobe.report import imagenot_section
 
     sweep = dict(SWEEP, architectures=dict(SWEEP["architectures"], huge={"arch": "resnet26"}))
     runs = _sweep_runs(np.random.default_rng(4), sweep=sweep)
     page = imagenot_section(imagenot_table(runs, sweep, n_boot=50, seed=0), sweep)
-    assert "ImageNot protocol" in page and "<b>a vs b:</b> Kendall tau 1.000 [" in page
+    # Four architectures: no permutation p can be below 2/4! = 0.083, and the page says so.
+    assert "ImageNot protocol" in page and "<b>a vs b:</b> the ranking not established (Kendall tau 1.00" in page
+    assert "4 units cannot give a permutation p below 0.083" in page and "Given the zoo" in page
     assert "slope" in page and "R²" in page and page.count("alt='improvement scatter'") == 1
-    assert "adjacent rank differences exceed the larger seed sd" in page
+    assert "neighbouring differences are larger than seed-to-seed and test-set variation allow" in page
 
 
 def test_seed_replicas_get_mean_and_sd_and_the_report_checks_rank_gaps():
@@ -166,7 +173,8 @@ def test_seed_replicas_get_mean_and_sd_and_the_report_checks_rank_gaps():
     runs = [_run(f"{name}-s{seed}", {"b0": skill, "pre_logits": skill + 0.01 * seed}, rng)
             for name, skill in (("wide", 0.8), ("thin", 0.6)) for seed in (0, 1, 2)]
     runs.append(_run("single", {"b0": 0.7, "pre_logits": 0.7}, rng))
-    scores = score_table(runs, n_boot=20, seed=0)
+    design = Design(units={f"{name}-s{seed}": name for name in ("wide", "thin") for seed in (0, 1, 2)})
+    scores = score_table(runs, n_boot=200, seed=0, design=design)
     seeds = scores[scores.metric.isin(["seed_mean", "seed_sd"])]
     assert set(seeds.model) == {"wide", "thin"}  # one seed is no spread
     chosen = scores[(scores.metric == "score") & (scores.benchmark == "id")].set_index("model").value
@@ -174,5 +182,75 @@ def test_seed_replicas_get_mean_and_sd_and_the_report_checks_rank_gaps():
     row = seeds[(seeds.benchmark == "id") & (seeds.model == "wide")].set_index("metric")
     assert row.loc["seed_mean", "value"] == pytest.approx(wide.mean())
     assert row.loc["seed_sd", "value"] == pytest.approx(wide.std(ddof=1)) and row.loc["seed_sd", "n"] == 3
+    assert row.loc["seed_mean", "ci_low"] < row.loc["seed_mean", "value"] < row.loc["seed_mean", "ci_high"]
     section = seed_section(scores)
-    assert "wide &gt; thin" in section and "1 of 1 adjacent rank differences exceed" in section
+    assert "wide &minus; thin" in section and "1 of 1 neighbouring differences are larger" in section
+    # Seeds are one unit: the agreement over id~ood counts 3 units (wide, thin, single), not 7 models.
+    tau = scores[scores.metric == "kendall_tau_given_zoo"].iloc[0]
+    assert tau.n == 3
+
+
+def _paired_runs(rng, n=400):
+    """Two models right on the same 50% of examples; 'better' is also right on 6% more. Each model's
+    own 95% interval is about +-0.05 wide, so the two overlap; the paired difference is clear."""
+    labels = {"id": rng.integers(0, 2, n), "ood": rng.integers(0, 2, n)}
+    shared = rng.random(n) < 0.5
+    extra = ~shared & (rng.random(n) < 0.12)
+    runs = []
+    for model, right in (("better", shared | extra), ("worse", shared), ("other", rng.random(n) < 0.3)):
+        predictions = {name: {"pre_logits": np.where(right, y, 1 - y)} for name, y in labels.items()}
+        runs.append(ProbeRun(model, "t", predictions, labels, {"layers": ["pre_logits"],
+                                                                "val_accuracy": {"pre_logits": 0.5}, "id_eval": "id"}))
+    return runs
+
+
+def test_trained_against_random_init_is_a_paired_comparison_with_holm():
+    from zooprobe import verdicts
+
+    runs = _paired_runs(np.random.default_rng(7))
+    scores = score_table(runs, n_boot=1000, seed=0, design=Design(random_init_pairs=(("better", "worse"),)))
+    chosen = scores[(scores.metric == "score") & (scores.benchmark == "id")].set_index("model")
+    assert chosen.loc["better", "ci_low"] < chosen.loc["worse", "ci_high"]  # the marginal intervals overlap
+    records = verdicts.random_init_comparisons(scores)
+    assert [(r["benchmark"], r["verdict"]) for r in records] == [("id", "beats"), ("ood", "beats")]
+    diff = scores[(scores.metric == "trained_minus_random_init") & (scores.benchmark == "id")].iloc[0]
+    assert diff.model == "better - worse" and diff.ci_low > 0
+    holm = scores[scores.metric == "trained_minus_random_init_pvalue_holm"]
+    raw = scores[scores.metric == "trained_minus_random_init_pvalue"]
+    assert (holm.value.to_numpy() >= raw.value.to_numpy()).all() and set(holm.method) == {
+        "Holm over 2 trained/random-init comparisons"}
+
+
+def test_sets_that_share_rows_are_resampled_with_one_joint_draw():
+    rng = np.random.default_rng(8)
+    runs = [_run(m, {"pre_logits": s}, rng) for m, s in (("a", 0.70), ("b", 0.72), ("c", 0.74), ("d", 0.76))]
+    for run in runs:  # the OOD set is an exact copy of the ID test rows: same labels, same predictions
+        run.labels["ood"] = run.labels["id"]
+        run.predictions["ood"] = dict(run.predictions["id"])
+    joint = score_table(runs, n_boot=300, seed=0, design=Design(shared_rows={"ood": "id"}))
+    apart = score_table(runs, n_boot=300, seed=0)
+    tau = {name: t[t.metric == "kendall_tau_given_zoo"].iloc[0] for name, t in (("joint", joint), ("apart", apart))}
+    # A copy redrawn with the same rows ranks the models identically in every replicate.
+    assert (tau["joint"].ci_low, tau["joint"].ci_high) == (1.0, 1.0)
+    assert "one joint draw" in tau["joint"].resampled
+    assert tau["apart"].ci_low < 0.7 and "each set's own draw" in tau["apart"].resampled
+    with pytest.raises(ValueError, match="shares rows with 'id'"):
+        for run in runs:
+            run.labels["ood"], run.predictions["ood"] = run.labels["id"][:-1], {"pre_logits": run.predictions["id"]["pre_logits"][:-1]}
+        score_table(runs, n_boot=10, seed=0, design=Design(shared_rows={"ood": "id"}))
+
+
+def test_analysis_design_from_the_params():
+    from zooprobe.config import analysis_design, analysis_design_keys
+
+    config = {"datasets": {"base": {"source": "procedural"}, "noisy": {"source": "shift", "of": "base"},
+                           "noisier": {"source": "shift", "of": "noisy"},
+                           "few": {"source": "corrupt", "of": "base", "max_per_class": 5}},
+              "models": {"net": {"source": "trained", "arch": "resnet18", "seeds": [0, 1]},
+                         "net_random": {"source": "timm", "arch": "resnet18"},
+                         "solo": {"source": "trained", "arch": "resnet10t"}}}
+    design = analysis_design(config)
+    assert design["units"] == {"net-s0": "net", "net-s1": "net"}
+    assert design["shared_rows"] == {"noisy": "base", "noisier": "base"}  # a subset does not share rows
+    assert design["random_init_pairs"] == [["net-s0", "net_random"], ["net-s1", "net_random"]]
+    assert analysis_design_keys(config) == ["models.net", "models.net_random", "datasets.noisier", "datasets.noisy"]

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from workflow_helpers import REPO, snakemake
+from zooprobe import verdicts
 
 pytestmark = pytest.mark.workflow
 PUBLISHED = ("resnet20_published", "resnet32_published", "resnet44_published", "resnet56_published")
@@ -40,8 +41,15 @@ def test_published_resnets_own_heads_reach_75_percent_beside_their_published_acc
     page = (cifar_run / "results" / "report" / "index.html").read_text()
     measured_order = list(head.loc[list(PUBLISHED), "value"].sort_values(ascending=False).index)
     published_order = list(published.sort_values(ascending=False).index)
-    verdict = "holds" if measured_order == published_order else "does not hold"
-    assert f"Published order {verdict} on cifar10" in page
+    (record,) = [r for r in verdicts.published_order(scores) if r["benchmark"] == "cifar10"]
+    assert record["published"] == published_order and record["measured"] == measured_order
+    assert f"Published order on cifar10: {record['verdict']}." in page
+    # Each neighbouring pair is the paired difference of the two own-head accuracies.
+    for pair in record["pairs"]:
+        assert pair["difference"] == pytest.approx(head.loc[pair["first"], "value"] - head.loc[pair["second"], "value"])
+        assert pair["ci"][0] <= pair["difference"] <= pair["ci"][1]
+    if measured_order != published_order:  # a reversal in the point estimates rules out "holds"
+        assert record["verdict"] != "holds"
 
 
 def test_test_split_keeps_the_original_cifar10_order(cifar_run, assets_dir):

@@ -186,15 +186,27 @@ def test_an_icn_checkpoint_is_a_zoo_model_with_k_outputs(digits, tmp_path):
         assert torch.equal(zoo.model.eval()(x), full.eval()(x)[:, :10])
 
 
-def test_paired_summary_gives_the_verdict_from_the_interval():
+def test_paired_summary_and_holm_verdicts_within_an_experiment():
+    from scipy import stats as sps
+
     helped = icn.summarise_paired([0.10, 0.20, 0.30], [0.08, 0.179, 0.281])
-    assert helped["verdict"] == "helped" and helped["diff_high"] < 0
-    assert helped["diff_mean"] == pytest.approx(-0.02)
+    assert helped["diff_high"] < 0 and helped["diff_mean"] == pytest.approx(-0.02)
+    assert helped["p"] == pytest.approx(sps.ttest_rel([0.08, 0.179, 0.281], [0.10, 0.20, 0.30]).pvalue)
     mixed = icn.summarise_paired([0.10, 0.20, 0.30], [0.12, 0.17, 0.30])
-    assert mixed["verdict"] == "no clear difference" and mixed["diff_low"] < 0 < mixed["diff_high"]
-    assert icn.summarise_paired([0.1, 0.1, 0.1], [0.3, 0.31, 0.32])["verdict"] == "hurt"
+    assert mixed["diff_low"] < 0 < mixed["diff_high"]
+    hurt = icn.summarise_paired([0.1, 0.1, 0.1], [0.3, 0.31, 0.32])
     with pytest.raises(ValueError, match="same seeds"):
         icn.summarise_paired([0.1, 0.2], [0.1])
+    family = [dict(v, experiment="from_scratch") for v in (helped, mixed, hurt)]
+    judged = icn.add_verdicts(family)
+    assert [v["verdict"] for v in judged] == ["helped", "no clear difference", "hurt"]
+    # Holm over the three: the smallest p is multiplied by 3.
+    smallest = min(range(3), key=lambda i: family[i]["p"])
+    assert judged[smallest]["p_holm"] == pytest.approx(min(1.0, 3 * family[smallest]["p"]))
+    # The same 'helped' comparison among enough null ones that p x family size passes 0.05 no longer clears
+    # Holm's bar.
+    crowd = family[:1] + [dict(mixed, experiment="from_scratch") for _ in range(int(0.05 / helped["p"]) + 1)]
+    assert icn.add_verdicts(crowd)[0]["verdict"] == "no clear difference"
 
 
 def _icn_config():

@@ -53,8 +53,9 @@ def test_statistics_match_scipy_and_top_k_looks_at_the_best_of_a():
     top = np.argsort(-a)[:8]
     assert result.top_k_kendall_tau == pytest.approx(sps.kendalltau(a[top], b[top]).statistic)
     for name in ("kendall_tau", "spearman_rho", "pearson_r", "top_k_kendall_tau"):
-        low, high = getattr(result, f"{name}_ci")
+        low, high = result.population_ci[name]
         assert low <= getattr(result, name) <= high and high - low > 0.01
+    assert result.given_zoo_ci == {}  # scores alone: nothing to redraw but the models
     biggest = result.movers(1).iloc[0]
     assert abs(biggest.rank_shift) == result.table.rank_shift.abs().max()
 
@@ -68,7 +69,8 @@ def test_the_same_seed_gives_identical_bootstrap_numbers_and_another_seed_does_n
     first, again = (compare_rankings(joined, n_bootstrap=200, seed=7).to_json() for _ in range(2))
     assert first == again
     other = compare_rankings(joined, n_bootstrap=200, seed=8).to_json()
-    assert other["kendall_tau"] == first["kendall_tau"] and other["kendall_tau_ci"] != first["kendall_tau_ci"]
+    assert other["kendall_tau"] == first["kendall_tau"]
+    assert other["kendall_tau_population_ci"] != first["kendall_tau_population_ci"]
 
 
 def test_prediction_folder_gives_accuracy_per_model(tmp_path):
@@ -112,8 +114,9 @@ def test_timm_results_imagenet_against_each_shift_match_scipy(assets_dir, shift)
     top = rows.nlargest(10, "top1_a", keep="first")
     assert out["top_k_kendall_tau"] == pytest.approx(sps.kendalltau(top.top1_a, top.top1_b).statistic)
     for key in ("kendall_tau", "spearman_rho", "pearson_r", "top_k_kendall_tau"):
-        low, high = out[f"{key}_ci"]
+        low, high = out[f"{key}_population_ci"]
         assert low <= out[key] <= high
+        assert out[f"{key}_given_zoo_ci"] is None  # CSV tables hold no per-example results
 
 
 def test_cifar10_1_original_against_v6_from_prediction_tables(assets_dir):
@@ -129,4 +132,11 @@ def test_cifar10_1_original_against_v6_from_prediction_tables(assets_dir):
     assert models["darc"]["score_b"] == pytest.approx((darc == truth).mean())
     # Recht et al. 2019: every model loses accuracy on v6, and the ranking largely holds.
     assert all(row["score_b"] < row["score_a"] for row in out["models"])
-    assert 0.7 < out["kendall_tau"] < 1 and out["kendall_tau_ci"][0] < out["kendall_tau"] < out["kendall_tau_ci"][1]
+    population, given = out["kendall_tau_population_ci"], out["kendall_tau_given_zoo_ci"]
+    assert 0.7 < out["kendall_tau"] < 1 and population[0] < out["kendall_tau"] < population[1]
+    # Per-example predictions: the two-level interval (models, then test examples) and the one given
+    # these 30 models, which only redraws test examples and so is narrower.
+    assert given[0] < out["kendall_tau"] < given[1] and given[1] - given[0] < population[1] - population[0]
+    assert out["resampled"]["kendall_tau"].startswith("units (Bayesian bootstrap") and \
+        "test examples" in out["resampled"]["kendall_tau"]
+    assert out["kendall_tau_pvalue"] < 0.01

@@ -25,7 +25,8 @@ def tiny_run(tiny_checkout_run) -> Path:
 
 def test_scores_cover_every_model_benchmark_and_pair(tiny_run):
     scores = pd.read_csv(tiny_run / "results" / "scores.csv")
-    assert list(scores.columns) == ["benchmark", "model", "layer", "metric", "value", "ci_low", "ci_high", "n"]
+    assert list(scores.columns) == ["benchmark", "model", "layer", "metric", "value", "ci_low", "ci_high", "n",
+                                    "method", "resampled"]
     chosen = scores[(scores.metric == "score") & ~scores.benchmark.str.contains("@")]  # "<task>@<set>": dense
     assert set(chosen.model) == {"resnet10t", "vit_tiny", "resnet10t_random"}
     assert set(chosen.benchmark) == {"shapes", "shapes_noise", "shapes_texture"}
@@ -35,12 +36,23 @@ def test_scores_cover_every_model_benchmark_and_pair(tiny_run):
     # Per class, 30 images split at round(30 * [0.5, 0.75]) = [15, 22], so 8 test images x 10 classes;
     # the noise set shifts that test split; the texture set is 10 x 10, all test.
     assert chosen.set_index("benchmark").n.to_dict() == {"shapes": 80, "shapes_noise": 80, "shapes_texture": 100}
-    ranks = scores[(scores.metric == "rank") & (scores.benchmark == "shapes")].value
-    assert sorted(ranks) == pytest.approx(sorted(ranks)) and ranks.min() >= 1 and ranks.max() <= 3
-    pairs = scores[scores.metric == "kendall_tau"]
+    ranks = scores[(scores.metric == "rank") & (scores.benchmark == "shapes")].set_index("model").value
+    # Three models ranked 1 to 3 (ties share their average rank, so the ranks always sum to 6),
+    # in the order of their scores.
+    assert len(ranks) == 3 and ranks.sum() == pytest.approx(6.0) and ranks.between(1, 3).all()
+    by_score = chosen[chosen.benchmark == "shapes"].set_index("model").value
+    assert list(ranks.sort_values(kind="stable").index) == list(by_score.sort_values(ascending=False, kind="stable").index)
     probe_pairs = {"shapes~shapes_noise", "shapes~shapes_texture", "shapes_noise~shapes_texture"}
-    assert probe_pairs <= set(pairs.benchmark) and len(pairs) == 15  # with the 3 dense benchmarks: 6 choose 2
-    assert pairs.value.between(-1, 1).all()
+    for interval in ("given_zoo", "population"):
+        pairs = scores[scores.metric == f"kendall_tau_{interval}"]
+        assert probe_pairs <= set(pairs.benchmark) and len(pairs) == 15  # with the 3 dense benchmarks: 6 choose 2
+        assert pairs.value.between(-1, 1).all() and (pairs.ci_low <= pairs.ci_high).all()
+    # The noise set is a shifted copy of the shapes test split: one joint draw of their rows.
+    joint = scores[(scores.metric == "kendall_tau_given_zoo") & (scores.benchmark == "shapes~shapes_noise")].iloc[0]
+    assert "one joint draw" in joint.resampled
+    holm = scores[scores.metric == "kendall_tau_pvalue_holm"]
+    raw = scores[scores.metric == "kendall_tau_pvalue"].set_index("benchmark").value
+    assert len(holm) == 15 and (holm.value.to_numpy() >= raw[holm.benchmark].to_numpy() - 1e-12).all()
     # A layer-wise curve for each model on each benchmark: every layer of resnet10t is scored.
     resnet_layers = scores[(scores.metric == "accuracy") & (scores.model == "resnet10t") & (scores.benchmark == "shapes")]
     assert list(resnet_layers.layer) == ["act1", "layer1", "layer2", "layer3", "layer4", "pre_logits"]
@@ -85,8 +97,11 @@ def test_report_is_self_contained_and_shows_the_results(tiny_run):
     page = (tiny_run / "results" / "report" / "index.html").read_text()
     assert page.count("src='data:image/png;base64,") == 4  # with the mid-level against classification scatter
     assert "http://" not in page and "https://" not in page
-    for needle in ("resnet10t_random", "vit_tiny", "shapes_texture", "Kendall tau-b", "kendall_tau", "weights_sha256", "avg2x2"):
+    for needle in ("resnet10t_random", "vit_tiny", "shapes_texture", "Kendall tau-b", "tau CI given zoo",
+                   "tau CI population", "p (Holm)", "<em>Given the zoo</em>", "<em>Over a population of models</em>",
+                   "exact, over all m! orders", "weights_sha256", "avg2x2"):
         assert needle in page
+    assert "two-level" not in page
 
 
 def test_dense_probes_score_every_layer_and_compare_with_random_init(tiny_run):
@@ -109,9 +124,10 @@ def test_dense_probes_score_every_layer_and_compare_with_random_init(tiny_run):
     with h5py.File(tiny_run / "data" / "spatial" / "vit_tiny" / "scenes.h5") as f:
         assert f["layers/blocks.3"].shape[1:] == (96, 8, 8)
     assert "depth@scenes: depth delta1" in page and "normals@scenes: mean angular error" in page
-    verdicts = re.findall(r"trained <b>resnet10t</b> \([^)]*\) (beats|is beaten by|is not clearly different from) "
-                          r"its random-init copy <b>resnet10t_random</b>", page)
+    verdicts = re.findall(r"trained <b>resnet10t</b> (beats|is beaten by|is not clearly different from) "
+                          r"its random-init copy <b>resnet10t_random</b>: score difference [-+]\d", page)
     assert len(verdicts) == 3
+    assert len(scores[scores.metric == "trained_minus_random_init_pvalue_holm"]) == 6  # 3 probe + 3 dense benchmarks
 
 
 def test_nothing_to_do_after_a_complete_run(tiny_run):

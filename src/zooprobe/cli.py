@@ -421,7 +421,8 @@ def cmd_dense_probe(args: argparse.Namespace) -> None:
 
 def cmd_analyse(args: argparse.Namespace) -> None:
     from zooprobe import h5io
-    from zooprobe.analyse import ProbeRun, score_table
+    from zooprobe.analyse import Design, ProbeRun, score_table
+    from zooprobe.verdicts import agreement_findings
     from zooprobe.atomic import atomic_output
 
     runs = []
@@ -432,11 +433,12 @@ def cmd_analyse(args: argparse.Namespace) -> None:
     for path in [*args.alignment, *args.dense]:
         payload = json.loads(Path(path).read_text())
         alignment += payload if isinstance(payload, list) else [payload]
-    scores = score_table(runs, n_boot=args.settings["n_bootstrap"], seed=args.settings["seed"], alignment=alignment)
+    scores = score_table(runs, n_boot=args.settings["n_bootstrap"], seed=args.settings["seed"], alignment=alignment,
+                         design=Design.from_config(args.design))
     if args.sweep:
         import pandas as pd
 
-        from zooprobe.analyse import imagenot_table, variable_table
+        from zooprobe.imagenot import imagenot_table, variable_table
 
         imagenot = imagenot_table(runs, args.sweep, n_boot=args.settings["n_bootstrap"], seed=args.settings["seed"])
         scores = pd.concat([scores, imagenot, variable_table(scores, args.sweep)], ignore_index=True)
@@ -450,6 +452,9 @@ def cmd_analyse(args: argparse.Namespace) -> None:
         "provenance": [{k: run.provenance[k] for k in ("model", "task", "arch", "weights_sha256", "pooling",
                                                        "preprocessing", "seed", "zooprobe_version")}
                        | {"selected_layer": run.selected_layer} for run in runs],
+        # Rank agreement per pair of benchmarks with both intervals, adjusted p and verdict (zooprobe.verdicts).
+        "agreement": {f"{prefix}{statistic}": agreement_findings(scores, prefix=prefix, statistic=statistic)
+                      for prefix in ("", "imagenot_") for statistic in ("kendall_tau", "spearman_rho")},
     }
     with atomic_output(args.summary) as tmp:
         tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
@@ -497,13 +502,13 @@ def cmd_check_config(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- leaderboards
 def cmd_compare_rankings(args: argparse.Namespace) -> None:
-    from zooprobe.leaderboard import (LeaderboardError, compare_rankings, format_text, join_leaderboards,
-                                      read_leaderboard)
+    from zooprobe.leaderboard import (LeaderboardError, aligned_correctness, compare_rankings, format_text,
+                                      join_leaderboards, read_board)
 
     try:
         on = [c.strip() for c in args.on.split(",") if c.strip()] if args.on else None
-        table_a = read_leaderboard(Path(args.table_a), labels=args.labels_a and Path(args.labels_a))
-        table_b = read_leaderboard(Path(args.table_b), labels=args.labels_b and Path(args.labels_b))
+        table_a, correct_a = read_board(Path(args.table_a), labels=args.labels_a and Path(args.labels_a))
+        table_b, correct_b = read_board(Path(args.table_b), labels=args.labels_b and Path(args.labels_b))
         from_predictions = Path(args.table_a).is_dir() or Path(args.table_b).is_dir()
         on = on or (["model"] if from_predictions else None)
         if on is None:
@@ -514,7 +519,8 @@ def cmd_compare_rankings(args: argparse.Namespace) -> None:
         joined = join_leaderboards(table_a, table_b, on=on, score_a=score, score_b=args.score_b)
     except LeaderboardError as error:
         raise SystemExit(f"compare-rankings: {error}") from None
-    result = compare_rankings(joined, n_bootstrap=args.bootstrap, top_k=args.top, seed=args.seed)
+    result = compare_rankings(joined, n_bootstrap=args.bootstrap, top_k=args.top, seed=args.seed,
+                              correct_a=aligned_correctness(joined, correct_a), correct_b=aligned_correctness(joined, correct_b))
     if args.format == "json":
         print(json.dumps(result.to_json(movers=args.movers), indent=2, default=float))
     else:
@@ -684,6 +690,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", type=_json, default=None, help="the sweep params section, as JSON (null: none)")
     p.add_argument("--alignment", nargs="*", default=[], help="alignment results (JSON) from align and align-tables")
     p.add_argument("--dense", nargs="*", default=[], help="dense-probe results (JSON) from dense-probe")
+    p.add_argument("--design", type=_json, default=None,
+                   help="units, shared test rows and random-init pairs, as JSON (zooprobe.config.analysis_design)")
     p.add_argument("--scores", required=True)
     p.add_argument("--summary", required=True)
     p.set_defaults(func=cmd_analyse)

@@ -151,6 +151,56 @@ def model_entries(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return entries
 
 
+def random_init_pairs(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(trained model, random-init timm model of the same architecture) pairs in the zoo."""
+    entries = model_entries(config)
+    # .get: a half-written entry (the schema reports it) has no random-init partner.
+    random_init = {name: e for name, e in entries.items() if e.get("source") == "timm" and not e.get("pretrained")}
+    return [(name, other) for name, e in entries.items() if e.get("source") == "trained"
+            for other, r in random_init.items() if r.get("arch") == e.get("arch")]
+
+
+def shared_test_rows(config: Mapping[str, Any]) -> dict[str, str]:
+    """Evaluation sets that copy another set's test split row for row -> the set at the root of the copies.
+
+    A ``shift`` or ``corrupt`` dataset of the test split with no ``max_per_class`` keeps every row in
+    order, so its examples and the original's are the same photographs; the analysis resamples
+    them with one joint draw.
+    """
+    datasets = config.get("datasets") or {}
+
+    def root(name: str) -> str:
+        entry = datasets[name]
+        copies = (entry["source"] in ("shift", "corrupt") and entry.get("split", "test") == "test"
+                  and not entry.get("max_per_class"))
+        return root(entry["of"]) if copies else name
+
+    return {name: root(name) for name in datasets if root(name) != name}
+
+
+def analysis_design(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the analysis must know of how the zoo was built: units, shared test rows, random-init pairs.
+
+    Returns:
+        ``{"units": {model: unit}, "shared_rows": {set: root set}, "random_init_pairs": [[trained, random]]}``.
+        A model of a ``seeds:`` entry belongs to that entry; a sweep model to its configuration
+        trained on its dataset.
+    """
+    units = {name: base for name, (base, _) in seed_replicas(config).items()}
+    units.update({name: f"{member.configuration}-{member.dataset}" for name, member in sweep_members(config).items()})
+    return {"units": dict(sorted(units.items())), "shared_rows": shared_test_rows(config),
+            "random_init_pairs": [list(pair) for pair in random_init_pairs(config)]}
+
+
+def analysis_design_keys(config: Mapping[str, Any]) -> list[str]:
+    """The params keys :func:`analysis_design` reads (the sweep is a param of its own)."""
+    models = {name for name, entry in (config.get("models") or {}).items() if "seeds" in entry}
+    models |= {name for pair in random_init_pairs(config) for name in pair}
+    models = {seed_replicas(config).get(name, (name,))[0] for name in models}
+    datasets = set(shared_test_rows(config))
+    return [f"models.{name}" for name in sorted(models)] + [f"datasets.{name}" for name in sorted(datasets)]
+
+
 def model_config_keys(config: Mapping[str, Any], name: str) -> list[str]:
     """The params keys a model's entry is read from: ``models.<name>``, or its sweep architecture."""
     member = sweep_members(config).get(name)

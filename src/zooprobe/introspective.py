@@ -28,7 +28,6 @@ K+1 outputs whose pseudo-negatives are synthesised in (standardised) feature spa
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
@@ -446,23 +445,45 @@ def summarise_paired(baseline: Sequence[float], introspective: Sequence[float]) 
         introspective: the ICN's values for the same seeds, in the same order.
 
     Returns:
-        Means, sds, the mean difference, its interval and a verdict: ``helped`` when the whole
-        interval is below 0, ``hurt`` when above, else ``no clear difference``.
+        Means, sds, the mean difference, its interval and the paired t-test's two-sided ``p``
+        (scipy's ``ttest_rel``). The verdict comes later, from the Holm-adjusted p over the family
+        (:func:`add_verdicts`).
     """
     from scipy import stats
 
     a, b = np.asarray(baseline, dtype=float), np.asarray(introspective, dtype=float)
     if a.shape != b.shape or len(a) == 0:
         raise ValueError(f"paired values need the same seeds: {len(a)} baseline against {len(b)} ICN")
-    diff = b - a
-    n = len(diff)
-    sd = float(diff.std(ddof=1)) if n > 1 else float("nan")
-    half = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)) if n > 1 else float("nan")
-    low, high = float(diff.mean()) - half, float(diff.mean()) + half
-    verdict = "helped" if high < 0 else "hurt" if low > 0 else "no clear difference"
-    return {"baseline_mean": float(a.mean()), "baseline_sd": float(a.std(ddof=1)) if n > 1 else float("nan"),
-            "icn_mean": float(b.mean()), "icn_sd": float(b.std(ddof=1)) if n > 1 else float("nan"),
-            "diff_mean": float(diff.mean()), "diff_low": low, "diff_high": high, "n_seeds": n, "verdict": verdict}
+    n = len(a)
+    nan = float("nan")
+    if n > 1 and np.ptp(b - a) > 0:
+        test = stats.ttest_rel(b, a)
+        low, high = (float(x) for x in test.confidence_interval(0.95))
+        p = float(test.pvalue)
+    else:  # one seed, or the same difference on every seed: no spread to test against
+        low, high, p = nan, nan, nan
+    return {"baseline_mean": float(a.mean()), "baseline_sd": float(a.std(ddof=1)) if n > 1 else nan,
+            "icn_mean": float(b.mean()), "icn_sd": float(b.std(ddof=1)) if n > 1 else nan,
+            "diff_mean": float((b - a).mean()), "diff_low": low, "diff_high": high, "p": p, "n_seeds": n}
+
+
+def add_verdicts(verdicts: list[dict[str, Any]], alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Holm-adjust the paired p-values within each experiment's family and name each verdict.
+
+    ``helped`` (the ICN's error is lower) or ``hurt`` when the Holm-adjusted p is below ``alpha``,
+    else ``no clear difference``.
+    """
+    from zooprobe.stats import holm
+
+    out = [dict(v) for v in verdicts]
+    for experiment in {v["experiment"] for v in out}:
+        family = [v for v in out if v["experiment"] == experiment]
+        for v, adjusted in zip(family, holm([v["p"] for v in family])):
+            v["p_holm"] = float(adjusted)
+            v["family_size"] = len(family)
+            significant = np.isfinite(adjusted) and adjusted < alpha
+            v["verdict"] = ("helped" if v["diff_mean"] < 0 else "hurt") if significant else "no clear difference"
+    return out
 
 
 # ----------------------------------------------------------------------------- experiments
@@ -546,7 +567,7 @@ def icn_tables(compare: Sequence[Mapping[str, Any]], probes: Sequence[Mapping[st
     Returns:
         A tidy DataFrame (``experiment, dataset, model, layer, seed, method, metric, value``) and
         ``{"verdicts": [...], "train_seconds": [...]}``: for each group, :func:`summarise_paired` over seeds of the error
-        (lower is better). A probe's layer is the one where the plain probe's mean val accuracy is
+        (lower is better), its verdict on the Holm-adjusted p within the experiment (:func:`add_verdicts`). A probe's layer is the one where the plain probe's mean val accuracy is
         highest, the same layer for both methods.
     """
     import pandas as pd
@@ -586,4 +607,4 @@ def icn_tables(compare: Sequence[Mapping[str, Any]], probes: Sequence[Mapping[st
         if experiment == "from_scratch":
             seconds = group[group.metric == "train_seconds"].groupby("method").value.mean()
             timing.append({"dataset": dataset, "arch": model} | {method: float(v) for method, v in seconds.items()})
-    return table, {"verdicts": verdicts, "train_seconds": timing}
+    return table, {"verdicts": add_verdicts(verdicts), "train_seconds": timing}

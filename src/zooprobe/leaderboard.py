@@ -2,9 +2,10 @@
 
 A leaderboard is a CSV table with key columns (e.g. ``model,img_size``) and a score column, or
 a prediction table: a folder of per-model prediction files plus the true labels, which yields
-each model's accuracy. Two leaderboards are joined on their keys, and the comparison gives
-Kendall tau-b, Spearman rho and Pearson r with bootstrap CIs over models, tau among the top K
-of the first board, and the models whose rank moved most.
+each model's accuracy and its per-example correctness. Two leaderboards are joined on their keys,
+and the comparison gives Kendall tau-b, Spearman rho and Pearson r with a bootstrap CI over models
+(two-level, over models and test examples, where predictions were given) and, with predictions,
+a CI given these models; tau among the top K of the first board; the models whose rank moved most.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
-
-from zooprobe.stats import CI_LEVEL, pearson_r_rows, ranks, spearman_rho_rows
+from zooprobe import agreement, stats
+from zooprobe.stats import CI_LEVEL, bootstrap_counts, stream_seed
 
 PREDICTION_SUFFIXES = (".json", ".npz", ".npy")
 LABEL_ARRAYS = ("labels", "label", "targets", "y")
@@ -68,7 +68,12 @@ def read_predictions(path: Path) -> np.ndarray:
 
 
 def prediction_table(folder: Path, labels: Path) -> pd.DataFrame:
-    """Accuracy per model from a folder of prediction files.
+    """Accuracy per model from a folder of prediction files (see :func:`prediction_board`)."""
+    return prediction_board(folder, labels)[0]
+
+
+def prediction_board(folder: Path, labels: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Accuracy and per-example correctness per model from a folder of prediction files.
 
     Args:
         folder: one file per model (``NAME<suffix>.json`` with predicted labels, or ``.npz`` / ``.npy``
@@ -77,7 +82,8 @@ def prediction_table(folder: Path, labels: Path) -> pd.DataFrame:
         labels: the true labels, in the same order as every prediction file.
 
     Returns:
-        A table with columns ``model``, ``accuracy``, ``n``.
+        A table with columns ``model``, ``accuracy``, ``n``, and each model's boolean per-example
+        correctness, for intervals that redraw test examples.
     """
     folder = Path(folder)
     files = sorted(p for p in folder.iterdir() if p.suffix in PREDICTION_SUFFIXES)
@@ -85,14 +91,22 @@ def prediction_table(folder: Path, labels: Path) -> pd.DataFrame:
         raise LeaderboardError(f"{folder} holds no prediction files ({', '.join(PREDICTION_SUFFIXES)})")
     truth = read_labels(labels)
     names = _strip_shared_suffix([p.stem for p in files])
-    rows = []
+    rows, correct = [], {}
     for name, path in zip(names, files):
         predicted = read_predictions(path)
         if predicted.shape != truth.shape:
             raise LeaderboardError(f"{path} has {predicted.size} predictions but {labels} has {truth.size} labels; "
                                    "give the labels file of the same test set")
-        rows.append({MODEL_COLUMN: name, SCORE_COLUMN: float((predicted == truth).mean()), "n": int(truth.size)})
-    return pd.DataFrame(rows)
+        correct[name] = predicted == truth
+        rows.append({MODEL_COLUMN: name, SCORE_COLUMN: float(correct[name].mean()), "n": int(truth.size)})
+    return pd.DataFrame(rows), correct
+
+
+def aligned_correctness(joined: pd.DataFrame, correct: dict[str, np.ndarray] | None) -> np.ndarray | None:
+    """Per-example correctness of a prediction board, one row per row of ``joined`` (None for a CSV board)."""
+    if not correct:
+        return None
+    return np.stack([correct[name] for name in joined[MODEL_COLUMN]])
 
 
 def _strip_shared_suffix(stems: Sequence[str]) -> list[str]:
@@ -105,15 +119,20 @@ def _strip_shared_suffix(stems: Sequence[str]) -> list[str]:
 
 def read_leaderboard(source: Path, *, labels: Path | None = None) -> pd.DataFrame:
     """A CSV leaderboard, or with ``labels`` a prediction-table folder (see ``prediction_table``)."""
+    return read_board(source, labels=labels)[0]
+
+
+def read_board(source: Path, *, labels: Path | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray] | None]:
+    """A leaderboard and, for a prediction folder, each model's per-example correctness (None for a CSV)."""
     source = Path(source)
     if source.is_dir():
         if labels is None:
             raise LeaderboardError(f"{source} is a folder of predictions; give its true labels file "
                                    "(--labels-a / --labels-b)")
-        return prediction_table(source, labels)
+        return prediction_board(source, labels)
     if not source.exists():
         raise LeaderboardError(f"no leaderboard at {source}")
-    return pd.read_csv(source, thousands=",")
+    return pd.read_csv(source, thousands=","), None
 
 
 def join_leaderboards(a: pd.DataFrame, b: pd.DataFrame, *, on: Sequence[str], score_a: str,
@@ -142,30 +161,43 @@ def join_leaderboards(a: pd.DataFrame, b: pd.DataFrame, *, on: Sequence[str], sc
 
 
 # ----------------------------------------------------------------------------- comparing
+STATISTICS = ("kendall_tau", "spearman_rho", "pearson_r")
+# Permutation p-values enumerate or draw orders of every model: affordable up to this many models.
+MAX_PERMUTATION_MODELS = 200
+
+
 @dataclass(frozen=True)
 class RankComparison:
-    """Rank agreement between two joined leaderboards, with bootstrap CIs over models."""
+    """Rank agreement between two joined leaderboards, with intervals over models and, where per-example
+    predictions were given, over test examples (see :mod:`zooprobe.agreement`)."""
 
     n: int
-    kendall_tau: float
-    kendall_tau_ci: tuple[float, float]
-    spearman_rho: float
-    spearman_rho_ci: tuple[float, float]
-    pearson_r: float
-    pearson_r_ci: tuple[float, float]
+    values: dict[str, float]
+    population_ci: dict[str, tuple[float, float]]
+    given_zoo_ci: dict[str, tuple[float, float]]
+    pvalues: dict[str, float]
+    resampled: dict[str, str]
     top_k: int
-    top_k_kendall_tau: float
-    top_k_kendall_tau_ci: tuple[float, float]
     n_bootstrap: int
     seed: int
     table: pd.DataFrame  # keys, scores, ranks and rank shift per model
 
+    def __getattr__(self, name: str) -> Any:
+        # result.kendall_tau, result.top_k_kendall_tau: the point values.
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
     def to_json(self, movers: int = DEFAULT_MOVERS) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key in ("n", "kendall_tau", "kendall_tau_ci", "spearman_rho", "spearman_rho_ci", "pearson_r",
-                    "pearson_r_ci", "top_k", "top_k_kendall_tau", "top_k_kendall_tau_ci", "n_bootstrap", "seed"):
-            value = getattr(self, key)
-            out[key] = list(value) if isinstance(value, tuple) else value
+        out: dict[str, Any] = {"n": self.n, "top_k": self.top_k, "n_bootstrap": self.n_bootstrap, "seed": self.seed}
+        for name, value in self.values.items():
+            out[name] = value
+            out[f"{name}_population_ci"] = list(self.population_ci[name])
+            out[f"{name}_given_zoo_ci"] = list(self.given_zoo_ci[name]) if name in self.given_zoo_ci else None
+            if name in self.pvalues:
+                out[f"{name}_pvalue"] = self.pvalues[name]
+        out["resampled"] = self.resampled
         out["movers"] = self.movers(movers).to_dict("records")
         out["models"] = self.table.to_dict("records")
         return out
@@ -176,13 +208,26 @@ class RankComparison:
         return self.table.loc[order[:count]]
 
 
-def compare_rankings(joined: pd.DataFrame, *, n_bootstrap: int = DEFAULT_BOOTSTRAP, top_k: int = DEFAULT_TOP_K,
-                     seed: int = 0, level: float = CI_LEVEL) -> RankComparison:
-    """Kendall tau-b, Spearman rho and Pearson r of two score columns, with percentile bootstrap CIs.
+def _ranking(scores: np.ndarray, correct: np.ndarray | None, models: tuple[str, ...], *, n_bootstrap: int,
+             seed: int, stream: str) -> agreement.Ranking:
+    """A board as a ranking: replicates over test examples from per-example correctness, else the scores fixed."""
+    if correct is None:
+        return agreement.Ranking(models, scores, np.broadcast_to(scores, (n_bootstrap, len(scores))), "", stream)
+    counts = bootstrap_counts(correct.shape[1], n_boot=n_bootstrap, seed=stream_seed(seed, stream))
+    return agreement.Ranking(models, scores, counts @ correct.T.astype(float) / correct.shape[1], "test examples",
+                             stream, correct.shape[1])
 
-    The bootstrap resamples models (rows) with replacement, the unit that varies when one asks
-    whether the ranking of a population of models holds. Tau among the top K is resampled within
-    the top K of A.
+
+def compare_rankings(joined: pd.DataFrame, *, n_bootstrap: int = DEFAULT_BOOTSTRAP, top_k: int = DEFAULT_TOP_K,
+                     seed: int = 0, level: float = CI_LEVEL, correct_a: np.ndarray | None = None,
+                     correct_b: np.ndarray | None = None) -> RankComparison:
+    """Kendall tau-b, Spearman rho and Pearson r of two score columns, with intervals.
+
+    The *population* interval (BCa) redraws models, the unit that varies when one asks whether the
+    ranking of a population of models holds (tau by the Bayesian bootstrap up to ``stats.LARGE_ZOO``
+    models). With per-example correctness for a board (prediction folders), each replicate also
+    redraws that board's test examples (a two-level bootstrap), and a second interval, *given the
+    zoo*, redraws the test examples alone. Tau among the top K of A is resampled within the top K.
 
     Args:
         joined: from ``join_leaderboards`` (columns ``score_a`` and ``score_b``).
@@ -190,74 +235,88 @@ def compare_rankings(joined: pd.DataFrame, *, n_bootstrap: int = DEFAULT_BOOTSTR
         top_k: how many of A's best models the top-K tau looks at.
         seed: seed of the resampling.
         level: coverage of the intervals.
+        correct_a: optional boolean (models, examples) correctness on A, rows in ``joined``'s order.
+        correct_b: likewise on B.
 
     Returns:
         A ``RankComparison``.
     """
-    a = joined.score_a.to_numpy(float)
-    b = joined.score_b.to_numpy(float)
+    a, b = joined.score_a.to_numpy(float), joined.score_b.to_numpy(float)
     n = len(a)
-    rng = np.random.default_rng(seed)
+    models = tuple(str(i) for i in range(n))
     k = min(top_k, n)
     top = np.argsort(-a, kind="stable")[:k]
-
-    def tau(x: np.ndarray, y: np.ndarray) -> float:
-        return float(sps.kendalltau(x, y, variant="b").statistic) if np.ptp(x) > 0 and np.ptp(y) > 0 else float("nan")
-
-    def rho(x: np.ndarray, y: np.ndarray) -> float:
-        return float(sps.spearmanr(x, y).statistic) if np.ptp(x) > 0 and np.ptp(y) > 0 else float("nan")
-
-    def r(x: np.ndarray, y: np.ndarray) -> float:
-        return float(np.corrcoef(x, y)[0, 1]) if np.ptp(x) > 0 and np.ptp(y) > 0 else float("nan")
-
-    # Rho and r are vectorised over resamples; tau-b goes through scipy's O(n log n) routine, as the
-    # vectorised pairwise form needs n^2 memory per resample for boards of a thousand models or more.
-    rows = rng.integers(0, n, (n_bootstrap, n))
-    top_rows = top[rng.integers(0, k, (n_bootstrap, k))]
-    samples = np.full((4, n_bootstrap), np.nan)
+    examples = correct_a is not None or correct_b is not None
+    values, population, given, pvalues = {}, {}, {}, {}
+    resampled = {}
     if n_bootstrap:
-        samples[1] = spearman_rho_rows(a[rows], b[rows])
-        samples[2] = pearson_r_rows(a[rows], b[rows])
-    for i in range(n_bootstrap):
-        samples[0, i] = tau(a[rows[i]], b[rows[i]])
-        samples[3, i] = tau(a[top_rows[i]], b[top_rows[i]])
-
-    def interval(row: np.ndarray) -> tuple[float, float]:
-        finite = row[np.isfinite(row)]
-        if finite.size == 0:
-            return (float("nan"), float("nan"))
-        tail = (1 - level) / 2 * 100
-        return (float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail)))
-
+        stats.warn_if_few_resamples(n_bootstrap, "--bootstrap")
+        board_a = _ranking(a, correct_a, models, n_bootstrap=n_bootstrap, seed=seed, stream="A")
+        board_b = _ranking(b, correct_b, models, n_bootstrap=n_bootstrap, seed=seed, stream="B")
+        resampler = agreement.Resampler(n_boot=n_bootstrap, seed=seed)
+        found = agreement.rank_agreement(board_a, board_b, unit_of={}, resampler=resampler, level=level,
+                                         statistics=STATISTICS, with_pvalue=n <= MAX_PERMUTATION_MODELS)
+        keep = [models[i] for i in top]
+        top_found = agreement.rank_agreement(_subset(board_a, keep), _subset(board_b, keep), unit_of={},
+                                             resampler=resampler, level=level, statistics=("kendall_tau",),
+                                             with_pvalue=False) if k >= agreement.MIN_SHARED_UNITS else None
+        for name, result in [*found.items(), *((("top_k_kendall_tau", top_found["kendall_tau"]),) if top_found else ())]:
+            values[name] = result.population.value
+            population[name] = (result.population.ci_low, result.population.ci_high)
+            resampled[name] = result.population.resampled
+            if examples and name != "pearson_r":  # a correlation of noisy scores is biased given the zoo
+                given[name] = (result.given_zoo.ci_low, result.given_zoo.ci_high)
+            if np.isfinite(result.p_value.value):
+                pvalues[name] = result.p_value.value
+    else:
+        for name, function in stats.CORRELATIONS.items():
+            values[name] = float(function(a[None], b[None])[0])
+            population[name] = (float("nan"), float("nan"))
+    if "top_k_kendall_tau" not in values:
+        values["top_k_kendall_tau"] = stats.kendall_tau(a[top], b[top])
+        population["top_k_kendall_tau"] = (float("nan"), float("nan"))
     table = joined.copy()
-    table["rank_a"] = ranks(a)
-    table["rank_b"] = ranks(b)
+    table["rank_a"] = stats.ranks(a)
+    table["rank_b"] = stats.ranks(b)
     table["rank_shift"] = table.rank_b - table.rank_a
-    return RankComparison(
-        n=n, kendall_tau=tau(a, b), kendall_tau_ci=interval(samples[0]),
-        spearman_rho=rho(a, b), spearman_rho_ci=interval(samples[1]),
-        pearson_r=r(a, b), pearson_r_ci=interval(samples[2]),
-        top_k=k, top_k_kendall_tau=tau(a[top], b[top]), top_k_kendall_tau_ci=interval(samples[3]),
-        n_bootstrap=n_bootstrap, seed=seed, table=table,
-    )
+    return RankComparison(n=n, values=values, population_ci=population, given_zoo_ci=given, pvalues=pvalues,
+                          resampled=resampled, top_k=k, n_bootstrap=n_bootstrap, seed=seed, table=table)
+
+
+def _subset(ranking: agreement.Ranking, models: list[str]) -> agreement.Ranking:
+    columns = [ranking.models.index(m) for m in models]
+    return agreement.Ranking(tuple(models), ranking.scores[columns], ranking.replicates[:, columns],
+                             ranking.resampled, ranking.draw, ranking.n)
 
 
 def format_text(result: RankComparison, *, on: Sequence[str], names: tuple[str, str], movers: int = DEFAULT_MOVERS,
                 show_all_up_to: int = 50) -> str:
     """Human-readable summary: the statistics, then every model (small tables) or the biggest movers."""
-    def ci(pair: tuple[float, float]) -> str:
-        return f"[{pair[0]:.3f}, {pair[1]:.3f}]"
+    def ci(pair: tuple[float, float] | None) -> str:
+        return "" if pair is None else f"[{pair[0]:.3f}, {pair[1]:.3f}]"
 
+    labels = {"kendall_tau": "Kendall tau-b", "spearman_rho": "Spearman rho", "pearson_r": "Pearson r",
+              "top_k_kendall_tau": f"tau, top {result.top_k} of A"}
+    given = bool(result.given_zoo_ci)
     lines = [
         f"A: {names[0]}",
         f"B: {names[1]}",
         f"n = {result.n} models joined on {', '.join(on)}; 95% CIs from {result.n_bootstrap} bootstrap resamples "
-        f"of models (seed {result.seed})",
-        f"Kendall tau-b      {result.kendall_tau:7.3f}  {ci(result.kendall_tau_ci)}",
-        f"Spearman rho       {result.spearman_rho:7.3f}  {ci(result.spearman_rho_ci)}",
-        f"Pearson r          {result.pearson_r:7.3f}  {ci(result.pearson_r_ci)}",
-        f"tau, top {result.top_k:<3d} of A {result.top_k_kendall_tau:7.3f}  {ci(result.top_k_kendall_tau_ci)}",
+        f"(seed {result.seed})",
+        "population CI: BCa over a population of models; each replicate redraws the models"
+        + (" and the test examples of the prediction tables" if given else ""),
     ]
+    if given:
+        lines.append("given-zoo CI: percentile; each replicate redraws only the test examples (these models fixed)")
+    lines.append(f"{'':18s}  {'value':>7s}  {'population CI':>16s}" + (f"  {'given-zoo CI':>16s}" if given else "")
+                 + ("  permutation p" if result.pvalues else ""))
+    for name, label in labels.items():
+        row = f"{label:<18s}  {result.values[name]:7.3f}  {ci(result.population_ci[name]):>16s}"
+        if given:
+            row += f"  {ci(result.given_zoo_ci.get(name)):>16s}"
+        if name in result.pvalues:
+            row += f"  {result.pvalues[name]:.3g}"
+        lines.append(row)
     shown = result.table.sort_values("rank_a", kind="stable") if result.n <= show_all_up_to else result.movers(movers)
     lines.append("")
     lines.append("every model, by rank in A:" if result.n <= show_all_up_to else f"the {movers} biggest rank moves:")

@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from zooprobe import stats  # noqa: E402
-from zooprobe.analyse import ALL_MODELS, agreement_matrix  # noqa: E402
+from zooprobe import stats, verdicts  # noqa: E402
+from zooprobe.analyse import agreement_matrix  # noqa: E402
 
 
 def _png(fig: plt.Figure) -> str:
@@ -27,19 +27,21 @@ def _png(fig: plt.Figure) -> str:
 
 
 def agreement_heatmap(scores: pd.DataFrame) -> plt.Figure:
-    """Kendall tau between every pair of benchmarks, each cell annotated with its 95% CI."""
-    names, value, low, high = agreement_matrix(scores, "kendall_tau")
-    fig, ax = plt.subplots(figsize=(1.6 + 1.25 * len(names), 1.0 + 1.0 * len(names)))
+    """Kendall tau between every pair of benchmarks, each cell with both 95% intervals."""
+    names, value, low, high = agreement_matrix(scores, "kendall_tau_given_zoo")
+    _, _, pop_low, pop_high = agreement_matrix(scores, "kendall_tau_population")
+    fig, ax = plt.subplots(figsize=(1.6 + 1.45 * len(names), 1.0 + 1.1 * len(names)))
     image = ax.imshow(value, vmin=-1, vmax=1, cmap="RdBu_r")
     for i in range(len(names)):
         for j in range(len(names)):
             text = ("1" if i == j else "n/a" if not np.isfinite(value[i, j])
-                    else f"{value[i, j]:.2f}\n[{low[i, j]:.2f}, {high[i, j]:.2f}]")
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    else f"{value[i, j]:.2f}\nzoo [{low[i, j]:.2f}, {high[i, j]:.2f}]\n"
+                         f"pop. [{pop_low[i, j]:.2f}, {pop_high[i, j]:.2f}]")
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
                     color="white" if abs(value[i, j]) > 0.6 else "black")
     ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
     ax.set_yticks(range(len(names)), names)
-    ax.set_title("Ranking agreement: Kendall tau [95% bootstrap CI]")
+    ax.set_title("Kendall tau [95% CI given the zoo; 95% CI over a population of models]", fontsize=9)
     fig.colorbar(image, ax=ax, shrink=0.8)
     return fig
 
@@ -127,22 +129,64 @@ def head_section(scores: pd.DataFrame) -> str:
     if not published.empty:
         table.insert(0, "published", published.set_index("model").value.map("{:.4f}".format))
         parts.append(table.to_html(na_rep=""))
-        for benchmark, group in published.groupby("benchmark"):
-            measured = head[head.benchmark == benchmark].set_index("model").value.reindex(group.model)
-            claimed = group.set_index("model").value
-            published_order = list(claimed.sort_values(ascending=False).index)
-            measured_order = list(measured.sort_values(ascending=False).index)
-            holds = published_order == measured_order
+        for record in verdicts.published_order(scores):
+            pairs = "; ".join(
+                f"{html.escape(p['first'])} &minus; {html.escape(p['second'])} = {p['difference']:+.3f} "
+                f"[{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}] (Holm p = {p['p_holm']:.3g})" for p in record["pairs"])
             parts.append(
-                f"<p><b>Published order {'holds' if holds else 'does not hold'} on {html.escape(benchmark)}.</b> "
-                f"Published: {' &gt; '.join(map(html.escape, published_order))}. "
-                f"Measured: {' &gt; '.join(map(html.escape, measured_order))}.</p>")
+                f"<p><b>Published order on {html.escape(record['benchmark'])}: {record['verdict']}.</b> "
+                f"Published: {' &gt; '.join(map(html.escape, record['published']))}. Measured (point estimates"
+                f"{'' if record['point_order_matches'] else ', a different order'}): "
+                f"{' &gt; '.join(map(html.escape, record['measured']))}. Kendall tau between published and measured "
+                f"accuracy {record['tau']:.2f} [{record['tau_ci'][0]:.2f}, {record['tau_ci'][1]:.2f}] (95% CI over test "
+                f"examples). Each neighbouring pair of the published order, measured accuracy difference with its "
+                f"paired 95% CI over the same test examples: {pairs}. <em>holds</em> needs every pair in the published "
+                f"direction at Holm-adjusted p &lt; {verdicts.ALPHA}; <em>contradicted</em>, one pair significantly "
+                f"reversed; <em>not resolved</em>, neither.</p>")
     else:
         parts.append(table.to_html(na_rep=""))
     return "\n".join(parts)
 
 
-STABILITY_METRICS = ["kendall_tau", "kendall_tau_pvalue", "spearman_rho", "spearman_rho_pvalue"]
+INTERVALS_SENTENCE = (
+    "Two 95% intervals come with each rank correlation. <em>Given the zoo</em> (percentile): each bootstrap "
+    "replicate redraws the test examples (one joint draw for a shifted copy of a test split and the split "
+    "itself, which share their rows) and the seeds within each architecture, recomputes every score and then "
+    "the correlation; it answers how sure we are of the correlation of these architectures' true scores. "
+    "<em>Over a population of models</em> (BCa): each replicate also redraws the architectures themselves "
+    "(Kendall tau by the Bayesian bootstrap, Spearman rho with replacement), so it answers how sure we are "
+    "of the correlation among architectures like these. Seeds of one architecture are one unit: their scores "
+    "are averaged before ranking.")
+
+
+def permutation_sentence() -> str:
+    """What the permutation p-values are, and when they are exact."""
+    budget = stats.PERMUTATIONS
+    exact_up_to = max(m for m in range(1, 13) if np.prod(range(1, m + 1)) <= budget)
+    return (f"p-values are two-sided permutation tests that permute whole units: exact, over all m! orders, when "
+            f"m! &le; {budget:,} (m &le; {exact_up_to} units; then no p is below 2/m!, e.g. 0.083 for 4 units), "
+            f"otherwise Monte Carlo over {budget:,} random orders with p = (k+1)/(n+1). Holm-adjusted p-values "
+            f"control the family-wise error over all pairs of benchmarks and decide every verdict; "
+            f"Benjamini-Hochberg ones (false discovery rate) are in scores.csv.")
+
+
+def agreement_table(scores: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
+    """One row per pair of benchmarks: tau and rho with both intervals, raw and adjusted p, and the verdict."""
+    rows = {}
+    for statistic, label in (("kendall_tau", "tau"), ("spearman_rho", "rho")):
+        for record in verdicts.agreement_findings(scores, prefix=prefix, statistic=statistic):
+            row = rows.setdefault(record["pair"], {"units": record["n_units"]})
+            row[label] = f"{record['value']:.2f}"
+            row[f"{label} CI given zoo"] = "[{:.2f}, {:.2f}]".format(*record["given_zoo"])
+            row[f"{label} CI population"] = ("[{:.2f}, {:.2f}]".format(*record["population"])
+                                             + (" (every pair ordered alike: redrawing units cannot "
+                                                "disorder them, so this interval is too narrow)"
+                                                if record["population_degenerate"] else ""))
+            row[f"{label} p"] = f"{record['p']:.3g}"
+            row[f"{label} p (Holm)"] = f"{record['p_holm']:.3g}"
+            if statistic == "kendall_tau":
+                row["verdict (tau)"] = record["verdict"] + (f": {record['reason']}" if record["reason"] else "")
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def _cell(row: Any, digits: int = 3) -> str:
@@ -206,39 +250,36 @@ def imagenot_section(scores: pd.DataFrame, sweep: dict[str, Any] | None) -> str:
         "<h2>ImageNot protocol (Salaudeen &amp; Hardt 2024)</h2>",
         f"<p>Every architecture trained from scratch with the same recipe on each of {', '.join(datasets)}, "
         f"seeds {sweep['seeds']}. Cells: own-head test accuracy, mean ± sd over seeds (% improvement over "
-        f"<b>{html.escape(sweep['baseline'])}</b> [95% CI over test examples]).</p>",
+        f"<b>{html.escape(sweep['baseline'])}</b> [95% CI over seeds and test examples]).</p>",
         table.to_html(escape=True),
     ]
-    pairs = scores[scores.metric == "imagenot_kendall_tau"]
-    for pair in pairs.itertuples():
-        a, b = pair.benchmark.split("~")
-        values = scores[scores.benchmark == pair.benchmark].set_index("metric")
-        rho = values.loc["imagenot_spearman_rho"]
+    parts += [f"<p>Rank agreement of the configurations between datasets. {INTERVALS_SENTENCE} "
+              f"{permutation_sentence()}</p>", agreement_table(scores, prefix="imagenot_").to_html(escape=True)]
+    for record in verdicts.agreement_findings(scores, prefix="imagenot_"):
+        a, b = record["a"], record["b"]
+        values = scores[scores.benchmark == record["pair"]].set_index("metric")
         slope, r2 = values.loc["improvement_slope"], values.loc["improvement_r2"]
+        reason = f"; {record['reason']}" if record["reason"] else ""
         parts.append(
-            f"<p><b>{html.escape(a)} vs {html.escape(b)}:</b> Kendall tau {_cell(pair)} "
-            f"(permutation p = {values.loc['imagenot_kendall_tau_pvalue'].value:.3g}), Spearman rho {_cell(rho)} "
-            f"(p = {values.loc['imagenot_spearman_rho_pvalue'].value:.3g}); improvements on {html.escape(b)} against "
-            f"{html.escape(a)}: slope {_cell(slope, 2)}, R² {_cell(r2, 2)}.</p>")
+            f"<p><b>{html.escape(a)} vs {html.escape(b)}:</b> the ranking {record['verdict']} (Kendall tau "
+            f"{record['value']:.2f}, Holm-adjusted p = {record['p_holm']:.3g}{html.escape(reason)}); "
+            f"improvements on {html.escape(b)} against {html.escape(a)}: slope {_cell(slope, 2)}, R² {_cell(r2, 2)} "
+            f"(95% CIs over seeds and test examples).</p>")
         parts.append(f"<img alt='improvement scatter' src='{_png(improvement_scatter(scores, a, b))}'>")
     parts.append("<h3>Seed variation against rank differences</h3><ul>")
-    for dataset in datasets:
-        means = accuracy[accuracy.benchmark == dataset].set_index("model").value
-        parts.append(f"<li><b>{html.escape(dataset)}</b>: {_seed_check(means, sd.loc[dataset])}</li>")
+    for record in verdicts.seed_check(scores, prefix="imagenot_"):
+        parts.append(f"<li><b>{html.escape(record['benchmark'])}</b>: {_seed_check(record)}</li>")
     parts.append("</ul>")
     return "\n".join(parts)
 
 
-def _seed_check(means: pd.Series, sds: pd.Series) -> str:
-    """Whether each difference between neighbours in the ranking exceeds the larger of their seed sds."""
-    ranked = means.sort_values(ascending=False)
-    gaps = [(upper, lower, ranked[upper] - ranked[lower], max(sds[upper], sds[lower]))
-            for upper, lower in zip(ranked.index, ranked.index[1:])]
-    exceeding = [gap for gap in gaps if np.isfinite(gap[3]) and gap[2] > gap[3]]
-    detail = "; ".join(f"{html.escape(u)} &gt; {html.escape(l)} by {gap:.3f} (seed sd up to {spread:.3f})"
-                       for u, l, gap, spread in gaps)
-    return (f"{len(exceeding)} of {len(gaps)} adjacent rank differences exceed the larger seed sd of the two. "
-            f"{detail}.")
+def _seed_check(record: dict[str, Any]) -> str:
+    """How many neighbouring differences in a ranking exceed what seeds and test examples allow."""
+    detail = "; ".join(f"{html.escape(p['first'])} &minus; {html.escape(p['second'])} = {p['difference']:+.3f} "
+                       f"[{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}], Holm p = {p['p_holm']:.3g}" for p in record["pairs"])
+    return (f"{record['resolved']} of {record['total']} neighbouring differences are larger than seed-to-seed and "
+            f"test-set variation allow (paired bootstrap over seeds and test examples, Holm-adjusted p &lt; "
+            f"{verdicts.ALPHA}). {detail}.")
 
 
 def seed_section(scores: pd.DataFrame) -> str:
@@ -251,12 +292,10 @@ def seed_section(scores: pd.DataFrame) -> str:
              for r in mean.itertuples()}
     parts = ["<h2>Seeds</h2>",
              "<p>Models trained with several seeds (named <code>&lt;model&gt;-s&lt;seed&gt;</code>): the probe score "
-             "at the selected layer, mean ± sd over seeds.</p>",
+             "at the selected layer, mean ± sd over seeds. In every rank statistic these seeds are one unit.</p>",
              pd.Series(cells).unstack().to_html(na_rep=""), "<ul>"]
-    for benchmark, group in mean.groupby("benchmark", sort=False):
-        if len(group) >= 2:
-            parts.append(f"<li><b>{html.escape(benchmark)}</b>: "
-                         f"{_seed_check(group.set_index('model').value, sd.loc[benchmark])}</li>")
+    for record in verdicts.seed_check(scores):
+        parts.append(f"<li><b>{html.escape(record['benchmark'])}</b>: {_seed_check(record)}</li>")
     parts.append("</ul>")
     return "\n".join(parts)
 
@@ -272,7 +311,9 @@ def variable_section(scores: pd.DataFrame) -> str:
         "<h2>Training variables and the tunnel effect</h2>",
         "<p>Models paired on everything but one variable (architecture, other settings, dataset, seed, OOD set). "
         "<code>cliffs_delta</code> &gt; 0 and <code>median_difference</code> &gt; 0 mean the metric is higher with "
-        "the first-named setting; <code>wilcoxon_p</code> is the two-sided paired signed-rank p-value.</p>",
+        "the first-named setting; <code>wilcoxon_p</code> is the two-sided paired signed-rank p-value, "
+        "<code>wilcoxon_p_holm</code> and <code>wilcoxon_p_bh</code> its Holm and Benjamini-Hochberg adjustments over "
+        "every test of this table; call a variable's effect significant only on the adjusted values.</p>",
         table.to_html(float_format="%.3g", na_rep=""),
     ])
 
@@ -325,7 +366,7 @@ def accuracy_alignment_scatter(scores: pd.DataFrame, accuracy_benchmark: str, be
                         fontsize=7)
         title = benchmark
         rho = scores[(scores.benchmark.isin([f"{accuracy_benchmark}~{benchmark}", f"{benchmark}~{accuracy_benchmark}"]))
-                     & (scores.metric == "spearman_rho")]
+                     & (scores.metric == "spearman_rho_population")]
         if len(pair) >= 3:
             slope, intercept, r2 = stats.linear_fit(pair[accuracy_benchmark].to_numpy(), pair[benchmark].to_numpy())
             x = np.linspace(pair[accuracy_benchmark].min(), pair[accuracy_benchmark].max(), 10)
@@ -333,7 +374,7 @@ def accuracy_alignment_scatter(scores: pd.DataFrame, accuracy_benchmark: str, be
             ax.legend(fontsize=7)
         if not rho.empty:
             r = rho.iloc[0]
-            title += f"\nSpearman {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}], n={int(r.n)}"
+            title += f"\nSpearman {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] over models, n={int(r.n)}"
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(f"{accuracy_benchmark} probe accuracy")
         ax.set_ylabel(ALIGNMENT_SCORE_NAMES.get(_score_metric(scores, benchmark), "alignment"))
@@ -414,18 +455,7 @@ DENSE_TABLE_METRICS = {"depth": ("delta1", "depth delta1 (higher is better)"),
                        "figure_ground": ("iou", "figure-ground IoU (higher is better)")}
 
 
-def _random_init_pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
-    """(trained model, random-init model of the same architecture) pairs in the zoo."""
-    from zooprobe.config import model_entries
-
-    entries = model_entries(config)
-    random_init = {name: e for name, e in entries.items() if e["source"] == "timm" and not e.get("pretrained")}
-    return [(name, other) for name, e in entries.items() if e["source"] == "trained"
-            for other, r in random_init.items() if r["arch"] == e["arch"]]
-
-
-def dense_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benchmarks: list[str],
-                  config: dict[str, Any]) -> str:
+def dense_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benchmarks: list[str]) -> str:
     """Dense probes: per-layer depth delta1, normal error and IoU, trained against random init, and
     mid-level against classification."""
     if not benchmarks:
@@ -445,21 +475,15 @@ def dense_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benchmar
             rows = part[part.model == model]
             cells = " ".join(f"<td>{html.escape(str(r.layer))}<br>{_cell(r)}</td>" for r in rows.itertuples())
             parts.append(f"<table><tr><th>{html.escape(model)}</th>{cells}</tr></table>")
-    chosen = scores[(scores.metric == "score") & scores.benchmark.isin(benchmarks)].set_index(["benchmark", "model"])
-    verdicts = []
-    for trained, random_model in _random_init_pairs(config):
-        for benchmark in benchmarks:
-            if (benchmark, trained) not in chosen.index or (benchmark, random_model) not in chosen.index:
-                continue
-            a, b = chosen.loc[(benchmark, trained)], chosen.loc[(benchmark, random_model)]
-            verdict = ("beats" if a.ci_low > b.ci_high else "is beaten by" if a.ci_high < b.ci_low
-                       else "is not clearly different from")
-            verdicts.append(f"<li>{html.escape(benchmark)}: trained <b>{html.escape(trained)}</b> "
-                            f"({a.value:.3f} [{a.ci_low:.3f}, {a.ci_high:.3f}]) {verdict} its random-init copy "
-                            f"<b>{html.escape(random_model)}</b> ({b.value:.3f} [{b.ci_low:.3f}, {b.ci_high:.3f}]), "
-                            f"scores at each model's selected layer, 95% CIs not overlapping for a verdict</li>")
-    if verdicts:
-        parts += ["<h3>Trained against random-init copies of the same architecture</h3>", "<ul>", *verdicts, "</ul>"]
+    comparisons = [
+        f"<li>{html.escape(r['benchmark'])}: trained <b>{html.escape(r['trained'])}</b> {r['verdict']} its random-init "
+        f"copy <b>{html.escape(r['random_init'])}</b>: score difference {r['difference']:+.3f} "
+        f"[{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}] (paired 95% CI over the same test images), Holm-adjusted p = "
+        f"{r['p_holm']:.3g}</li>" for r in verdicts.random_init_comparisons(scores) if r["benchmark"] in benchmarks]
+    if comparisons:
+        parts += ["<h3>Trained against random-init copies of the same architecture</h3>",
+                  f"<p>Scores at each model's selected layer; a verdict needs Holm-adjusted p &lt; {verdicts.ALPHA} "
+                  "over every trained/random-init comparison of the run.</p>", "<ul>", *comparisons, "</ul>"]
     if accuracy_benchmarks:
         figure = accuracy_alignment_scatter(scores, accuracy_benchmarks[0], benchmarks,
                                             title="Mid-level against classification")
@@ -483,14 +507,15 @@ def _pct(mean: float, sd: float) -> str:
     return f"{100 * mean:.2f} ± {100 * sd:.2f}" if np.isfinite(sd) else f"{100 * mean:.2f}"
 
 
-def _verdict_table(verdicts: list[dict[str, Any]], *, with_layer: bool) -> str:
+def _verdict_table(records: list[dict[str, Any]], *, with_layer: bool) -> str:
     rows = [{"dataset": v["dataset"], "model": v["arch"], **({"layer": v["layer"]} if with_layer else {}),
              "metric": v["metric"], "seeds": v["n_seeds"],
              "baseline error % (mean ± sd)": _pct(v["baseline_mean"], v["baseline_sd"]),
              "ICN error % (mean ± sd)": _pct(v["icn_mean"], v["icn_sd"]),
              "ICN − baseline, pp [95% CI]": f"{100 * v['diff_mean']:+.2f} [{100 * v['diff_low']:+.2f}, "
                                              f"{100 * v['diff_high']:+.2f}]",
-             "verdict": v["verdict"]} for v in verdicts]
+             "paired t p": f"{v['p']:.3g}", f"Holm p (over {v['family_size']})": f"{v['p_holm']:.3g}",
+             "verdict": v["verdict"]} for v in records]
     return pd.DataFrame(rows).to_html(index=False, escape=True)
 
 
@@ -498,17 +523,19 @@ def introspective_section(introspective: dict[str, Any] | None) -> str:
     """Baseline against introspective classifier (ICN): error table, per-round samples, verdicts."""
     if not introspective:
         return ""
-    verdicts = introspective["verdicts"]
-    scratch = [v for v in verdicts if v["experiment"] == "from_scratch"]
-    probes = [v for v in verdicts if v["experiment"] == "probe"]
+    records = introspective["verdicts"]
+    scratch = [v for v in records if v["experiment"] == "from_scratch"]
+    probes = [v for v in records if v["experiment"] == "probe"]
     parts = ["<h2>Introspective classification (reclassification-by-synthesis)</h2>",
              "<p>Jin, Lazarow &amp; Tu (2017): each round, pseudo-negatives are synthesised by Langevin steps on the "
              "input that climb the current classifier's class score (logit of the class minus logit of "
              "'pseudo-negative', a (K+1)-th output), and join the training set as negatives. The baseline is the same "
              "network trained by the same code with zero rounds: same recipe, epochs over the real data, "
              "learning-rate schedule and seed. Errors are over the ID test split, each OOD set, and the test split "
-             "under FGSM at each budget. The difference is paired by seed, with a 95% t interval; "
-             "<em>helped</em> or <em>hurt</em> means the interval excludes 0. FGSM is a single-step attack: an ICN "
+             "under FGSM at each budget. The difference is paired by seed, with a 95% t interval and a paired t-test; "
+             "<em>helped</em> or <em>hurt</em> means the t-test's p-value, Holm-adjusted over every comparison of "
+             "the experiment (all datasets, models and metrics of the table), is below 0.05. FGSM is a single-step "
+             "attack: an ICN "
              "that flattens the gradient of its class logits looks robust to it without being robust to stronger "
              "attacks, so read its rows as FGSM error only.</p>"]
     if scratch:
@@ -559,11 +586,8 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
     Returns:
         A self-contained HTML document.
     """
-    stability = scores[(scores.model == ALL_MODELS) & scores.metric.isin(STABILITY_METRICS)]
-    agreement = stability.pivot(index="benchmark", columns="metric", values="value")[
-        [m for m in STABILITY_METRICS if m in set(stability.metric)]]
     figures = {
-        "Ranking agreement between benchmarks": _png(agreement_heatmap(scores)),
+        "Ranking agreement: Kendall tau with both intervals": _png(agreement_heatmap(scores)),
         "Ranks across benchmarks": _png(bump_chart(scores)),
         "Layer-wise ID and OOD accuracy": _png(layer_curves(scores, layer_order)),
     }
@@ -576,13 +600,12 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
         "</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         "<p>Does a model's ranking hold up? Each model is scored by a linear probe at the layer chosen on the "
-        "in-distribution validation split; intervals are 95% bootstrap CIs over test examples.</p>",
+        "in-distribution validation split. A model's score has a 95% percentile bootstrap CI over test examples; "
+        "rank correlations have two intervals, described below.</p>",
         "<h2>Scores at the selected layer [95% CI] (#rank)</h2>", summary_table(scores).to_html(escape=True),
         "<h2>Ranking agreement between benchmarks</h2>",
-        "<p>Kendall tau-b and Spearman rho of the model scores for every pair of benchmarks, with two-sided "
-        "permutation p-values (all orderings of the models when there are at most 8, else 10,000 random ones); "
-        "the heatmap below shows each tau with its 95% CI from the two-level bootstrap (resample the test "
-        "examples, recompute every model's score, recompute tau).</p>", agreement.to_html(float_format="%.3g"),
+        f"<p>Kendall tau-b and Spearman rho of the unit scores for every pair of benchmarks. {INTERVALS_SENTENCE} "
+        f"{permutation_sentence()}</p>", agreement_table(scores).to_html(escape=True),
     ]
     for caption, uri in figures.items():
         parts += [f"<h2>{html.escape(caption)}</h2>", f"<img alt='{html.escape(caption)}' src='{uri}'>"]
@@ -592,7 +615,7 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
     parts.append(tunnel_section(scores))
     parts.append(variable_section(scores))
     parts.append(alignment_section(scores, layer_order.get("__alignment__", []), layer_order.get("__id__", [])))
-    parts.append(dense_section(scores, layer_order.get("__dense__", []), layer_order.get("__id__", []), config))
+    parts.append(dense_section(scores, layer_order.get("__dense__", []), layer_order.get("__id__", [])))
     parts.append(introspective_section(introspective))
     parts += [
         "<h2>What was run</h2><h3>Provenance</h3>", prov.to_html(index=False, escape=True),

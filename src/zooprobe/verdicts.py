@@ -1,0 +1,145 @@
+"""Verdicts as data: every comparison the report puts into words, read from the score table.
+
+Each function returns plain records (dicts), so the words the report prints can be tested
+without HTML. A verdict calls something significant only on a multiplicity-adjusted p-value
+(Holm, family-wise) below :data:`ALPHA`; the family is named in each adjusted row's ``method``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ALPHA = 0.05
+
+
+def _value(frame: pd.DataFrame, metric: str, column: str = "value") -> float:
+    part = frame[frame.metric == metric]
+    return float(part[column].iloc[0]) if len(part) else float("nan")
+
+
+def _smallest_p(n_units: int, n_perm: int = 10_000) -> float:
+    """The smallest two-sided permutation p-value m units can give (2 / m! when enumerated exactly)."""
+    return 2 / math.factorial(n_units) if math.factorial(n_units) <= n_perm else 1 / (n_perm + 1)
+
+
+def agreement_findings(scores: pd.DataFrame, *, prefix: str = "", statistic: str = "kendall_tau"
+                       ) -> list[dict[str, Any]]:
+    """Does the ranking hold from benchmark A to benchmark B? One record per pair of benchmarks.
+
+    Returns:
+        Records with the pair, ``value``, both intervals (``given_zoo`` and ``population`` as
+        (low, high)), raw and Holm-adjusted permutation p, the number of units, and ``verdict``:
+        ``holds`` (positive agreement, Holm p < alpha), ``reverses`` (negative, Holm p < alpha) or
+        ``not established``, with a ``reason`` when the evidence is too weak to say;
+        ``population_degenerate`` when every pair of units is ordered alike on both benchmarks, so
+        that the bootstrap over units, which can only redraw pairs it has seen, gives a point.
+    """
+    name = f"{prefix}{statistic}"
+    records = []
+    for pair, part in scores[scores.metric.str.startswith(name)].groupby("benchmark", sort=False):
+        if f"{name}_given_zoo" not in set(part.metric):
+            continue
+        a, b = pair.split("~")
+        value = _value(part, f"{name}_given_zoo")
+        n_units = int(part[part.metric == f"{name}_given_zoo"].n.iloc[0])
+        p, p_holm = _value(part, f"{name}_pvalue"), _value(part, f"{name}_pvalue_holm")
+        population = (_value(part, f"{name}_population", "ci_low"), _value(part, f"{name}_population", "ci_high"))
+        # Every pair of units ordered alike (tau = +-1): no redraw of the units can disorder them, and
+        # only test noise keeps the population interval from being a point.
+        degenerate = bool(abs(value) == 1)
+        if np.isfinite(p_holm) and p_holm < ALPHA:
+            verdict, reason = ("holds" if value > 0 else "reverses"), ""
+        else:
+            verdict = "not established"
+            if _smallest_p(n_units) >= ALPHA:
+                reason = f"{n_units} units cannot give a permutation p below {_smallest_p(n_units):.3f}"
+            elif population[0] <= 0 <= population[1]:
+                reason = "the population interval spans 0"
+            else:
+                reason = "not significant after Holm's correction over the pairs"
+        records.append({"pair": pair, "a": a, "b": b, "statistic": statistic, "value": value,
+                        "given_zoo": (_value(part, f"{name}_given_zoo", "ci_low"),
+                                      _value(part, f"{name}_given_zoo", "ci_high")),
+                        "population": population, "p": p, "p_holm": p_holm, "p_bh": _value(part, f"{name}_pvalue_bh"),
+                        "n_units": n_units, "verdict": verdict, "reason": reason,
+                        "population_degenerate": degenerate})
+    return records
+
+
+def _difference_records(scores: pd.DataFrame, metric: str, benchmark: str) -> list[dict[str, Any]]:
+    part = scores[(scores.benchmark == benchmark) & scores.metric.str.startswith(metric)]
+    records = []
+    for label, rows in part.groupby("model", sort=False):
+        first, second = label.split(" - ", 1)
+        diff = rows[rows.metric == metric].iloc[0]
+        p_holm = _value(rows, f"{metric}_pvalue_holm")
+        significant = bool(np.isfinite(p_holm) and p_holm < ALPHA)
+        records.append({"first": first, "second": second, "difference": float(diff.value),
+                        "ci": (float(diff.ci_low), float(diff.ci_high)), "p": _value(rows, f"{metric}_pvalue"),
+                        "p_holm": p_holm, "significant": significant,
+                        "direction": ("first" if diff.value > 0 else "second") if significant else "unclear"})
+    return records
+
+
+def published_order(scores: pd.DataFrame) -> list[dict[str, Any]]:
+    """Does the published order of the checkpoints hold on our test set? One record per benchmark.
+
+    ``verdict``: ``holds`` when every neighbouring pair of the published order is measured in the
+    published direction with Holm p < alpha; ``contradicted`` when some pair is significantly
+    reversed; otherwise ``not resolved`` (the test set cannot separate some neighbours).
+    ``point_order_matches`` says whether the measured point estimates sort the same way.
+    """
+    records = []
+    for benchmark in dict.fromkeys(scores[scores.metric == "published_pair_difference"].benchmark):
+        pairs = _difference_records(scores, "published_pair_difference", benchmark)
+        published = [pairs[0]["first"]] + [p["second"] for p in pairs]
+        head = scores[(scores.benchmark == benchmark) & (scores.metric == "head_accuracy")].set_index("model").value
+        measured = sorted(published, key=lambda m: -head[m])
+        tau = scores[(scores.benchmark == benchmark) & (scores.metric == "published_order_kendall_tau")].iloc[0]
+        if all(p["direction"] == "first" for p in pairs):
+            verdict = "holds"
+        elif any(p["direction"] == "second" for p in pairs):
+            verdict = "contradicted"
+        else:
+            verdict = "not resolved"
+        records.append({"benchmark": benchmark, "published": published, "measured": measured,
+                        "point_order_matches": measured == published, "tau": float(tau.value),
+                        "tau_ci": (float(tau.ci_low), float(tau.ci_high)), "pairs": pairs, "verdict": verdict})
+    return records
+
+
+def random_init_comparisons(scores: pd.DataFrame) -> list[dict[str, Any]]:
+    """Trained against random-init copies of one architecture: one record per (pair, benchmark).
+
+    ``verdict``: ``beats``, ``is beaten by`` or ``is not clearly different from``, on the paired
+    difference's Holm-adjusted p-value.
+    """
+    records = []
+    metric = "trained_minus_random_init"
+    for benchmark in dict.fromkeys(scores[scores.metric == metric].benchmark):
+        for record in _difference_records(scores, metric, benchmark):
+            verdict = {"first": "beats", "second": "is beaten by"}.get(record["direction"],
+                                                                       "is not clearly different from")
+            records.append(dict(record, benchmark=benchmark, trained=record["first"], random_init=record["second"],
+                                verdict=verdict))
+    return records
+
+
+def seed_check(scores: pd.DataFrame, *, prefix: str = "") -> list[dict[str, Any]]:
+    """Are neighbouring units in each ranking further apart than their seeds and test data allow?
+
+    Returns:
+        One record per benchmark: the neighbouring pairs (paired difference of seed means, its
+        interval over seeds and test examples, Holm p) and how many are ``resolved`` (Holm p < alpha).
+    """
+    metric = f"{prefix}seed_check_difference"
+    records = []
+    for benchmark in dict.fromkeys(scores[scores.metric == metric].benchmark):
+        pairs = _difference_records(scores, metric, benchmark)
+        records.append({"benchmark": benchmark, "pairs": pairs,
+                        "resolved": sum(p["significant"] for p in pairs), "total": len(pairs)})
+    return records

@@ -41,11 +41,13 @@ with open("/proc/self/status") as status:
 def peak_rss_mib(*, data: Path, out: Path, model: str, size: int, batch_size: int, device: str) -> float:
     """Peak RSS in MiB of one `zooprobe extract` process."""
     spec = {"source": "timm", "arch": model, "input_size": size}
-    settings = {"pooling": "avg", "batch_size": batch_size, "device": device}
+    settings = {"pooling": "avg"}
+    execution = {"batch_size": batch_size, "device": device}
     src = str(Path(__file__).resolve().parents[1] / "src")
     result = subprocess.run(
         [sys.executable, "-c", MEASURE, "extract", "--model", model, "--spec", json.dumps(spec),
-         "--settings", json.dumps(settings), "--data", str(data), "--threads", "2", "--out", str(out)],
+         "--settings", json.dumps(settings), "--execution", json.dumps(execution), "--data", str(data),
+         "--threads", "2", "--out", str(out)],
         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": src})
     line = next(line for line in result.stdout.splitlines() if line.startswith("PEAK_KIB="))
     out.unlink()

@@ -16,8 +16,8 @@ rule align:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe align --model {wildcards.model} --benchmark {wildcards.benchmark}"
-        " --settings '{params.settings}' --data {input.data} --features {input.features} --out {output} > {log} 2>&1"
+        "python -m zooprobe align --model {wildcards.model:q} --benchmark {wildcards.benchmark:q}"
+        " --settings {params.settings:q} --data {input.data:q} --features {input.features:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule align_tables:
@@ -40,5 +40,5 @@ rule align_tables:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe align-tables --benchmark {wildcards.benchmark} --settings '{params.settings}'"
-        " --data {input.data} --tables {params.tables} --out {output} > {log} 2>&1"
+        "python -m zooprobe align-tables --benchmark {wildcards.benchmark:q} --settings {params.settings:q}"
+        " --data {input.data:q} --tables {params.tables:q} --out {output:q} > {log:q} 2>&1"

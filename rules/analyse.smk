@@ -22,6 +22,6 @@ rule analyse:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe analyse --probes {input.probes} --alignment {input.alignment} --dense {input.dense}"
-        " --settings '{params.settings}'"
-        " --sweep '{params.sweep}' --design {params.design:q} --scores {output.scores} --summary {output.summary} > {log} 2>&1"
+        "python -m zooprobe analyse --probes {input.probes:q} --alignment {input.alignment:q} --dense {input.dense:q}"
+        " --settings {params.settings:q}"
+        " --sweep {params.sweep:q} --design {params.design:q} --scores {output.scores:q} --summary {output.summary:q} > {log:q} 2>&1"

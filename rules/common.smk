@@ -14,6 +14,7 @@ shell.prefix(f"export PYTHONPATH='{ZOOPROBE_SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}
 from zooprobe.config import (  # noqa: E402
     ConfigError, alignment_kind, analysis_design, analysis_design_keys, check_config, expand_path, model_config_keys,
     model_entries, sweep_members)
+from zooprobe.fetch import cached_sha256  # noqa: E402
 from zooprobe.spec import ModelSpec  # noqa: E402
 
 try:
@@ -61,6 +62,17 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
+# Checkpoint hashes computed when a run is planned, keyed by each file's size, mtime and ctime.
+SHA256_CACHE = Path(".snakemake/zooprobe-sha256.json")
+
+# How extraction runs (batch size, device, workers, layout). It reaches the command as a resource, not
+# as a param: Snakemake reruns a job when its params change, and these do not change what it computes.
+EXTRACT_EXECUTION = (config.get("execution") or {}).get("extract") or {}
+SCIENCE_SECTIONS = [section for section in config if section != "execution"]
+# Compact, so that Snakemake's job listing (resources: a=1, b=2) stays one comma-separated line.
+EXTRACT_EXECUTION_JSON = json.dumps(EXTRACT_EXECUTION, sort_keys=True, separators=(",", ":"))
+
+
 def from_config(*keys, derive=None):
     """A rule param read from the named config keys, e.g. ``from_config("extract")``.
 
@@ -100,7 +112,13 @@ def head_keys(wildcards):
 
 
 def model_spec_json(wildcards):
-    return as_json(model_entries(config)[wildcards.model])
+    """A model's entry as its jobs receive it. A local checkpoint without a pinned checkpoint_sha256 gets
+    its file's sha256 (cached by size, mtime and ctime), so replacing the file reruns the jobs that read
+    it even when the new file is older (cp -p, rsync, untar), and the job checks the file against it."""
+    entry = dict(model_entries(config)[wildcards.model])
+    if entry.get("checkpoint") and not entry.get("checkpoint_sha256"):
+        entry["checkpoint_sha256"] = cached_sha256(expand_path(entry["checkpoint"]), cache=SHA256_CACHE)
+    return as_json(entry)
 
 
 def config_value(dotted_key):
@@ -180,8 +198,8 @@ def all_targets():
 
 
 def ood_feature_args(wildcards):
-    """NAME=PATH of the features of each OOD set of a probe task."""
-    return " ".join(f"{name}={feature_file(wildcards.model, name)}" for name in TASKS[wildcards.task].get("ood", []))
+    """NAME=PATH of the features of each OOD set of a probe task, one shell word each (quoted with :q)."""
+    return [f"{name}={feature_file(wildcards.model, name)}" for name in TASKS[wildcards.task].get("ood", [])]
 
 
 # ----------------------------------------------------------------------------- introspective classification
@@ -218,8 +236,8 @@ def icn_model_keys(wildcards):
 
 def icn_model_flag(wildcards):
     if not model_spec(wildcards.model).introspective:
-        return ""
-    return f"--introspective '{as_json(config['introspective']['model'])}'"
+        return []
+    return ["--introspective", as_json(config["introspective"]["model"])]
 
 
 def model_spec(name):
@@ -231,7 +249,7 @@ def model_spec(name):
 
 def score_head_flag(model, task):
     """Score the model's own head too when it predicts the task's label space."""
-    return "--score-head" if model_spec(model).head_label_space == TASKS[task]["id"] else ""
+    return ["--score-head"] if model_spec(model).head_label_space == TASKS[task]["id"] else []
 
 
 def probe_settings(wildcards):
@@ -260,7 +278,7 @@ def batch_mb(batch_size, side, floats_per_pixel):
 
 def extract_mem_mb(wildcards, attempt):
     # Framework and model, plus one batch's activations (no gradients; about 16 input planes).
-    batch = config["extract"]["batch_size"]
+    batch = EXTRACT_EXECUTION.get("batch_size", 256)
     return int((2000 + batch_mb(batch, input_side(wildcards.model), 16)) * attempt)
 
 

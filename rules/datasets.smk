@@ -8,8 +8,8 @@ rule dataset:
         "logs/datasets/{dataset}.log",
     params:
         spec=from_config("datasets.{dataset}"),
-        base=lambda wc, input: f"--base {input.base}" if "base" in input.keys() else "",
-        downloads=lambda wc: f"--download-dir data/downloads/{wc.dataset}",
+        base=lambda wc, input: ["--base", input.base] if "base" in input.keys() else [],
+        downloads=lambda wc: ["--download-dir", f"data/downloads/{wc.dataset}"],
     threads: 1
     resources:
         mem_mb=2000,
@@ -17,5 +17,5 @@ rule dataset:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe dataset --name {wildcards.dataset} --spec '{params.spec}' {params.base} {params.downloads}"
-        " --out {output} > {log} 2>&1"
+        "python -m zooprobe dataset --name {wildcards.dataset:q} --spec {params.spec:q} {params.base:q} {params.downloads:q}"
+        " --out {output:q} > {log:q} 2>&1"

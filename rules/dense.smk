@@ -12,18 +12,20 @@ rule extract_spatial:
         settings=from_config("extract"),
         grid=from_config("dense.grid"),
         dtype=from_config("dense.feature_dtype", derive=lambda wc: config["dense"]["feature_dtype"]),
-        weights=lambda wc, input: f"--weights {input.weights}" if input.weights else "",
+        weights=lambda wc, input: ["--weights", input.weights] if input.weights else [],
     threads: 1
     resources:
         mem_mb=extract_mem_mb,
         runtime=extract_runtime,
-        gpu=gpu_wanted(config["extract"]["device"]),
+        gpu=gpu_wanted(EXTRACT_EXECUTION.get("device", "auto")),
+        # How the job runs, not what it computes: a resource, so that changing it reruns nothing.
+        execution=EXTRACT_EXECUTION_JSON,
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe extract --model {wildcards.model} --spec '{params.spec}' --settings '{params.settings}'"
-        " --data {input.data} {params.weights} --threads {threads} --spatial-grid {params.grid}"
-        " --feature-dtype {params.dtype} --out {output} > {log} 2>&1"
+        "python -m zooprobe extract --model {wildcards.model:q} --spec {params.spec:q} --settings {params.settings:q}"
+        " --execution {resources.execution:q} --data {input.data:q} {params.weights:q} --threads {threads} --spatial-grid {params.grid:q}"
+        " --feature-dtype {params.dtype:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule dense_probe:
@@ -44,5 +46,5 @@ rule dense_probe:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe dense-probe --model {wildcards.model} --dataset {wildcards.dataset}"
-        " --settings '{params.settings}' --data {input.data} --features {input.features} --out {output} > {log} 2>&1"
+        "python -m zooprobe dense-probe --model {wildcards.model:q} --dataset {wildcards.dataset:q}"
+        " --settings {params.settings:q} --data {input.data:q} --features {input.features:q} --out {output:q} > {log:q} 2>&1"

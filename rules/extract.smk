@@ -10,14 +10,16 @@ rule extract:
     params:
         spec=from_config(model_keys, derive=model_spec_json),
         settings=from_config("extract"),
-        weights=lambda wc, input: f"--weights {input.weights}" if input.weights else "",
+        weights=lambda wc, input: ["--weights", input.weights] if input.weights else [],
     threads: 1
     resources:
         mem_mb=extract_mem_mb,
         runtime=extract_runtime,
-        gpu=gpu_wanted(config["extract"]["device"]),
+        gpu=gpu_wanted(EXTRACT_EXECUTION.get("device", "auto")),
+        # How the job runs, not what it computes: a resource, so that changing it reruns nothing.
+        execution=EXTRACT_EXECUTION_JSON,
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe extract --model {wildcards.model} --spec '{params.spec}' --settings '{params.settings}'"
-        " --data {input.data} {params.weights} --threads {threads} --out {output} > {log} 2>&1"
+        "python -m zooprobe extract --model {wildcards.model:q} --spec {params.spec:q} --settings {params.settings:q}"
+        " --execution {resources.execution:q} --data {input.data:q} {params.weights:q} --threads {threads} --out {output:q} > {log:q} 2>&1"

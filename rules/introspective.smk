@@ -13,9 +13,9 @@ rule icn_compare:
         recipe=from_config("train"),
         settings=from_config("introspective.model"),
         epsilons=from_config("introspective.compare.fgsm_eps_255"),
-        ood=from_config("introspective.compare.datasets.{dataset}", derive=lambda wc: " ".join(
+        ood=from_config("introspective.compare.datasets.{dataset}", derive=lambda wc: [
             f"{name}=data/datasets/{name}.h5" for name in ICN_COMPARE["datasets"][wc.dataset].get("ood", [])
-        )),
+        ]),
     threads: 1
     resources:
         mem_mb=icn_mem_mb,
@@ -24,10 +24,10 @@ rule icn_compare:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe icn-compare --dataset {wildcards.dataset} --arch-name {wildcards.icn_arch}"
-        " --arch '{params.arch}' --seed {wildcards.icn_seed} --recipe '{params.recipe}' --settings '{params.settings}'"
-        " --epsilons '{params.epsilons}' --data {input.data} --ood {params.ood} --threads {threads}"
-        " --out {output.scores} --grids {output.grids} > {log} 2>&1"
+        "python -m zooprobe icn-compare --dataset {wildcards.dataset:q} --arch-name {wildcards.icn_arch:q}"
+        " --arch {params.arch:q} --seed {wildcards.icn_seed:q} --recipe {params.recipe:q} --settings {params.settings:q}"
+        " --epsilons {params.epsilons:q} --data {input.data:q} --ood {params.ood:q} --threads {threads}"
+        " --out {output.scores:q} --grids {output.grids:q} > {log:q} 2>&1"
 
 
 rule icn_probe:
@@ -50,8 +50,8 @@ rule icn_probe:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe icn-probe --model {wildcards.model} --task {wildcards.task} --settings '{params.settings}'"
-        " --id-name {params.id_name} --id {input.id} --ood {params.ood} --out {output} > {log} 2>&1"
+        "python -m zooprobe icn-probe --model {wildcards.model:q} --task {wildcards.task:q} --settings {params.settings:q}"
+        " --id-name {params.id_name:q} --id {input.id:q} --ood {params.ood:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule icn_table:
@@ -74,5 +74,5 @@ rule icn_table:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe icn-table --compare {input.compare} --probes {input.probes}"
-        " --seeds '{params.seeds}' --scores {output.scores} --summary {output.summary} > {log} 2>&1"
+        "python -m zooprobe icn-table --compare {input.compare:q} --probes {input.probes:q}"
+        " --seeds {params.seeds:q} --scores {output.scores:q} --summary {output.summary:q} > {log:q} 2>&1"

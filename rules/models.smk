@@ -14,5 +14,5 @@ rule fetch_checkpoint:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe fetch-checkpoint --url '{params.url}' --sha256 {params.sha256}"
-        " --out {output} > {log} 2>&1"
+        "python -m zooprobe fetch-checkpoint --url {params.url:q} --sha256 {params.sha256:q}"
+        " --out {output:q} > {log:q} 2>&1"

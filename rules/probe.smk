@@ -19,5 +19,5 @@ rule probe:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe probe --model {wildcards.model} --task {wildcards.task} --settings '{params.settings}'"
-        " --id-name {params.id_name} --id {input.id} --ood {params.ood} {params.head} --out {output} > {log} 2>&1"
+        "python -m zooprobe probe --model {wildcards.model:q} --task {wildcards.task:q} --settings {params.settings:q}"
+        " --id-name {params.id_name:q} --id {input.id:q} --ood {params.ood:q} {params.head:q} --out {output:q} > {log:q} 2>&1"

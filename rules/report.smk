@@ -10,7 +10,8 @@ rule report:
     log:
         "logs/report.log",
     params:
-        config=from_config(*config, derive=lambda wc: as_json(config)),
+        # Every section but execution: how the jobs ran is not part of what the report reports.
+        config=from_config(*SCIENCE_SECTIONS, derive=lambda wc: as_json({k: config[k] for k in SCIENCE_SECTIONS})),
         settings=from_config("report"),
     threads: 1
     resources:
@@ -19,5 +20,5 @@ rule report:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe report --scores {input.scores} --summary {input.summary} --config '{params.config}'"
-        " --settings '{params.settings}' --icn-summary {input.icn_summary} --icn-grids {input.icn_grids} --out {output} > {log} 2>&1"
+        "python -m zooprobe report --scores {input.scores:q} --summary {input.summary:q} --config {params.config:q}"
+        " --settings {params.settings:q} --icn-summary {input.icn_summary:q} --icn-grids {input.icn_grids:q} --out {output:q} > {log:q} 2>&1"

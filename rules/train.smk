@@ -18,5 +18,5 @@ rule train:
     conda:
         "../envs/zooprobe.yaml"
     shell:
-        "python -m zooprobe train --model {wildcards.model} --spec '{params.spec}' --recipe '{params.recipe}'"
-        " --data {input.data} {params.introspective} --threads {threads} --out {output} > {log} 2>&1"
+        "python -m zooprobe train --model {wildcards.model:q} --spec {params.spec:q} --recipe {params.recipe:q}"
+        " --data {input.data:q} {params.introspective:q} --threads {threads} --out {output:q} > {log:q} 2>&1"

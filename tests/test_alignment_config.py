@@ -76,10 +76,10 @@ def test_cross_entropy_of_each_published_model_and_the_pipeline_heads(alignment_
 
 def test_alignment_rankings_join_the_agreement_matrix(alignment_run: Path) -> None:
     scores = pd.read_csv(alignment_run / "results" / "scores.csv")
-    pairs = set(scores[(scores.model == "(all)") & (scores.metric == "spearman_rho")].benchmark)
+    pairs = set(scores[(scores.model == "(all)") & (scores.metric == "spearman_rho_population")].benchmark)
     for benchmark in ("peterson_animals", "peterson_fruits", "peterson_vegetables", "kriegeskorte92", "cifar10h"):
         assert f"cifar10~{benchmark}" in pairs
-    pair = scores[(scores.benchmark == "cifar10~peterson_animals") & (scores.metric == "spearman_rho")].iloc[0]
+    pair = scores[(scores.benchmark == "cifar10~peterson_animals") & (scores.metric == "spearman_rho_population")].iloc[0]
     assert pair.n == 8 and pair.ci_low <= pair.value <= pair.ci_high
     report = (alignment_run / "results" / "report" / "index.html").read_text()
     assert "Accuracy against alignment" in report and "Alignment per layer" in report

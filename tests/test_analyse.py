@@ -32,9 +32,9 @@ def test_score_table_ranks_selects_layers_and_compares_benchmarks():
     pair = scores[(scores.model == ALL_MODELS) & (scores.benchmark == "id~ood")].set_index("metric")
     for interval in ("kendall_tau_given_zoo", "kendall_tau_population"):
         assert pair.loc[interval, "value"] == pytest.approx(1.0) and pair.loc[interval, "ci_low"] <= 1.0
-    assert pair.loc["kendall_tau_given_zoo", "method"] == "percentile"
-    assert pair.loc["kendall_tau_population", "method"] == "BCa"
-    assert pair.loc["kendall_tau_population", "resampled"].startswith("units (Bayesian bootstrap")
+    assert pair.loc["kendall_tau_given_zoo", "method"] == "percentile, widened by the bootstrap's bias estimate"
+    # tau = 1: every pair of the 3 units ordered alike, so the population interval is the exact bound.
+    assert pair.loc["kendall_tau_population", "method"].startswith("exact binomial bound")
     assert pair.loc["kendall_tau_pvalue", "method"] == "permutation, exact (6 orders of 3 units)"
     assert pair.loc["kendall_tau_pvalue_holm", "method"] == "Holm over 1 pairs of benchmarks"
     retained = scores[(scores.metric == "ood_retained_pct") & (scores.model == "middle")].value.iloc[0]
@@ -100,7 +100,7 @@ def test_imagenot_ranks_architectures_across_datasets_with_improvement_fit():
     assert improvement[("a", "small")] == 0.0
     assert improvement[("b", "big")] == pytest.approx(
         100 * (accuracy.loc[("b", "big"), "value"] / accuracy.loc[("b", "small"), "value"] - 1))
-    assert accuracy.loc[("a", "big"), "resampled"] == "seeds within each unit; test examples"
+    assert accuracy.loc[("a", "big"), "resampled"] == "seeds of each unit (residuals pooled over 3 units); test examples"
     pair = table[table.benchmark == "a~b"].set_index("metric")
     for interval in ("imagenot_kendall_tau_given_zoo", "imagenot_kendall_tau_population"):
         assert pair.loc[interval, "value"] == pytest.approx(1.0) and pair.loc[interval, "ci_low"] <= 1.0

@@ -31,20 +31,25 @@ def write_random_set(path: Path, n: int, *, side: int = 32, seed: int = 0) -> No
 
 
 def extract_command(data: Path, out: Path, **settings: object) -> list[str]:
+    from zooprobe.extract import EXECUTION_KEYS
+
     values = dict({"pooling": "avg", "batch_size": 64, "device": "cpu"}, **settings)
+    science = {k: v for k, v in values.items() if k not in EXECUTION_KEYS}
+    execution = {k: v for k, v in values.items() if k in EXECUTION_KEYS}
     return [sys.executable, "-m", "zooprobe", "extract", "--model", "r10", "--spec", json.dumps(SPEC),
-            "--settings", json.dumps(values), "--data", str(data), "--threads", "1", "--out", str(out)]
+            "--settings", json.dumps(science), "--execution", json.dumps(execution), "--data", str(data),
+            "--threads", "1", "--out", str(out)]
 
 
 def assert_same_features(a: Path, b: Path) -> None:
-    """Every array and every provenance entry equal, creation time aside."""
+    """Every array and every provenance entry equal, how the job ran (batch size, workers) aside."""
     fa, fb = h5io.read_features(a), h5io.read_features(b)
     assert list(fa.layers) == list(fb.layers)
     for name in fa.layers:
         np.testing.assert_array_equal(fa.layers[name], fb.layers[name], err_msg=name)
     np.testing.assert_array_equal(fa.labels, fb.labels)
     np.testing.assert_array_equal(fa.split, fb.split)
-    drop = {"created_unix"}
+    drop = {"execution"}
     assert {k: v for k, v in fa.provenance.items() if k not in drop} == \
         {k: v for k, v in fb.provenance.items() if k not in drop}
     with h5py.File(a) as f:
@@ -58,6 +63,10 @@ def test_settings_name_the_valid_choices() -> None:
         ExtractSettings.from_config({"batchsize": 3})
     with pytest.raises(ValueError, match="num_workers"):
         ExtractSettings(num_workers=-1)
+    with pytest.raises(ValueError, match=r"extract.batch_size is an execution setting: move it to execution.extract"):
+        ExtractSettings.from_config({"pooling": "avg", "batch_size": 3})
+    with pytest.raises(ValueError, match=r"execution.extract.pooling changes the features"):
+        ExtractSettings.from_config({}, {"pooling": "avg"})
 
 
 def test_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path: Path) -> None:
@@ -148,7 +157,9 @@ def test_loader_workers_and_layout_keep_the_numbers(tmp_path: Path) -> None:
     assert_same_features(tmp_path / "workers.h5", tmp_path / "plain.h5")
     for name in ("channels_last", "bf16"):
         other = h5io.read_features(tmp_path / f"{name}.h5")
-        assert other.provenance["channels_last" if name == "channels_last" else "precision"] in (True, "bf16")
+        recorded = other.provenance["execution"]["channels_last"] if name == "channels_last" else \
+            other.provenance["precision"]
+        assert recorded in (True, "bf16")
         for layer, values in plain.layers.items():
             r = np.corrcoef(values.ravel(), other.layers[layer].ravel())[0, 1]
             assert r > (0.9999 if name == "channels_last" else 0.99), (name, layer, r)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -48,7 +50,9 @@ def planned_resources(output: str, rule: str) -> list[dict[str, str]]:
         if stripped.startswith(("rule ", "localrule ")):
             current = stripped.split()[1].rstrip(":")
         elif stripped.startswith("resources:") and current == rule:
-            found.append(dict(item.strip().split("=", 1) for item in stripped[len("resources:"):].split(",")))
+            # Split at ", name=": a string resource (execution, as JSON) holds commas of its own.
+            found.append(dict(item.strip().split("=", 1)
+                              for item in re.split(r",\s*(?=\w+=)", stripped[len("resources:"):])))
     return found
 
 

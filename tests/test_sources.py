@@ -124,7 +124,7 @@ def test_checkpoint_with_a_wrong_sha256_is_refused(tmp_path):
     torch.save(source.model.state_dict(), tmp_path / "w.pt")
     spec = ModelSpec(name="m", source="checkpoint", arch="cifar_resnet20", checkpoint=str(tmp_path / "w.pt"),
                      checkpoint_sha256="f" * 64)
-    with pytest.raises(ChecksumError, match=f"expected {'f' * 64}, got {_sha(tmp_path / 'w.pt')}"):
+    with pytest.raises(ChecksumError, match=f"w.pt of model 'm' has sha256 {_sha(tmp_path / 'w.pt')}, not the {'f' * 64}"):
         create_model(spec)
     mirror_dest = tmp_path / "fetched.pt"
     with pytest.raises(ChecksumError, match="w.pt"):

@@ -62,8 +62,9 @@ def test_rank_agreement_is_one_when_benchmarks_agree_and_uncertain_when_noisy():
     tau = clear["kendall_tau"]
     assert tau.given_zoo.value == pytest.approx(1.0) and tau.given_zoo.ci_low == pytest.approx(1.0)
     # Every pair of units ordered alike: no redraw of the units can disorder them, so the population
-    # interval collapses to the point (a limit of the bootstrap; verdicts.agreement_findings flags it).
-    assert (tau.population.ci_low, tau.population.ci_high) == (1.0, 1.0) and clear["spearman_rho"].given_zoo.n == 5
+    # interval is the exact bound from floor(5/2) = 2 disjoint pairs, 2 * 0.025 ** (1/2) - 1, not the point.
+    assert tau.population.ci_low == pytest.approx(2 * 0.025 ** 0.5 - 1) and tau.population.ci_high == 1.0
+    assert tau.population.method.startswith("exact binomial bound") and clear["spearman_rho"].given_zoo.n == 5
     close = np.array([0.60, 0.61, 0.62, 0.63, 0.64])
     noisy = rank_agreement(_ranking((rng.random((5, 50)) < close[:, None]).astype(float), 3),
                            _ranking((rng.random((5, 50)) < close[:, None]).astype(float), 4), unit_of={},

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,7 +30,8 @@ def _named_paths(items: Sequence[str] | None) -> dict[str, str]:
 def _provenance_base() -> dict[str, Any]:
     from zooprobe import code_version
 
-    return {"zooprobe_version": code_version(), "created_unix": round(time.time())}
+    # No wall-clock time or host name: the same inputs, params and code give byte-identical outputs.
+    return {"zooprobe_version": code_version()}
 
 
 # ----------------------------------------------------------------------------- stages
@@ -120,16 +121,17 @@ def cmd_train(args: argparse.Namespace) -> None:
                              f"with --introspective")
         settings = IntrospectiveSettings.from_config(args.introspective)
         checkpoint, history = train_introspective(spec, data, recipe, settings, threads=args.threads)
-        for row in checkpoint["rounds"]:
-            log.info("round %d before epoch %d: class score %.2f -> %.2f over %d samples (%.1f s)", row["round"],
-                     row["epoch"] + 1, row["score_before"], row["score_after"], row["samples"], row["seconds"])
     else:
         checkpoint, history = train_model(spec, data, recipe, threads=args.threads)
     checkpoint["provenance"] = json.dumps(dict(_provenance_base(), model=args.model, spec=args.spec,
                                                dataset=data.attrs.get("name"),
                                                dataset_sha256=data.attrs["content_sha256"]))
+    for row in history:  # timings go to the log, never into the checkpoint
+        log.info("epoch %d: %s", row["epoch"], row)
+    buffer = io.BytesIO()  # torch.save names its archive after the file: a temporary name would differ per run
+    torch.save(checkpoint, buffer)
     with atomic_output(args.out) as tmp:
-        torch.save(checkpoint, tmp)
+        tmp.write_bytes(buffer.getvalue())
     log.info("trained %s: %s", args.model, history[-1])
 
 
@@ -225,7 +227,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     torch.set_num_threads(args.threads)
-    settings = ExtractSettings.from_config(args.settings)
+    settings = ExtractSettings.from_config(args.settings, args.execution)
     spec = ModelSpec.from_config(args.model, args.spec)
     extractor = create_model(spec, weights=args.weights)
     layers = extractor.select_layers(spec.layers)
@@ -240,9 +242,10 @@ def cmd_extract(args: argparse.Namespace) -> None:
     # Everything that changes the numbers is recorded, and a resumed run must match all of it.
     provenance = dict(_provenance_base(), model=args.model, arch=spec.arch, source=spec.source,
                       weights_sha256=extractor.weights_sha256(), pooling=settings.pooling,
-                      preprocessing=extractor.preprocessing.as_dict(), seed=spec.seed, device=str(device),
-                      batch_size=settings.batch_size, precision=settings.precision,
-                      channels_last=settings.channels_last, spatial_grid=grid, feature_dtype=args.feature_dtype,
+                      preprocessing=extractor.preprocessing.as_dict(), seed=spec.seed, precision=settings.precision,
+                      # How it ran: recorded, but not part of what a resumed run must match.
+                      execution=dict(settings.execution(), device=str(device)),
+                      spatial_grid=grid, feature_dtype=args.feature_dtype,
                       dataset=info["name"],
                       dataset_sha256=info["content_sha256"], class_names=info["class_names"],
                       checkpoint_info=extractor.checkpoint_info)
@@ -640,6 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--spec", type=_json, required=True)
     p.add_argument("--settings", type=_json, required=True, help="the extract params section, as JSON")
+    p.add_argument("--execution", type=_json, default={},
+                   help="the execution.extract params section (batch size, device, workers), as JSON")
     p.add_argument("--data", required=True)
     p.add_argument("--weights")
     p.add_argument("--threads", type=int, default=1)

@@ -55,16 +55,20 @@ class ImageSet:
 
     def content_sha256(self) -> str:
         """Return a sha256 over images, labels and splits, so a changed pixel changes the hash."""
-        digest = hashlib.sha256()
-        for array in (self.images, self.labels.astype(np.int64), self.split.astype("U5")):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        digest.update("\n".join(self.class_names).encode())
+        digest = hashlib.sha256(np.ascontiguousarray(self.images).tobytes())
+        digest.update(self.content_sha256_tail())
+        return digest.hexdigest()
+
+    def content_sha256_tail(self) -> bytes:
+        """Everything :meth:`content_sha256` hashes after the pixels, so a reader can hash the pixels in chunks."""
+        parts = [np.ascontiguousarray(array).tobytes() for array in (self.labels.astype(np.int64), self.split.astype("U5"))]
+        parts.append("\n".join(self.class_names).encode())
         # Absent for ordinary sets, so their hashes are unchanged.
         for group, arrays in (("human", self.human), ("dense", self.dense)):
             for kind in sorted(arrays):
-                digest.update(f"{group}/{kind}".encode())
-                digest.update(np.ascontiguousarray(arrays[kind], dtype=np.float64).tobytes())
-        return digest.hexdigest()
+                parts.append(f"{group}/{kind}".encode())
+                parts.append(np.ascontiguousarray(arrays[kind], dtype=np.float64).tobytes())
+        return b"".join(parts)
 
     def subset(self, split: str) -> "ImageSet":
         """Return the examples of one split, in their stored order (per-row human labels kept)."""
@@ -252,11 +256,15 @@ def _load_images(paths: list[Path], size: int | None) -> np.ndarray:
 
     images = []
     for path in paths:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            if size and image.size != (size, size):
-                image = image.resize((size, size), Image.Resampling.BILINEAR)
-            images.append(np.asarray(image))
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                if size and image.size != (size, size):
+                    image = image.resize((size, size), Image.Resampling.BILINEAR)
+                images.append(np.asarray(image))
+        except (OSError, SyntaxError, ValueError) as error:  # PIL: truncated, corrupt, or not an image
+            raise ValueError(f"{path}: cannot decode this image ({error}); it is truncated or not an image. "
+                             f"Replace it with an intact copy, or remove it from the folder") from None
     shapes = {image.shape for image in images}
     if len(shapes) > 1:
         raise ValueError(f"images differ in size {sorted(shapes)}; set 'size' to resize them to one")
@@ -267,7 +275,7 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
                       splits: dict[str, float] | None = None, order_csv: str | None = None,
                       val_fraction: float = 0.0, max_per_class: int | dict[str, int] | None = None,
                       size: int | None = None, human_labels: str | None = None,
-                      seed: int = 0, **_: Any) -> ImageSet:
+                      allow_empty_classes: bool = False, seed: int = 0, **_: Any) -> ImageSet:
     """Build a set from ``root/<class>/*.jpg|png`` folders.
 
     Args:
@@ -283,6 +291,8 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
         size: resize every image to ``size`` x ``size``.
         human_labels: ``.npy`` (relative to ``root`` or absolute) of human label distributions, row r
             for the file at rank r of ``order_csv`` (CIFAR-10H); stored as ``human["label_probs"]``.
+        allow_empty_classes: keep a class folder without images as a class with no examples (it still
+            gets a label and an output); otherwise such a folder is an error.
         seed: seed of the split assignment.
 
     Returns:
@@ -306,14 +316,27 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
             rank = {row["path"]: i for i, row in enumerate(csv.DictReader(f))}
     paths, labels, split = [], [], []
     for split_name, folder in folders.items():
+        empty = []
         for label, class_name in enumerate(class_names):
+            if not (folder / class_name).is_dir():
+                raise ValueError(f"{folder}: no folder for class {class_name!r}; every split folder needs the same "
+                                 f"class folders ({class_names})")
             files = sorted((p for p in (folder / class_name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
                            key=lambda p: (rank.get(p.relative_to(root).as_posix(), len(rank)), p.name))
+            if not files:
+                empty.append(class_name)
             cap = max_per_class.get(split_name) if isinstance(max_per_class, dict) else max_per_class
             files = files[:cap] if cap else files
             paths += files
             labels += [label] * len(files)
             split += [split_name] * len(files)
+        if len(empty) == len(class_names):
+            raise ValueError(f"{folder}: its class folders {class_names} hold no images ({', '.join(IMAGE_SUFFIXES)}); "
+                             f"put the images in {folder}/<class>/")
+        if empty and not allow_empty_classes:
+            raise ValueError(f"{folder}: class folders {empty} hold no images ({', '.join(IMAGE_SUFFIXES)}); add "
+                             f"images, remove the folders, or set allow_empty_classes: true to keep them as classes "
+                             f"with no examples")
     if rank:
         # Interleave classes again in the external order, as the original set was.
         order = np.argsort([rank.get(p.relative_to(root).as_posix(), len(rank) + i) for i, p in enumerate(paths)],

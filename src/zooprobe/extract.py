@@ -36,9 +36,15 @@ WRITE_QUEUE_DEPTH = 2
 PREFETCH_PER_WORKER = 2
 
 
+# What extraction computes (params section ``extract``) against how it runs (``execution.extract``):
+# the execution settings change features by at most rounding (about 1e-6), so changing them reruns no job.
+SCIENCE_KEYS = ("pooling", "precision")
+EXECUTION_KEYS = ("batch_size", "device", "channels_last", "num_workers")
+
+
 @dataclass(frozen=True)
 class ExtractSettings:
-    """The ``extract`` params section.
+    """The ``extract`` params section with ``execution.extract``.
 
     Attributes:
         pooling: a pooling in :data:`zooprobe.models.POOLINGS`.
@@ -64,14 +70,27 @@ class ExtractSettings:
             if value not in valid:
                 raise ValueError(f"extract.{name}: unknown value {value!r}; valid: {list(valid)}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"extract.batch_size must be a positive integer, got {self.batch_size!r}")
+            raise ValueError(f"execution.extract.batch_size must be a positive integer, got {self.batch_size!r}")
         if self.num_workers != "auto" and (not isinstance(self.num_workers, int) or self.num_workers < 0):
-            raise ValueError(f"extract.num_workers must be 'auto' or an integer >= 0, got {self.num_workers!r}")
+            raise ValueError(f"execution.extract.num_workers must be 'auto' or an integer >= 0, got {self.num_workers!r}")
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> "ExtractSettings":
-        """Build from the ``extract`` params section; unknown keys fail with the valid ones."""
-        return section_from_config(cls, section, name="extract")
+    def from_config(cls, section: Mapping[str, Any], execution: Mapping[str, Any] | None = None) -> "ExtractSettings":
+        """Build from the ``extract`` params section and ``execution.extract``; unknown keys fail with the valid ones."""
+        execution = execution or {}
+        for key in section:
+            if key in EXECUTION_KEYS:
+                raise ValueError(f"extract.{key} is an execution setting: move it to execution.extract, where "
+                                 f"changing it reruns no job (valid extract keys: {list(SCIENCE_KEYS)})")
+        for key in execution:
+            if key in SCIENCE_KEYS:
+                raise ValueError(f"execution.extract.{key} changes the features: set it under extract "
+                                 f"(valid execution.extract keys: {list(EXECUTION_KEYS)})")
+        return section_from_config(cls, {**section, **execution}, name="extract")
+
+    def execution(self) -> dict[str, Any]:
+        """The execution settings, as recorded in provenance (they do not change the numbers)."""
+        return {key: getattr(self, key) for key in EXECUTION_KEYS}
 
     def workers_for(self, device: torch.device) -> int:
         """Loader worker processes to use on ``device``."""

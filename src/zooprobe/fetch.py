@@ -25,11 +25,39 @@ class ChecksumError(ValueError):
 
 def sha256_of(path: str | Path) -> str:
     """Return the hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def cached_sha256(path: str | Path, *, cache: Path) -> str:
+    """The sha256 of a file, from a JSON cache when its size, mtime, ctime and inode are those recorded.
+
+    The ctime changes whenever a file's content or metadata changes and cannot be set back (``cp -p``
+    and ``rsync -t`` restore the mtime, not the ctime), so a replaced file is always hashed again.
+    """
+    import json
+    import os
+
+    stat = os.stat(path)
+    key = f"{Path(path).resolve()}"
+    signature = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+    try:
+        entries = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        entries = {}
+    entry = entries.get(key)
+    if entry and entry.get("stat") == signature:
+        return entry["sha256"]
+    digest = sha256_of(path)
+    entries[key] = {"stat": signature, "sha256": digest}
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(entries, sort_keys=True))
+        os.replace(tmp, cache)
+    except OSError:  # a read-only checkout still plans; it hashes again next time
+        pass
+    return digest
 
 
 def verify_sha256(path: str | Path, expected: str, *, name: str | None = None) -> None:

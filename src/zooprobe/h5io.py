@@ -21,6 +21,32 @@ from zooprobe.atomic import atomic_output
 from zooprobe.datasets import ImageSet
 
 FORMAT_VERSION = 1
+# Rows of images hashed at a time when a file is verified (about 50 MB of 224-px photographs).
+VERIFY_ROWS = 1024
+
+
+class StaleFileError(ValueError):
+    """A file whose content no longer matches the sha256 recorded when it was written."""
+
+
+class PartialInUseError(RuntimeError):
+    """Another live process is writing the partial file a job would resume or replace."""
+
+
+def _restore_hint(path: str | Path) -> str:
+    return (f"restore it with `dvc checkout --force {path}`, or delete it and rerun the job that writes it "
+            f"(`snakemake {path}`)")
+
+
+def _open(path: str | Path, mode: str = "r") -> h5py.File:
+    """Open an HDF5 file, turning HDF5's low-level errors into one that names the file and the fix."""
+    try:
+        return h5py.File(path, mode)
+    except FileNotFoundError:
+        raise
+    except OSError as error:
+        raise OSError(f"{path} cannot be read as HDF5 ({error}): it is truncated or not a file zooprobe wrote; "
+                      f"{_restore_hint(path)}") from None
 
 
 def _set_provenance(node: h5py.Group, provenance: Mapping[str, Any]) -> None:
@@ -61,16 +87,54 @@ def write_image_set(path: str | Path, images: ImageSet) -> None:
 
 
 def read_image_set(path: str | Path) -> ImageSet:
-    """Read a file written by :func:`write_image_set`.
+    """Read a file written by :func:`write_image_set`, checking its content against its recorded sha256.
 
     Returns:
         The :class:`ImageSet`, with the stored provenance as ``attrs``.
+
+    Raises:
+        StaleFileError: the content was changed after the file was written.
     """
-    with h5py.File(path, "r") as f:
+    with _open(path) as f:
         provenance = _get_provenance(f)
-        return ImageSet(f["images"][...], f["labels"][...], _strings(f["split"][...]),
-                        list(provenance["class_names"]), provenance, human=_read_group(f, "human"),
-                        dense=_read_group(f, "dense"))
+        images = ImageSet(f["images"][...], f["labels"][...], _strings(f["split"][...]),
+                          list(provenance["class_names"]), provenance, human=_read_group(f, "human"),
+                          dense=_read_group(f, "dense"))
+    _check_content(path, provenance["content_sha256"], images.content_sha256())
+    return images
+
+
+def _check_content(path: str | Path, recorded: str, actual: str) -> None:
+    if actual != recorded:
+        raise StaleFileError(f"{path} was changed after it was written: its content sha256 is {actual[:16]}..., "
+                             f"not the {recorded[:16]}... recorded in it (and in the provenance of everything "
+                             f"computed from it); {_restore_hint(path)}")
+
+
+def verify_image_set(path: str | Path) -> dict[str, Any]:
+    """Check an image-set file's content against its recorded sha256, reading the pixels in chunks.
+
+    The hash is :meth:`zooprobe.datasets.ImageSet.content_sha256`, computed without holding the
+    images in memory.
+
+    Returns:
+        The file's provenance.
+
+    Raises:
+        StaleFileError: the content was changed after the file was written.
+    """
+    with _open(path) as f:
+        provenance = _get_provenance(f)
+        images = f["images"]
+        digest = hashlib.sha256()
+        for start in range(0, len(images), VERIFY_ROWS):
+            digest.update(np.ascontiguousarray(images[start:start + VERIFY_ROWS]).tobytes())
+        stand_in = ImageSet(np.zeros((len(images), 0, 0, 0), dtype=np.uint8), f["labels"][...], _strings(f["split"][...]),
+                            list(provenance["class_names"]), {}, human=_read_group(f, "human"),
+                            dense=_read_group(f, "dense"))
+        digest.update(stand_in.content_sha256_tail())
+    _check_content(path, provenance["content_sha256"], digest.hexdigest())
+    return provenance
 
 
 def _read_group(f: h5py.File, group: str) -> dict[str, np.ndarray]:
@@ -81,13 +145,15 @@ def read_annotations(path: str | Path, group: str) -> tuple[dict[str, np.ndarray
     """Return (the ``human`` or ``dense`` arrays, split, provenance) of an image-set file without its pixels."""
     if group not in ("human", "dense"):
         raise ValueError(f"unknown annotation group {group!r}; valid: ['human', 'dense']")
-    with h5py.File(path, "r") as f:
+    verify_image_set(path)
+    with _open(path) as f:
         return _read_group(f, group), _strings(f["split"][...]), _get_provenance(f)
 
 
 def read_image_labels(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Return (labels, split, provenance) of an image-set file without reading its pixels."""
-    with h5py.File(path, "r") as f:
+    """Return (labels, split, provenance) of an image-set file, after checking its content sha256 (in chunks)."""
+    verify_image_set(path)
+    with _open(path) as f:
         return f["labels"][...], _strings(f["split"][...]), _get_provenance(f)
 
 
@@ -109,7 +175,7 @@ class ImageBatches:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.path, self.batch_size, self.start = str(path), batch_size, start
-        with h5py.File(self.path, "r") as f:
+        with _open(self.path) as f:
             self.n = len(f["images"])
             self.image_shape = tuple(f["images"].shape[1:])
         if not 0 <= start <= self.n:
@@ -172,7 +238,7 @@ class FeatureWriter:
 
     With ``resume=True`` a partial file left by a killed or failed run continues from its
     ``rows_done``, provided it was started with the same provenance (model weights, dataset,
-    layers, pooling, preprocessing, batch size, precision, code version) and layout; anything
+    layers, pooling, preprocessing, precision, code version; not the ``execution`` entry) and layout; anything
     else (including a partial file HDF5 cannot open) starts afresh. Read :attr:`rows_done`
     after entering to know where to start.
     """
@@ -187,11 +253,47 @@ class FeatureWriter:
         self._labels, self._split, self._provenance, self._dtype = labels, split, dict(provenance), dtype
         self._resume = resume
         self._partial = self._path.with_name(f".{self._path.name}.partial")
+        self._lock_path = self._partial.with_name(f"{self._partial.name}.lock")
+        self._lock: Any = None
         self.rows_done = 0
 
+    def _acquire_lock(self) -> None:
+        """Hold an exclusive lock on the partial file's lock file while writing it.
+
+        A writer that is still alive (an orphaned job whose parent shell was killed, say) holds the
+        lock, so a rerun refuses, naming it, instead of deleting the file under its feet. The lock
+        dies with its process, so a killed writer never blocks the next run.
+        """
+        import fcntl
+        import socket
+
+        handle = open(self._lock_path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().split()
+            handle.close()
+            who = f"process {holder[0]} on {holder[1]}" if len(holder) >= 2 else "another process"
+            end = f" or end it (`kill {holder[0]}`)" if holder else ""
+            raise PartialInUseError(f"{self._partial} is being written right now by {who}, which holds "
+                                    f"{self._lock_path}; wait for it to finish{end}, then run again") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()} {socket.gethostname()}\n")
+        handle.flush()
+        self._lock = handle
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock_path.unlink(missing_ok=True)
+            self._lock.close()  # closing releases the flock
+            self._lock = None
+
     def _resume_key(self) -> str:
-        # Creation time differs between runs; everything else must match for rows to be reusable.
-        stable = {k: v for k, v in self._provenance.items() if k != "created_unix"}
+        # How the rows were computed must match for them to be reusable; how the job ran (batch size,
+        # device, workers) changes them by rounding at most, so a resumed run may differ there.
+        stable = {k: v for k, v in self._provenance.items() if k != "execution"}
         layout = dict(provenance=stable, n=self._n, dims=self._dims, dtype=self._dtype, with_head=self._with_head,
                       head_classes=self._head_classes,
                       labels=hashlib.sha256(np.ascontiguousarray(self._labels, dtype=np.int64)).hexdigest())
@@ -212,6 +314,14 @@ class FeatureWriter:
 
     def __enter__(self) -> "FeatureWriter":
         self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._acquire_lock()
+        try:
+            return self._start()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _start(self) -> "FeatureWriter":
         key = self._resume_key()
         self._file = self._open_partial(key)
         if self._file is not None:
@@ -255,6 +365,12 @@ class FeatureWriter:
         self._file.flush()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        try:
+            return self._finish(exc_type)
+        finally:
+            self._release_lock()
+
+    def _finish(self, exc_type: Any) -> bool:
         if exc_type is None and self.rows_done != self._n:
             self._file.close()
             if not self._resume:
@@ -281,7 +397,7 @@ def read_features(path: str | Path, layers: list[str] | None = None) -> Features
     Returns:
         :class:`Features`.
     """
-    with h5py.File(path, "r") as f:
+    with _open(path) as f:
         names = layers if layers is not None else list(f["layers"])
         provenance = _get_provenance(f)
         return Features({name: f["layers"][name][...] for name in provenance["layers"] if name in names},
@@ -322,7 +438,7 @@ def read_probe_result(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]
         (predictions, labels, provenance, head), shaped as the writer's arguments; layers keep
         the order given in the provenance; ``head`` is empty when none was stored.
     """
-    with h5py.File(path, "r") as f:
+    with _open(path) as f:
         provenance = _get_provenance(f)
         order = provenance.get("layers")
         predictions, labels, head = {}, {}, {}

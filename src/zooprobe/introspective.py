@@ -28,6 +28,7 @@ K+1 outputs whose pseudo-negatives are synthesised in (standardised) feature spa
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
@@ -38,6 +39,8 @@ import torch.nn.functional as F
 
 from zooprobe.datasets import ImageSet
 from zooprobe.sections import section_from_config
+
+log = logging.getLogger(__name__)
 
 SAMPLER_INITS: tuple[str, ...] = ("noise", "previous")
 PROBE_HEADS: tuple[str, ...] = ("linear", "mlp")
@@ -214,8 +217,11 @@ class PixelSynthesiser:
         self.grids.append(tile_grid((per_class.numpy() * 255).round().astype(np.uint8)))
         self.rounds.append({"round": len(self.rounds) + 1, "epoch": epoch, "samples": len(targets),
                             "score_before": float(torch.cat(before).mean()),
-                            "score_after": float(torch.cat(after).mean()),
-                            "seconds": time.perf_counter() - started})
+                            "score_after": float(torch.cat(after).mean())})
+        # Timings go to the log only: a rerun must write the same bytes.
+        log.info("round %d before epoch %d: class score %.2f -> %.2f over %d samples in %.1f s", len(self.rounds),
+                 epoch + 1, self.rounds[-1]["score_before"], self.rounds[-1]["score_after"], len(targets),
+                 time.perf_counter() - started)
         return synthesised
 
 
@@ -504,7 +510,7 @@ def compare_from_scratch(spec: Any, data: ImageSet, ood: Mapping[str, ImageSet],
         threads: torch CPU threads.
 
     Returns:
-        ``{"baseline": {...}, "icn": {...}}`` with each arm's scores, seconds and history (the
+        ``{"baseline": {...}, "icn": {...}}`` with each arm's scores and history (the
         ICN's also its rounds), and the ICN's sample grid of each round.
     """
     from zooprobe.models import build_timm, preprocessing_of
@@ -521,12 +527,12 @@ def compare_from_scratch(spec: Any, data: ImageSet, ood: Mapping[str, ImageSet],
         else:
             checkpoint, history = train_introspective(spec, data, recipe, settings, threads=threads, progress=False)
             grids = [grid.numpy() for grid in checkpoint["sample_grids"]]
-        seconds = time.perf_counter() - started
+        log.info("%s %s trained in %.1f s", arm, spec.name, time.perf_counter() - started)  # in the log, not the result
         model = build_timm(spec, num_classes=len(data.class_names) + 1)
         model.load_state_dict(checkpoint["state_dict"])
         torch.set_num_threads(threads)
         scores = evaluate(model, preprocessing_of(model), test, ood, epsilons_255=epsilons_255)
-        result[arm] = {"scores": scores, "train_seconds": seconds, "history": history,
+        result[arm] = {"scores": scores, "history": [{k: v for k, v in h.items() if k != "seconds"} for h in history],
                        "weights_sha256": checkpoint["weights_sha256"], "rounds": checkpoint.get("rounds", [])}
     return result, grids
 
@@ -566,7 +572,7 @@ def icn_tables(compare: Sequence[Mapping[str, Any]], probes: Sequence[Mapping[st
 
     Returns:
         A tidy DataFrame (``experiment, dataset, model, layer, seed, method, metric, value``) and
-        ``{"verdicts": [...], "train_seconds": [...]}``: for each group, :func:`summarise_paired` over seeds of the error
+        ``{"verdicts": [...]}``: for each group, :func:`summarise_paired` over seeds of the error
         (lower is better), its verdict on the Holm-adjusted p within the experiment (:func:`add_verdicts`). A probe's layer is the one where the plain probe's mean val accuracy is
         highest, the same layer for both methods.
     """
@@ -576,7 +582,7 @@ def icn_tables(compare: Sequence[Mapping[str, Any]], probes: Sequence[Mapping[st
     for result in compare:
         for method in ("baseline", "icn"):
             arm = result[method]
-            for metric, value in [*arm["scores"].items(), ("train_seconds", arm["train_seconds"])]:
+            for metric, value in arm["scores"].items():
                 rows.append({"experiment": "from_scratch", "dataset": result["dataset"], "model": result["arch"],
                              "layer": "", "seed": result["seed"], "method": method, "metric": metric,
                              "value": value})
@@ -592,7 +598,7 @@ def icn_tables(compare: Sequence[Mapping[str, Any]], probes: Sequence[Mapping[st
                              "value": value})
     table = pd.DataFrame(rows, columns=["experiment", "dataset", "model", "layer", "seed", "method", "metric",
                                         "value"])
-    verdicts, timing = [], []
+    verdicts = []
     for (experiment, dataset, model), group in table.groupby(["experiment", "dataset", "model"], sort=True):
         if experiment == "probe":
             val = group[(group.metric == "val_error") & (group.method == "baseline")]
@@ -600,11 +606,8 @@ def icn_tables(compare: Sequence[Mapping[str, Any]], probes: Sequence[Mapping[st
             group = group[group.layer == layer]
         else:
             layer = ""
-        for metric in [m for m in group.metric.unique() if m not in ("train_seconds", "val_error")]:
+        for metric in [m for m in group.metric.unique() if m != "val_error"]:
             arms = group[group.metric == metric].pivot(index="seed", columns="method", values="value").dropna()
             verdicts.append(dict(summarise_paired(arms["baseline"], arms["icn"]), experiment=experiment,
                                  dataset=dataset, arch=model, layer=layer, metric=metric))
-        if experiment == "from_scratch":
-            seconds = group[group.metric == "train_seconds"].groupby("method").value.mean()
-            timing.append({"dataset": dataset, "arch": model} | {method: float(v) for method, v in seconds.items()})
-    return table, {"verdicts": add_verdicts(verdicts), "train_seconds": timing}
+    return table, {"verdicts": add_verdicts(verdicts)}

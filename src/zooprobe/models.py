@@ -263,10 +263,42 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 def _load_verified(spec: ModelSpec, path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Check the checkpoint's sha256 when the spec pins one, then load it safely."""
     if spec.checkpoint_sha256:
-        from zooprobe.fetch import verify_sha256
+        from zooprobe.fetch import ChecksumError, sha256_of
 
-        verify_sha256(path, spec.checkpoint_sha256)
+        actual = sha256_of(path)
+        if actual != spec.checkpoint_sha256.lower():
+            raise ChecksumError(
+                f"checkpoint {path} of model {spec.name!r} has sha256 {actual}, not the {spec.checkpoint_sha256.lower()} "
+                f"the workflow expects (pinned as checkpoint_sha256, or hashed when the run was planned): the file "
+                f"changed. Put the intended file back, or rerun so that every job reading it reruns "
+                f"(`snakemake --forcerun extract`)")
     return load_checkpoint(path)
+
+
+def _load_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], spec: ModelSpec, path: str | Path) -> None:
+    """``load_state_dict(strict=True)``, failing with the checkpoint's name when it is another architecture's."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        expected, found = set(model.state_dict()), set(state)
+        missing, unexpected = sorted(expected - found), sorted(found - expected)
+        detail = (f"{len(missing)} of the architecture's tensors are missing (e.g. {missing[:3]}), "
+                  f"{len(unexpected)} of the file's are unknown to it (e.g. {unexpected[:3]})" if missing or unexpected
+                  else f"tensor shapes differ ({str(error).splitlines()[-1].strip()})")
+        raise ModelConfigError(f"checkpoint {path} does not fit model {spec.name!r} (arch {spec.arch!r}): {detail}. "
+                               f"Check models.{spec.name}.arch (and arch_kwargs) against the file, or point "
+                               f"models.{spec.name}.checkpoint at the intended file") from None
+
+
+def _check_recorded_weights(model: torch.nn.Module, extras: Mapping[str, Any], path: str | Path) -> None:
+    """A checkpoint zooprobe wrote records its state dict's sha256: the loaded tensors must still have it."""
+    from zooprobe.fetch import ChecksumError
+
+    recorded = extras.get("weights_sha256")
+    if isinstance(recorded, str) and state_dict_sha256(model) != recorded:
+        raise ChecksumError(f"checkpoint {path}: its tensors no longer have the sha256 recorded when it was trained "
+                            f"({recorded[:16]}...); the file was changed. Restore it with `dvc checkout --force {path}`, "
+                            f"or delete it and rerun its train job (`snakemake {path}`)")
 
 
 def _numeric_entries(extras: Mapping[str, Any]) -> dict[str, float]:
@@ -358,7 +390,8 @@ def create_model(spec: ModelSpec, *, weights: str | Path | None = None) -> Extra
         state, extras = _load_verified(spec, path)
         num_classes = extras.get("num_classes", spec.arch_kwargs.get("num_classes"))
         model = build_timm(spec, num_classes=num_classes)
-        model.load_state_dict(state, strict=True)
+        _load_state(model, state, spec, path)
+        _check_recorded_weights(model, extras, path)
         if "negative_class" in extras:
             drop_negative_output(model, int(extras["negative_class"]))
         extractor = TimmExtractor(model, preprocessing_of(model))
@@ -385,7 +418,7 @@ def _create_torchvision(spec: ModelSpec, weights: str | Path | None) -> Extracto
     info: dict[str, float] = {}
     if path:
         state, extras = _load_verified(spec, path)
-        model.load_state_dict(state, strict=True)
+        _load_state(model, state, spec, path)
         info = _numeric_entries(extras)
     default = torchvision.models.get_model_weights(spec.arch).DEFAULT.transforms()
     size = spec.input_size or int(default.crop_size[0])

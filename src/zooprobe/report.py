@@ -179,8 +179,8 @@ def agreement_table(scores: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
             row[label] = f"{record['value']:.2f}"
             row[f"{label} CI given zoo"] = "[{:.2f}, {:.2f}]".format(*record["given_zoo"])
             row[f"{label} CI population"] = ("[{:.2f}, {:.2f}]".format(*record["population"])
-                                             + (" (every pair ordered alike: redrawing units cannot "
-                                                "disorder them, so this interval is too narrow)"
+                                             + (" (every pair ordered alike: exact bound over disjoint "
+                                                "pairs, since no bootstrap redraw can disorder them)"
                                                 if record["population_degenerate"] else ""))
             row[f"{label} p"] = f"{record['p']:.3g}"
             row[f"{label} p (Holm)"] = f"{record['p_holm']:.3g}"
@@ -551,11 +551,9 @@ def introspective_section(introspective: dict[str, Any] | None) -> str:
                              + (f" ({_pct(test['icn_mean'], test['icn_sd'])}% against "
                                 f"{_pct(test['baseline_mean'], test['baseline_sd'])}%, {test['n_seeds']} seeds)"
                                 if test else "") + f".</strong> {html.escape(others)}.</p>")
-        parts.append(_verdict_table(scratch, with_layer=False))
-        timing = pd.DataFrame(introspective.get("train_seconds", []))
-        if len(timing):
-            parts += ["<p>Mean training seconds per seed (the ICN's include sampling):</p>",
-                      timing.to_html(index=False, float_format="%.1f")]
+        parts += [_verdict_table(scratch, with_layer=False),
+                  "<p>Training times (the ICN's include sampling) are in each job's log "
+                  "(<code>logs/icn_compare/</code>), not in the results, so that a rerun writes the same bytes.</p>"]
     for entry in introspective.get("grids", []):
         caption = f"{entry['dataset']}, {entry['arch']}, seed {entry['seed']}: pseudo-negatives per round"
         if entry["rounds"]:
@@ -581,7 +579,7 @@ def render_report(*, scores: pd.DataFrame, layer_order: dict[str, list[str]], co
         config: the params the run used.
         provenance: one record per probe result (model, weights hash, layers, pooling, ...).
         title: page title.
-        introspective: the ICN summary (verdicts, timings) with its sample ``grids``, if the run has one.
+        introspective: the ICN summary (verdicts) with its sample ``grids``, if the run has one.
 
     Returns:
         A self-contained HTML document.

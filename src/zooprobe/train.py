@@ -142,7 +142,8 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
     model.eval().cpu()
     checkpoint = {"state_dict": model.state_dict(), "num_classes": num_classes + int(negative_output),
                   "weights_sha256": state_dict_sha256(model), "recipe": asdict(recipe),
-                  "history": [dict(h) for h in history]}
+                  # Without the wall-clock seconds, so that a rerun writes the same bytes.
+                  "history": [{k: v for k, v in h.items() if k != "seconds"} for h in history]}
     return checkpoint, history
 
 

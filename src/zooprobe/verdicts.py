@@ -36,7 +36,7 @@ def agreement_findings(scores: pd.DataFrame, *, prefix: str = "", statistic: str
         ``holds`` (positive agreement, Holm p < alpha), ``reverses`` (negative, Holm p < alpha) or
         ``not established``, with a ``reason`` when the evidence is too weak to say;
         ``population_degenerate`` when every pair of units is ordered alike on both benchmarks, so
-        that the bootstrap over units, which can only redraw pairs it has seen, gives a point.
+        that the population interval is the exact bound over disjoint pairs rather than a bootstrap one.
     """
     name = f"{prefix}{statistic}"
     records = []
@@ -48,8 +48,8 @@ def agreement_findings(scores: pd.DataFrame, *, prefix: str = "", statistic: str
         n_units = int(part[part.metric == f"{name}_given_zoo"].n.iloc[0])
         p, p_holm = _value(part, f"{name}_pvalue"), _value(part, f"{name}_pvalue_holm")
         population = (_value(part, f"{name}_population", "ci_low"), _value(part, f"{name}_population", "ci_high"))
-        # Every pair of units ordered alike (tau = +-1): no redraw of the units can disorder them, and
-        # only test noise keeps the population interval from being a point.
+        # Every pair of units ordered alike (tau = +-1): the population interval is an exact bound over
+        # disjoint pairs, not a bootstrap one (agreement.all_pairs_alike_interval).
         degenerate = bool(abs(value) == 1)
         if np.isfinite(p_holm) and p_holm < ALPHA:
             verdict, reason = ("holds" if value > 0 else "reverses"), ""

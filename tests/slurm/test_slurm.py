@@ -108,7 +108,7 @@ def job_blocks(output: str) -> dict[str, dict[str, str]]:
             threads = re.search(r"^\s+threads: (\d+)", block, flags=re.MULTILINE)
             jobs[jobid.group(1)] = {
                 "rule": rule.group(2), "local": bool(rule.group(1)), "threads": threads.group(1) if threads else "1",
-                **dict(item.split("=", 1) for item in resources.group(1).split(", ") if resources)}
+                **dict(item.split("=", 1) for item in re.split(r", (?=\w+=)", resources.group(1)) if resources)}
     return jobs
 
 

@@ -202,6 +202,11 @@ def ood_feature_args(wildcards):
     return [f"{name}={feature_file(wildcards.model, name)}" for name in TASKS[wildcards.task].get("ood", [])]
 
 
+def transfer_feature_args(wildcards):
+    """NAME=PATH of the features of each transfer set of a probe task (probes trained on the set itself)."""
+    return [f"{name}={feature_file(wildcards.model, name)}" for name in TASKS[wildcards.task].get("transfer", [])]
+
+
 # ----------------------------------------------------------------------------- introspective classification
 def icn_compare_results():
     return expand("results/introspective/compare/{dataset}/{icn_arch}-s{icn_seed}.json",

@@ -1,8 +1,10 @@
 rule probe:
-    """Linear probes per layer: fit on the ID train split, C chosen on val, scored on ID test and OOD."""
+    """Linear probes per layer: fit on the ID train split, C chosen on val, scored on ID test and OOD;
+    and probes of its own on each transfer set (its train split, C on its val, scored on its test)."""
     input:
         id=lambda wc: feature_file(wc.model, TASKS[wc.task]["id"]),
         ood=lambda wc: [feature_file(wc.model, name) for name in TASKS[wc.task].get("ood", [])],
+        transfer=lambda wc: [feature_file(wc.model, name) for name in TASKS[wc.task].get("transfer", [])],
     output:
         "results/probes/{model}/{task}.h5",
     log:
@@ -12,6 +14,7 @@ rule probe:
         id_name=from_config("probe.tasks.{task}", derive=lambda wc: TASKS[wc.task]["id"]),
         head=from_config(head_keys, "probe.tasks.{task}", derive=lambda wc: score_head_flag(wc.model, wc.task)),
         ood=from_config("probe.tasks.{task}", derive=ood_feature_args),
+        transfer=from_config("probe.tasks.{task}", derive=transfer_feature_args),
     threads: 1
     resources:
         mem_mb=probe_mem_mb,
@@ -20,4 +23,5 @@ rule probe:
         "../envs/zooprobe.yaml"
     shell:
         "python -m zooprobe probe --model {wildcards.model:q} --task {wildcards.task:q} --settings {params.settings:q}"
-        " --id-name {params.id_name:q} --id {input.id:q} --ood {params.ood:q} {params.head:q} --out {output:q} > {log:q} 2>&1"
+        " --id-name {params.id_name:q} --id {input.id:q} --ood {params.ood:q} --transfer {params.transfer:q}"
+        " {params.head:q} --out {output:q} > {log:q} 2>&1"

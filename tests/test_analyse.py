@@ -37,10 +37,12 @@ def test_score_table_ranks_selects_layers_and_compares_benchmarks():
     assert pair.loc["kendall_tau_population", "method"].startswith("exact binomial bound")
     assert pair.loc["kendall_tau_pvalue", "method"] == "permutation, exact (6 orders of 3 units)"
     assert pair.loc["kendall_tau_pvalue_holm", "method"] == "Holm over 1 pairs of benchmarks"
-    retained = scores[(scores.metric == "ood_retained_pct") & (scores.model == "middle")].value.iloc[0]
+    retained = scores[(scores.metric == "shift_retained_pct") & (scores.model == "middle")].iloc[0]
     accuracy = scores[(scores.metric == "accuracy") & (scores.benchmark == "ood") & (scores.model == "middle")]
     by_layer = accuracy.set_index("layer").value
-    assert retained == pytest.approx(100 * by_layer["pre_logits"] / by_layer.max())
+    assert retained.value == pytest.approx(100 * by_layer["pre_logits"] / by_layer.max())
+    assert retained.ci_low <= retained.value <= retained.ci_high and retained.ci_low < retained.ci_high
+    assert retained.resampled == "ID and OOD test examples (independent draws)"
     names, value, low, high = agreement_matrix(scores)
     assert names == ["id", "ood"] and value[0, 1] == value[1, 0] == pytest.approx(1.0)
 
@@ -139,16 +141,16 @@ def test_variable_table_pairs_models_that_differ_in_one_variable():
     for member in sweep_members({"sweep": sweep}).values():
         augmented = dict(member.settings)["augment"]
         base = {"small": 60.0, "mid": 70.0, "big": 80.0}[member.arch] + member.seed
-        rows.append(dict(benchmark="a_ood", model=member.name, layer="pre_logits", metric="ood_retained_pct",
+        rows.append(dict(benchmark="a_ood", model=member.name, layer="pre_logits", metric="tunnel_retained_pct",
                          value=base + (5.0 if augmented else 0.0), ci_low=np.nan, ci_high=np.nan, n=10,
                          method="", resampled=""))
     table = variable_table(pd.DataFrame(rows, columns=SCORE_COLUMNS), sweep)
-    result = table[table.layer == "ood_retained_pct"].set_index("metric")
+    result = table[table.layer == "tunnel_retained_pct"].set_index("metric")
     assert result.loc["cliffs_delta", "model"] == "augment=true vs augment=false"
     assert result.loc["median_difference", "value"] == 5.0 and result.loc["median_difference", "n"] == 9
     assert result.loc["cliffs_delta", "value"] > 0
     assert result.loc["wilcoxon_p", "value"] < 0.01
-    # One family: two metrics, one of them untestable (no pairs have it), so Holm multiplies by 1.
+    # One family: four metrics, three of them untestable (no pairs have them), so Holm multiplies by 1.
     assert result.loc["wilcoxon_p_holm", "value"] == pytest.approx(result.loc["wilcoxon_p", "value"])
     assert result.loc["wilcoxon_p_holm", "method"] == "Holm over 1 variable tests"
 

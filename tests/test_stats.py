@@ -125,11 +125,6 @@ def test_bootstrap_pvalue_and_few_resamples_warning():
         stats.warn_if_few_resamples(200)
 
 
-def test_ood_retained():
-    assert stats.ood_retained_pct(0.3, 0.6) == pytest.approx(50.0)
-    assert np.isnan(stats.ood_retained_pct(0.3, 0.0))
-
-
 def test_permutation_pvalue_enumerates_small_zoos_exactly():
     from zooprobe.stats import permutation_pvalue
 

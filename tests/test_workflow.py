@@ -1,6 +1,7 @@
 """End to end: the real Snakefile on the tiny config, in a temporary working directory."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -76,6 +77,33 @@ def test_scores_agree_with_the_stored_predictions(tiny_run):
     row = scores[(scores.metric == "accuracy") & (scores.model == "vit_tiny") & (scores.benchmark == "shapes_noise")
                  & (scores.layer == "pre_logits")].iloc[0]
     assert row.value == pytest.approx((labels == predicted).mean())
+
+
+def test_both_tunnel_modes_are_scored_with_intervals_and_labelled(tiny_run):
+    scores = pd.read_csv(tiny_run / "results" / "scores.csv")
+    for family in ("tunnel", "shift"):
+        for metric in ("retained_pct", "id_ood_alignment"):
+            rows = scores[scores.metric == f"{family}_{metric}"]
+            assert set(zip(rows.model, rows.benchmark)) == {(m, b) for m in ("resnet10t", "vit_tiny", "resnet10t_random")
+                                                            for b in ("shapes_noise", "shapes_texture")}
+            assert (rows.ci_low <= rows.value).all() and (rows.value <= rows.ci_high).all()
+            assert rows.resampled.str.startswith("ID and OOD test examples").all()
+    # The transfer sets have test rows only: carved 0.5/0.2/0.3 per class, and their own probes score
+    # the carved test rows (10 per class on texture: 3 test; the noise copy's 8 per class: 2 test).
+    transfer = scores[(scores.metric == "transfer_accuracy") & (scores.model == "resnet10t")]
+    assert transfer.groupby("benchmark").n.first().to_dict() == {"shapes_noise": 20, "shapes_texture": 30}
+    assert list(transfer[transfer.benchmark == "shapes_texture"].layer) == ["act1", "layer1", "layer2", "layer3",
+                                                                              "layer4", "pre_logits"]
+    joint = transfer[transfer.benchmark == "shapes_noise"].resampled.iloc[0]
+    assert "the draw of 'shapes'" in joint  # the copy of the shapes test split is redrawn with it
+    with h5py.File(tiny_run / "results" / "probes" / "resnet10t" / "shapes.h5") as f:
+        rows = f["transfer/shapes_texture/rows"][...]
+        provenance = json.loads(f.attrs["provenance"])
+    assert len(rows) == 30 and len(set(rows)) == 30
+    assert "carved from all rows per class" in provenance["transfer"]["shapes_texture"]["split"]
+    page = (tiny_run / "results" / "report" / "index.html").read_text()
+    assert "Tunnel effect (Harun et al. 2024): probes trained on each OOD set" in page
+    assert "ID probes under shift (not the tunnel effect as defined)" in page
 
 
 def test_features_and_checkpoints_carry_provenance(tiny_run):

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from zooprobe import agreement, stats
+from zooprobe import agreement, stats, tunnel
 from zooprobe.spec import PRE_LOGITS
 
 SCORE_COLUMNS = ["benchmark", "model", "layer", "metric", "value", "ci_low", "ci_high", "n", "method", "resampled"]
@@ -39,6 +39,7 @@ class ProbeRun:
     labels: dict[str, np.ndarray]
     provenance: dict[str, Any]
     head: dict[str, np.ndarray] = field(default_factory=dict)
+    transfer: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def selected_layer(self) -> str:
@@ -120,7 +121,8 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
 
     Returns:
         DataFrame with :data:`SCORE_COLUMNS`. Per layer ``accuracy``; per model at the selected layer
-        ``score`` and ``rank``; on OOD benchmarks ``ood_retained_pct`` and ``best_layer_accuracy``;
+        ``score`` and ``rank``; on OOD benchmarks ``best_layer_accuracy`` and the ``shift_*`` metrics of
+        :mod:`zooprobe.tunnel`; on transfer sets ``transfer_accuracy`` per layer and the ``tunnel_*`` metrics;
         per pair of benchmarks (model ``(all)``) ``<statistic>_given_zoo`` and ``<statistic>_population``
         for Kendall tau and Spearman rho, ``<statistic>_pvalue`` and its ``_holm`` and ``_bh``
         adjustments over the matrix; seed summaries and the paired checks of :func:`check_rows`.
@@ -137,8 +139,12 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
         task_runs = [by_key[(model, task)] for model in models]
         # One resample per test set, shared by every model and layer, so comparisons stay paired.
         boot = counts(eval_name, len(task_runs[0].labels[eval_name]))
+        id_boot = counts(task_runs[0].provenance["id_eval"], len(task_runs[0].labels[task_runs[0].provenance["id_eval"]]))
         for run in task_runs:
             rows.extend(_probe_rows(run, eval_name, is_ood, boot))
+            if is_ood:
+                rows.extend(_tunnel_rows(run, eval_name, "shift", id_boot=id_boot, ood_boot=boot,
+                                         joint=counts.draw(eval_name) == counts.draw(run.provenance["id_eval"])))
         correct = np.stack([run.correct(eval_name, run.selected_layer) for run in task_runs]).astype(float)
         rankings[eval_name] = agreement.Ranking(tuple(models), correct.mean(axis=1), boot @ correct.T / correct.shape[1],
                                                 "test examples", counts.draw(eval_name), correct.shape[1])
@@ -149,6 +155,8 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
             heads[eval_name] = agreement.Ranking(tuple(r.model for r in headed), head_correct.mean(axis=1),
                                                  boot @ head_correct.T / head_correct.shape[1], "test examples",
                                                  counts.draw(eval_name), head_correct.shape[1])
+    for run in runs:
+        rows.extend(_transfer_rows(run, counts))
     rows.extend(alignment_rows(alignment or [], rankings))
     resampler = agreement.Resampler(n_boot=n_boot, seed=seed)
     rows.extend(agreement_rows(rankings, units=design.units, resampler=resampler))
@@ -175,12 +183,6 @@ def _probe_rows(run: ProbeRun, eval_name: str, is_ood: bool, boot: np.ndarray) -
     if published is not None and not is_ood:
         rows.append(_row(eval_name, run.model, "head", "published_accuracy",
                          stats.no_interval(published / 100.0, 0, "published with the checkpoint")))
-    if is_ood and PRE_LOGITS in per_layer:
-        retained = stats.ood_retained_pct(per_layer[PRE_LOGITS].value, per_layer[best_layer].value)
-        rows.append(_row(eval_name, run.model, PRE_LOGITS, "ood_retained_pct",
-                         stats.no_interval(retained, per_layer[PRE_LOGITS].n)))
-    if is_ood:
-        rows.extend(_tunnel_rows(run, eval_name, per_layer))
     return rows
 
 
@@ -331,27 +333,61 @@ def random_init_rows(rankings: dict[str, agreement.Ranking], pairs: tuple[tuple[
     return rows + _adjusted_rows(rows, "trained_minus_random_init_pvalue", "trained/random-init comparisons")
 
 
-def _tunnel_rows(run: ProbeRun, ood_eval: str, ood_per_layer: dict[str, stats.Estimate]) -> list[dict[str, Any]]:
-    """Tunnel-effect metrics of Harun et al. 2024 for one model on one OOD set.
+def _layer_correctness(predictions: Mapping[str, np.ndarray], labels: np.ndarray, layers: list[str]) -> np.ndarray:
+    return np.stack([predictions[layer] == labels for layer in layers])
 
-    ``id_ood_pearson``: Pearson r between the ID and OOD layer-wise accuracy curves.
-    ``id_ood_alignment``: (acc_ID - chance_ID) * (acc_OOD - chance_OOD) at the penultimate layer
-    (chance is 1 / number of classes in the ID test labels; the OOD set shares the label space).
+
+def _tunnel_rows(run: ProbeRun, ood_name: str, family: str, *, id_boot: np.ndarray, ood_boot: np.ndarray,
+                 joint: bool, ood_predictions: Mapping[str, np.ndarray] | None = None,
+                 ood_labels: np.ndarray | None = None, ood_classes: int | None = None) -> list[dict[str, Any]]:
+    """The tunnel metrics of :mod:`zooprobe.tunnel` for one model on one OOD set, with percentile CIs.
+
+    The ID curve is the ID probe of each layer on the ID test split; the OOD curve is, for family
+    ``shift``, the same probes on the OOD set, and for ``tunnel``, the OOD set's own probes on its
+    test rows (``ood_predictions``, ``ood_labels``). Both curves are recomputed on every bootstrap
+    replicate, with the draws the rest of the analysis uses.
     """
-    id_eval = run.provenance["id_eval"]
-    layers = run.provenance["layers"]
-    id_curve = np.array([run.correct(id_eval, layer).mean() for layer in layers])
-    ood_curve = np.array([ood_per_layer[layer].value for layer in layers])
-    rows = []
-    if len(layers) >= 3 and np.ptp(id_curve) > 0 and np.ptp(ood_curve) > 0:
-        r = float(np.corrcoef(id_curve, ood_curve)[0, 1])
-        rows.append(_row(ood_eval, run.model, "all", "id_ood_pearson", stats.no_interval(r, len(layers))))
-    if PRE_LOGITS in layers:
-        chance = 1.0 / len(np.unique(run.labels[id_eval]))
-        last = layers.index(PRE_LOGITS)
-        alignment = (id_curve[last] - chance) * (ood_curve[last] - chance)
-        rows.append(_row(ood_eval, run.model, PRE_LOGITS, "id_ood_alignment",
-                         stats.no_interval(float(alignment), ood_per_layer[PRE_LOGITS].n)))
+    id_eval, layers = run.provenance["id_eval"], run.provenance["layers"]
+    if ood_predictions is None:
+        ood_predictions, ood_labels = run.predictions[ood_name], run.labels[ood_name]
+    id_chance = 1.0 / len(np.unique(run.labels[id_eval]))
+    ood_chance = 1.0 / ood_classes if ood_classes else id_chance
+    id_curves = tunnel.curve_replicates(_layer_correctness(run.predictions[id_eval], run.labels[id_eval], layers),
+                                        id_boot)
+    ood_curves = tunnel.curve_replicates(_layer_correctness(ood_predictions, ood_labels, layers), ood_boot)
+    resampled = f"ID and OOD test examples ({'one joint draw' if joint else 'independent draws'})"
+    estimates = tunnel.tunnel_estimates(id_curves, ood_curves, family=family,
+                                        penultimate=layers.index(PRE_LOGITS) if PRE_LOGITS in layers else None,
+                                        id_chance=id_chance, ood_chance=ood_chance, n=len(ood_labels),
+                                        resampled=resampled)
+    return [_row(ood_name, run.model, "all" if name.endswith("pearson") else PRE_LOGITS, name, est)
+            for name, est in estimates.items()]
+
+
+def _transfer_rows(run: ProbeRun, counts: "_Counts") -> list[dict[str, Any]]:
+    """Accuracy per layer of each transfer set's own probes, and the ``tunnel_*`` metrics.
+
+    A transfer set's test rows are a subset of its rows; their replicates take those columns of
+    the set's draw (the ID test draw, for a copy of the ID test split), so every curve is redrawn
+    jointly with the rest of the analysis.
+    """
+    rows: list[dict[str, Any]] = []
+    id_eval, layers = run.provenance["id_eval"], run.provenance["layers"]
+    id_boot = counts(id_eval, len(run.labels[id_eval]))
+    for name, found in run.transfer.items():
+        info = run.provenance["transfer"][name]
+        boot = counts(name, info["n_rows"])[:, found["rows"]]
+        correct = _layer_correctness(found["predictions"], found["labels"], layers)
+        curves = tunnel.curve_replicates(correct, boot)
+        resampled = "transfer test examples (the set's own draw)" if counts.draw(name) == name else \
+            f"transfer test examples (the draw of {counts.draw(name)!r}, whose rows the set copies)"
+        for column, layer in enumerate(layers):
+            low, high = stats.percentile_interval(curves[1:, column][np.isfinite(curves[1:, column])])
+            rows.append(_row(name, run.model, layer, "transfer_accuracy", stats.Estimate(
+                float(curves[0, column]), low, high, len(found["labels"]), "percentile", resampled)))
+        rows.extend(_tunnel_rows(run, name, "tunnel", id_boot=id_boot, ood_boot=boot,
+                                 joint=counts.draw(name) == counts.draw(id_eval), ood_predictions=found["predictions"],
+                                 ood_labels=found["labels"], ood_classes=info["num_classes"]))
     return rows
 
 

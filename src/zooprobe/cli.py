@@ -269,7 +269,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
     import numpy as np
 
     from zooprobe import h5io
-    from zooprobe.probe import fit_linear_probe
+    from zooprobe.probe import probe_every_layer, transfer_split
 
     settings = args.settings
     id_features = h5io.read_features(args.id)
@@ -280,22 +280,40 @@ def cmd_probe(args: argparse.Namespace) -> None:
         if evals[name].provenance["class_names"] != id_features.provenance["class_names"]:
             raise SystemExit(f"OOD set {name!r} has classes {evals[name].provenance['class_names']}, but the "
                              f"ID set {args.id_name!r} has {id_features.provenance['class_names']}; "
-                             f"an OOD set must share the ID label space")
+                             f"an OOD set must share the ID label space (a set with other classes can be a "
+                             f"transfer set: probe.tasks.{args.task}.transfer)")
+    sweep = dict(c_grid=tuple(settings["c_grid"]), max_iter=settings["max_iter"], seed=settings["seed"])
     train, val, test = (id_features.split == s for s in ("train", "val", "test"))
     layers = list(id_features.provenance["layers"])
-    predictions: dict[str, dict[str, np.ndarray]] = {name: {} for name in evals}
-    labels = {name: (f.labels[test] if name == args.id_name else f.labels) for name, f in evals.items()}
-    chosen_c, val_accuracy = {}, {}
+    on_id = probe_every_layer(
+        layers=layers, train_x={layer: id_features.layers[layer][train] for layer in layers},
+        train_y=id_features.labels[train], val_x={layer: id_features.layers[layer][val] for layer in layers},
+        val_y=id_features.labels[val], evaluate={name: {layer: (f.layers[layer][test] if name == args.id_name
+                                                                else f.layers[layer]) for layer in layers}
+                                                 for name, f in evals.items()}, **sweep)
     for layer in layers:
-        x = id_features.layers[layer]
-        fit = fit_linear_probe(train_x=x[train], train_y=id_features.labels[train], val_x=x[val],
-                               val_y=id_features.labels[val], c_grid=tuple(settings["c_grid"]),
-                               max_iter=settings["max_iter"], seed=settings["seed"])
-        chosen_c[layer], val_accuracy[layer] = fit.c, fit.val_accuracy
-        for name, features in evals.items():
-            rows = features.layers[layer][test] if name == args.id_name else features.layers[layer]
-            predictions[name][layer] = fit.model.predict(rows)
-        log.info("%s/%s %s: C=%g val=%.3f", args.model, args.task, layer, fit.c, fit.val_accuracy)
+        log.info("%s/%s %s: C=%g val=%.3f", args.model, args.task, layer, on_id.chosen_c[layer],
+                 on_id.val_accuracy[layer])
+    labels = {name: (f.labels[test] if name == args.id_name else f.labels) for name, f in evals.items()}
+    transfer: dict[str, dict[str, Any]] = {}
+    versions = {name: f.provenance["zooprobe_version"] for name, f in evals.items()}
+    for name, path in _named_paths(args.transfer).items():
+        # The tunnel effect as Harun et al. define it: probes trained on the transfer set itself.
+        features = evals[name] if name in evals else h5io.read_features(path)
+        versions[name] = features.provenance["zooprobe_version"]
+        split, how = transfer_split(features.labels, features.split, seed=settings["seed"])
+        rows = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
+        own = probe_every_layer(
+            layers=layers, train_x={layer: features.layers[layer][rows["train"]] for layer in layers},
+            train_y=features.labels[rows["train"]], val_x={layer: features.layers[layer][rows["val"]] for layer in layers},
+            val_y=features.labels[rows["val"]], evaluate={name: {layer: features.layers[layer][rows["test"]]
+                                                                 for layer in layers}}, **sweep)
+        transfer[name] = {"predictions": own.predictions[name], "labels": features.labels[rows["test"]],
+                          "rows": rows["test"], "n_rows": len(features.labels), "split": how,
+                          "chosen_c": own.chosen_c, "val_accuracy": own.val_accuracy,
+                          "num_classes": len(features.provenance["class_names"])}
+        log.info("%s/%s transfer probes on %s (%s): val %s", args.model, args.task, name, how,
+                 {layer: round(acc, 3) for layer, acc in own.val_accuracy.items()})
     head = None
     if args.score_head:
         missing = [name for name, f in evals.items() if f.head_pred is None]
@@ -305,12 +323,15 @@ def cmd_probe(args: argparse.Namespace) -> None:
         head = {name: (f.head_pred[test] if name == args.id_name else f.head_pred) for name, f in evals.items()}
     source = id_features.provenance
     provenance = dict(_provenance_base(), model=args.model, task=args.task, probe="linear", id_eval=args.id_name,
-                      layers=layers, chosen_c=chosen_c, val_accuracy=val_accuracy, seed=settings["seed"],
+                      layers=layers, chosen_c=on_id.chosen_c, val_accuracy=on_id.val_accuracy, seed=settings["seed"],
                       c_grid=settings["c_grid"], weights_sha256=source["weights_sha256"],
                       pooling=source["pooling"], preprocessing=source["preprocessing"], arch=source["arch"],
                       checkpoint_info=source.get("checkpoint_info", {}), head_scored=head is not None,
-                      feature_versions={name: f.provenance["zooprobe_version"] for name, f in evals.items()})
-    h5io.write_probe_result(args.out, predictions=predictions, labels=labels, provenance=provenance, head=head)
+                      transfer={name: {k: v for k, v in t.items() if k not in ("predictions", "labels", "rows")}
+                                for name, t in transfer.items()},
+                      feature_versions=versions)
+    h5io.write_probe_result(args.out, predictions=on_id.predictions, labels=labels, provenance=provenance, head=head,
+                            transfer={name: (t["predictions"], t["labels"], t["rows"]) for name, t in transfer.items()})
 
 
 def _write_json(path: str, payload: Any) -> None:
@@ -431,7 +452,8 @@ def cmd_analyse(args: argparse.Namespace) -> None:
     runs = []
     for path in args.probes:
         predictions, labels, provenance, head = h5io.read_probe_result(path)
-        runs.append(ProbeRun(provenance["model"], provenance["task"], predictions, labels, provenance, head))
+        runs.append(ProbeRun(provenance["model"], provenance["task"], predictions, labels, provenance, head,
+                             h5io.read_transfer_predictions(path)))
     alignment = []
     for path in [*args.alignment, *args.dense]:
         payload = json.loads(Path(path).read_text())
@@ -661,6 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-name", required=True)
     p.add_argument("--id", required=True, help="features on the in-distribution set")
     p.add_argument("--ood", nargs="*", help="NAME=PATH features on each OOD set")
+    p.add_argument("--transfer", nargs="*", help="NAME=PATH features on each transfer set (probes of its own)")
     p.add_argument("--score-head", action="store_true", help="also score the model's own head (same label space)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_probe)

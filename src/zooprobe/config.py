@@ -289,6 +289,8 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True,
                               f"has {sorted(id_splits)}")
         for ood in entry.get("ood", []):
             _require(ood, datasets, "dataset", f"probe.tasks.{task}.ood")
+        for transfer in entry.get("transfer", []):
+            _require(transfer, datasets, "dataset", f"probe.tasks.{task}.transfer")
     sweep = config.get("sweep")
     if sweep:
         for dataset in sweep["datasets"]:

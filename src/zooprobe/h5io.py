@@ -409,7 +409,9 @@ def read_features(path: str | Path, layers: list[str] | None = None) -> Features
 # ----------------------------------------------------------------------------- probe results
 def write_probe_result(path: str | Path, *, predictions: Mapping[str, Mapping[str, np.ndarray]],
                        labels: Mapping[str, np.ndarray], provenance: Mapping[str, Any],
-                       head: Mapping[str, np.ndarray] | None = None) -> None:
+                       head: Mapping[str, np.ndarray] | None = None,
+                       transfer: Mapping[str, tuple[Mapping[str, np.ndarray], np.ndarray, np.ndarray]] | None = None
+                       ) -> None:
     """Write per-example probe predictions, so analyses can resample test examples.
 
     Args:
@@ -418,8 +420,16 @@ def write_probe_result(path: str | Path, *, predictions: Mapping[str, Mapping[st
         labels: evaluation set -> true labels (N_eval,).
         provenance: model, task, seed, chosen regularisation and so on.
         head: evaluation set -> the model's own head's predictions, when its label space is the task's.
+        transfer: transfer set -> (layer -> predictions of its own probes on its test rows, their true
+            labels, the indices of those rows in the set).
     """
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, (per_layer, truth, rows) in (transfer or {}).items():
+            group = f.create_group(f"transfer/{name}")
+            group.create_dataset("labels", data=np.asarray(truth, dtype=np.int64))
+            group.create_dataset("rows", data=np.asarray(rows, dtype=np.int64))
+            for layer, predicted in per_layer.items():
+                group.create_dataset(f"pred/{layer}", data=np.asarray(predicted, dtype=np.int64))
         for eval_name, per_layer in predictions.items():
             group = f.create_group(f"evals/{eval_name}")
             group.create_dataset("labels", data=np.asarray(labels[eval_name], dtype=np.int64))
@@ -449,3 +459,20 @@ def read_probe_result(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]
             if "head" in group:
                 head[eval_name] = group["head"][...]
         return predictions, labels, provenance, head
+
+
+def read_transfer_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The transfer probes of a file written by :func:`write_probe_result`.
+
+    Returns:
+        transfer set -> ``predictions`` (layer -> labels predicted on its test rows, in the
+        provenance's layer order), ``labels`` and ``rows`` (those rows' indices in the set); empty
+        when the task has no transfer sets.
+    """
+    with _open(path) as f:
+        order = _get_provenance(f).get("layers")
+        out = {}
+        for name, group in (f["transfer"].items() if "transfer" in f else ()):
+            out[name] = {"predictions": {layer: group["pred"][layer][...] for layer in order or list(group["pred"])},
+                         "labels": group["labels"][...], "rows": group["rows"][...]}
+        return out

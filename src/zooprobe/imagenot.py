@@ -108,7 +108,8 @@ def _improvement_fit_rows(a: agreement.UnitScores, b: agreement.UnitScores, othe
 
 
 # ----------------------------------------------------------------------------- sweep variables
-VARIABLE_METRICS = ("ood_retained_pct", "id_ood_alignment")
+# Both tunnel families (zooprobe.tunnel): probes trained on the OOD set, and the ID probe under shift.
+VARIABLE_METRICS = ("tunnel_retained_pct", "tunnel_id_ood_alignment", "shift_retained_pct", "shift_id_ood_alignment")
 
 
 def variable_table(scores: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataFrame:

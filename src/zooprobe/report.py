@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from zooprobe import stats, verdicts  # noqa: E402
+from zooprobe import stats, tunnel, verdicts  # noqa: E402
 from zooprobe.analyse import agreement_matrix  # noqa: E402
 
 
@@ -193,20 +193,36 @@ def _cell(row: Any, digits: int = 3) -> str:
     return f"{row.value:.{digits}f} [{row.ci_low:.{digits}f}, {row.ci_high:.{digits}f}]"
 
 
+TUNNEL_HEADINGS = {
+    "tunnel": ("Tunnel effect (Harun et al. 2024): probes trained on each OOD set",
+               "One probe per layer trained on the OOD set's own train split (C on its val split) and scored on its "
+               "test split, against the ID probes on the ID test split: the quantity Harun et al. define."),
+    "shift": ("ID probes under shift (not the tunnel effect as defined)",
+              "The ID probe of each layer scored on a same-label shifted set: how an ID probe survives covariate "
+              "shift."),
+}
+
+
 def tunnel_section(scores: pd.DataFrame) -> str:
-    """Per model and OOD set: % OOD retained, ID/OOD curve correlation and ID/OOD alignment."""
-    metrics = ["ood_retained_pct", "id_ood_pearson", "id_ood_alignment"]
-    part = scores[scores.metric.isin(metrics)]
-    if part.empty:
+    """Both tunnel families, labelled: % OOD retained, ID/OOD curve correlation and ID/OOD alignment, with CIs."""
+    parts = []
+    for family, (heading, what) in TUNNEL_HEADINGS.items():
+        names = [f"{family}_{metric}" for metric in tunnel.METRICS]
+        part = scores[scores.metric.isin(names)]
+        if part.empty:
+            continue
+        cells = {(row.model, row.benchmark, row.metric): _cell(row, 1 if row.metric.endswith("pct") else 3)
+                 for row in part.itertuples()}
+        parts += [f"<h3>{html.escape(heading)}</h3>", f"<p>{html.escape(what)} Per model and OOD set: "
+                  f"<code>{family}_retained_pct</code> = 100 x acc(penultimate) / acc(best layer) on the OOD curve; "
+                  f"<code>{family}_id_ood_pearson</code> = Pearson r between the ID and OOD layer-wise accuracy "
+                  f"curves; <code>{family}_id_ood_alignment</code> = (acc_ID - chance) x (acc_OOD - chance) at the "
+                  "penultimate layer. Brackets: 95% percentile intervals over bootstrap redraws of the ID and OOD "
+                  "test examples, every metric recomputed on each redraw.</p>",
+                  pd.Series(cells).unstack().to_html(na_rep="")]
+    if not parts:
         return ""
-    table = part.pivot_table(index="model", columns=["benchmark", "metric"], values="value")
-    return "\n".join([
-        "<h2>Tunnel effect (Harun et al. 2024)</h2>",
-        "<p>Per model and OOD set: <code>ood_retained_pct</code> = 100 x acc(penultimate) / acc(best layer) on "
-        "the OOD set; <code>id_ood_pearson</code> = Pearson r between the ID and OOD layer-wise accuracy curves; "
-        "<code>id_ood_alignment</code> = (acc_ID - chance) x (acc_OOD - chance) at the penultimate layer.</p>",
-        table.to_html(float_format="%.3f", na_rep=""),
-    ])
+    return "\n".join(["<h2>Tunnel effect</h2>", *parts])
 
 
 def improvement_scatter(scores: pd.DataFrame, a: str, b: str) -> plt.Figure:

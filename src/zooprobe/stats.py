@@ -297,11 +297,6 @@ def bootstrap_pvalue(differences: np.ndarray) -> float:
     return float(min(1.0, 2 * (tail + 1) / (d.size + 1)))
 
 
-def ood_retained_pct(acc_penultimate: float, acc_best: float) -> float:
-    """% OOD performance retained (Harun et al. 2024): 100 * acc(penultimate) / acc(best layer)."""
-    return float("nan") if acc_best <= 0 else 100.0 * acc_penultimate / acc_best
-
-
 def permutation_method(m: int, n_perm: int = PERMUTATIONS) -> str:
     """How :func:`permutation_pvalue` tests m units: exact enumeration when m! <= n_perm, else Monte Carlo."""
     if math.factorial(m) <= n_perm:

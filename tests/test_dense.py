@@ -63,7 +63,10 @@ def test_probe_fed_the_ground_truth_is_near_perfect(scenes, task) -> None:
     head = dense.fit_dense_probe(features[:32], labels[:32], task=task, settings=settings)
     pred = dense.predict_dense(head, features[32:], task=task, size=(SIZE, SIZE))
     if task == "depth":
-        pred = dense.align_depth_scale(pred, labels[32:])
+        # probe3d's least-squares scale and shift, and the median ratio.
+        shifted = dense.depth_metrics(dense.align_depth(pred, labels[32:], method="scale_shift"), labels[32:])
+        assert shifted["delta1"] > 0.99 and shifted["abs_rel"] < 0.05, shifted
+        pred = dense.align_depth(pred, labels[32:], method="median")
     m = dense.task_metrics(task, pred, labels[32:])
     if task == "depth":
         assert m["delta1"] > 0.98 and m["abs_rel"] < 0.05
@@ -130,25 +133,93 @@ def test_motorcycle_disparity_becomes_metric_depth_with_unknown_pixels_masked() 
     assert small.images.shape == (1, 64, 64, 3) and small.dense["depth"].shape == (1, 64, 64)
 
 
-def test_nyuv2_loader_on_a_fixture_with_the_mat_layout(tmp_path) -> None:
-    """MATLAB v7.3 keeps column-major arrays: h5py sees images as (N, 3, W, H) and depths as (N, W, H)."""
+def _nyuv2_fixture(folder, *, n: int = 6):
+    """A labeled ``.mat`` in NYU's layout and an official-style ``splits.mat`` (1-based, column vectors)."""
     import h5py
-
-    from zooprobe.dense_data import build_nyuv2
+    import scipy.io
 
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (3, 12, 16, 3), dtype=np.uint8)  # (N, H, W, 3) as a user sees them
-    depths = rng.uniform(0.5, 9, (3, 12, 16)).astype(np.float32)
-    with h5py.File(tmp_path / "nyu_depth_v2_labeled.mat", "w") as f:
+    images = rng.integers(0, 256, (n, 12, 16, 3), dtype=np.uint8)  # (N, H, W, 3) as a user sees them
+    depths = rng.uniform(0.5, 9, (n, 12, 16)).astype(np.float32)
+    with h5py.File(folder / "nyu_depth_v2_labeled.mat", "w") as f:
+        # MATLAB v7.3 keeps column-major arrays: h5py sees images as (N, 3, W, H) and depths as (N, W, H).
         f["images"] = images.transpose(0, 3, 2, 1)
         f["depths"] = depths.transpose(0, 2, 1)
-    built = build_nyuv2(tmp_path / "nyu_depth_v2_labeled.mat")
+    train, test = np.array([1, 2, 5, 6]), np.array([3, 4])  # MATLAB's 1-based frame numbers
+    scipy.io.savemat(folder / "splits.mat", {"trainNdxs": train[:, None], "testNdxs": test[:, None]})
+    return images, depths, train, test
+
+
+def test_nyuv2_loader_uses_the_official_split_file(tmp_path) -> None:
+    import h5py
+
+    from zooprobe.dense_data import build_nyuv2, read_nyuv2_splits
+
+    images, depths, train, test = _nyuv2_fixture(tmp_path)
+    built = build_nyuv2(tmp_path / "nyu_depth_v2_labeled.mat", split_file=tmp_path / "splits.mat")
     np.testing.assert_array_equal(built.images, images)
     np.testing.assert_array_equal(built.dense["depth"], depths)
+    # Exactly the file's frames, 1-based there, 0-based here: no random split.
+    np.testing.assert_array_equal(np.flatnonzero(built.split == "train"), train - 1)
+    np.testing.assert_array_equal(np.flatnonzero(built.split == "test"), test - 1)
+    # A val carve-out takes only official train frames, and the same ones for the same seed.
+    carved = build_nyuv2(tmp_path / "nyu_depth_v2_labeled.mat", split_file=tmp_path / "splits.mat",
+                         val_fraction=0.5, seed=1)
+    assert set(np.flatnonzero(carved.split == "val")) <= set(train - 1) and (carved.split == "val").sum() == 2
+    np.testing.assert_array_equal(np.flatnonzero(carved.split == "test"), test - 1)
+    again = build_nyuv2(tmp_path / "nyu_depth_v2_labeled.mat", split_file=tmp_path / "splits.mat",
+                        val_fraction=0.5, seed=1)
+    np.testing.assert_array_equal(again.split, carved.split)
+    # MATLAB v7.3 split files are HDF5; they read the same.
+    with h5py.File(tmp_path / "splits73.mat", "w") as f:
+        f["trainNdxs"], f["testNdxs"] = train[None].astype(float), test[None].astype(float)
+    np.testing.assert_array_equal(read_nyuv2_splits(tmp_path / "splits73.mat", n_frames=6), built.split)
+    # A split file that does not partition the frames, or is not a split file, fails by name.
+    import scipy.io
+
+    scipy.io.savemat(tmp_path / "overlap.mat", {"trainNdxs": np.array([[1], [2], [3]]), "testNdxs": np.array([[3]])})
+    with pytest.raises(ValueError, match="must partition the 6 labeled frames"):
+        read_nyuv2_splits(tmp_path / "overlap.mat", n_frames=6)
+    scipy.io.savemat(tmp_path / "zero.mat", {"trainNdxs": np.array([[0], [1]]), "testNdxs": np.array([[2]])})
+    with pytest.raises(ValueError, match="1-based frame indices in 1..6"):
+        read_nyuv2_splits(tmp_path / "zero.mat", n_frames=6)
+    scipy.io.savemat(tmp_path / "other_split.mat", {"train": np.array([[1]])})
+    with pytest.raises(ValueError, match="trainNdxs"):
+        read_nyuv2_splits(tmp_path / "other_split.mat", n_frames=6)
     with h5py.File(tmp_path / "other.mat", "w") as f:
         f["rgb"] = images
     with pytest.raises(ValueError, match="nyu_depth_v2_labeled.mat"):
-        build_nyuv2(tmp_path / "other.mat")
+        build_nyuv2(tmp_path / "other.mat", split_file=tmp_path / "splits.mat")
+
+
+def test_nyuv2_dataset_stage_fetches_the_split_file_with_its_sha256(tmp_path) -> None:
+    """The ``dataset`` stage downloads both files, checks their sha256, and splits by the split file."""
+    import json
+
+    from zooprobe import cli, h5io
+    from zooprobe.fetch import ChecksumError, sha256_of
+
+    host = tmp_path / "host"
+    host.mkdir()
+    _images, _depths, train, test = _nyuv2_fixture(host)
+    files = {role: {"url": (host / name).as_uri(), "sha256": sha256_of(host / name)}
+             for role, name in (("mat", "nyu_depth_v2_labeled.mat"), ("splits", "splits.mat"))}
+    spec = {"source": "url", "format": "nyuv2-mat", "files": files, "seed": 0}
+    cli.main(["dataset", "--name", "nyuv2", "--spec", json.dumps(spec), "--download-dir", str(tmp_path / "dl"),
+              "--out", str(tmp_path / "nyuv2.h5")])
+    _labels, split, _info = h5io.read_image_labels(tmp_path / "nyuv2.h5")
+    np.testing.assert_array_equal(np.flatnonzero(split == "train"), train - 1)
+    np.testing.assert_array_equal(np.flatnonzero(split == "test"), test - 1)
+    wrong = json.loads(json.dumps(spec))
+    wrong["files"]["splits"]["sha256"] = "0" * 64
+    with pytest.raises(ChecksumError, match="sha256 mismatch for splits.mat.*expected 0000"):
+        cli.main(["dataset", "--name", "nyuv2", "--spec", json.dumps(wrong), "--download-dir",
+                  str(tmp_path / "dl2"), "--out", str(tmp_path / "wrong.h5")])
+    assert not (tmp_path / "dl2" / "splits.mat").exists() and not (tmp_path / "wrong.h5").exists()
+    no_split = dict(spec, files={"mat": files["mat"]})
+    with pytest.raises(ValueError, match=r"needs file roles \['mat', 'splits'\]"):
+        cli.main(["dataset", "--name", "nyuv2", "--spec", json.dumps(no_split), "--download-dir",
+                  str(tmp_path / "dl3"), "--out", str(tmp_path / "no_split.h5")])
 
 
 def test_spatial_maps_from_cnn_and_vit_layers() -> None:
@@ -171,3 +242,117 @@ def test_spatial_maps_from_cnn_and_vit_layers() -> None:
     with torch.inference_mode():
         blocks = vit.forward_intermediates(torch.zeros(1, 3, 64, 64), intermediates_only=True)
     assert spatial_map(blocks[-1]).shape == (1, 192, 4, 4)
+
+
+# ----------------------------------------------------------------------------- protocol (issue 18)
+def test_scale_shift_alignment_scores_an_affine_copy_of_the_truth_as_perfect() -> None:
+    gt = np.random.default_rng(1).uniform(1, 10, (5, 8, 8))
+    affine = 0.5 * gt + 3.0  # right shape, wrong scale and offset
+    aligned = dense.align_depth(affine, gt, method="scale_shift")
+    np.testing.assert_allclose(aligned, gt, rtol=1e-9)
+    assert dense.depth_metrics(aligned, gt)["delta1"] > 0.99
+    # The median ratio fixes the scale only: the offset squeezes the range, and delta1 drops.
+    median = dense.depth_metrics(dense.align_depth(affine, gt, method="median"), gt)
+    assert median["delta1"] < 0.9 and median["abs_rel"] > 0.1
+    # Without an offset both alignments recover the truth.
+    for method in dense.DEPTH_ALIGNMENTS:
+        np.testing.assert_allclose(dense.align_depth(2.5 * gt, gt, method=method), gt, rtol=1e-9)
+    # The fit is ordinary least squares over valid pixels (here: by hand with polyfit on one image).
+    pred = np.random.default_rng(2).uniform(1, 5, (1, 8, 8))
+    gt_holes = gt[:1].copy()
+    gt_holes[0, :2] = 0  # unknown depth takes no part in the fit
+    scale, shift = np.polyfit(pred[0][gt_holes[0] > 0], gt_holes[0][gt_holes[0] > 0], 1)
+    np.testing.assert_allclose(dense.align_depth_scale_shift(pred, gt_holes), scale * pred + shift)
+    # A constant prediction gets the mean true depth, not a division by zero.
+    flat = dense.align_depth_scale_shift(np.full((1, 8, 8), 2.0), gt[:1])
+    np.testing.assert_allclose(flat, gt[:1].mean())
+    with pytest.raises(ValueError, match="valid: \\['median', 'scale_shift'\\]"):
+        dense.align_depth(affine, gt, method="affine")
+
+
+def test_unlabelled_pixels_are_left_out_of_scores_and_training() -> None:
+    gt = np.array([[0, 0, 1.0], [0, 0, 1.0], [0, 0, 0.0], [np.nan, 0, 1.0]])
+    pred = np.array([[0, 0, 1.0], [0, 0, 1.0], [1.0, 0, 0], [1.0, 0, 0]])
+    m = dense.normal_metrics(pred, gt)
+    # The zero vector and the NaN normal have no direction: not 90 degrees, not NaN, just absent.
+    assert m["mean_angle"] == pytest.approx(0.0) and m["within_11.25"] == 100.0
+    np.testing.assert_array_equal(dense.valid_normals(gt), [True, True, False, False])
+    assert np.isnan(dense.normal_metrics(pred[2:], gt[2:])["mean_angle"])  # nothing to score
+    depth_gt = np.array([2.0, 4.0, 0.0, -1.0, np.nan, np.inf])
+    depth_pred = np.array([2.0, 4.0, 9.0, 9.0, 9.0, 9.0])
+    assert dense.depth_metrics(depth_pred, depth_gt) == pytest.approx(
+        {"delta1": 1.0, "delta2": 1.0, "delta3": 1.0, "abs_rel": 0.0, "rmse": 0.0})
+    # A head still trains (finite weights) on labels with holes, NaN ones included.
+    rng = np.random.default_rng(0)
+    normals = np.broadcast_to(np.array([0, 0, 1.0]), (4, 6, 6, 3)).copy()
+    normals[:, 0] = 0.0
+    normals[:, 1] = np.nan
+    depth = rng.uniform(1, 3, (4, 6, 6))
+    depth[:, 0] = np.nan
+    features = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
+    for task, labels in (("normals", normals), ("depth", depth)):
+        head = dense.fit_dense_probe(features, labels, task=task, settings=dense.DenseProbeSettings(epochs=2))
+        assert all(torch_param.isfinite().all() for torch_param in head.parameters()), task
+
+
+def _split_by_thirds(n: int) -> np.ndarray:
+    return np.array(["train"] * (n // 2) + ["val"] * (n // 4) + ["test"] * (n - n // 2 - n // 4))
+
+
+def test_the_layer_is_chosen_on_val_not_on_test(scenes) -> None:
+    """Layer ``val_good`` carries the mask on train and val images, ``test_good`` on train and test
+    images; the other images get noise. Test data would choose ``test_good``; val chooses ``val_good``."""
+    masks = scenes.mask
+    split = _split_by_thirds(len(masks))
+    truth = masks[:, None].astype(np.float32) * 2 - 1
+    noise = np.random.default_rng(0).normal(size=truth.shape).astype(np.float32)
+    val_good = np.where((split != "test")[:, None, None, None], truth, noise)
+    test_good = np.where((split != "val")[:, None, None, None], truth, noise)
+    settings = dense.DenseProbeSettings(head="linear", epochs=12, lr=0.05)
+    [result] = dense.probe_layers({"val_good": val_good, "test_good": test_good}, {"mask": masks}, split,
+                                  tasks=["figure_ground"], dataset="scenes", settings=settings, layer_choice="best",
+                                  n_boot=20, depth_alignment="scale_shift")
+    test_iou = {row["layer"]: row["value"] for row in result["rows"] if row["metric"] == "iou"}
+    assert test_iou["test_good"] > test_iou["val_good"] + 0.2  # the test images prefer the other layer
+    assert result["val_scores"]["val_good"] > result["val_scores"]["test_good"] + 0.2
+    assert result["selected_layer"] == "val_good" and result["layer_chosen_on"] == "val"
+    assert result["score"] == pytest.approx(test_iou["val_good"])  # reported on test, chosen on val
+    assert result["n_val"] == (split == "val").sum()
+    last = dense.probe_layers({"val_good": val_good, "test_good": test_good}, {"mask": masks}, split,
+                              tasks=["figure_ground"], dataset="scenes", settings=settings, layer_choice="last",
+                              n_boot=20, depth_alignment="median")[0]
+    assert last["selected_layer"] == "test_good" and last["layer_chosen_on"] == "none"
+    no_val = np.where(split == "val", "train", split)
+    with pytest.raises(ValueError, match="'scenes' has none.*set dense.layer: last"):
+        dense.probe_layers({"a": val_good}, {"mask": masks}, no_val, tasks=["figure_ground"], dataset="scenes",
+                           settings=settings, layer_choice="best", n_boot=20, depth_alignment="median")
+
+
+def test_configs_give_dense_datasets_a_val_split_when_the_layer_is_chosen() -> None:
+    import copy
+    from pathlib import Path
+
+    import yaml
+
+    from zooprobe.config import ConfigError, check_config
+
+    tiny = yaml.safe_load((Path(__file__).parent / "configs" / "tiny.yaml").read_text())
+    assert "val" in tiny["datasets"]["scenes"]["splits"] and tiny["dense"]["layer"] == "best"
+    check_config(tiny, check_architectures=False)
+    no_val = copy.deepcopy(tiny)
+    no_val["datasets"]["scenes"]["splits"] = {"train": 0.75, "test": 0.25}
+    with pytest.raises(ConfigError, match="'scenes' has no val split.*set dense.layer: last"):
+        check_config(no_val, check_architectures=False)
+    no_val["dense"]["layer"] = "last"
+    check_config(no_val, check_architectures=False)
+    nyu = copy.deepcopy(tiny)
+    nyu["datasets"]["nyuv2"] = {"source": "url", "format": "nyuv2-mat", "seed": 0, "val_fraction": 0.1,
+                                "files": {"mat": {"url": "https://host/nyu_depth_v2_labeled.mat", "sha256": "0" * 64}}}
+    nyu["dense"]["datasets"] = ["nyuv2"]
+    with pytest.raises(ConfigError, match=r"needs roles \['mat', 'splits'\].*missing \['splits'\]"):
+        check_config(nyu, check_architectures=False)
+    nyu["datasets"]["nyuv2"]["files"]["splits"] = {"url": "https://host/splits.mat", "sha256": "0" * 64}
+    check_config(nyu, check_architectures=False)
+    del nyu["datasets"]["nyuv2"]["val_fraction"]
+    with pytest.raises(ConfigError, match="'nyuv2' has no val split"):
+        check_config(nyu, check_architectures=False)

@@ -433,14 +433,17 @@ def cmd_dense_probe(args: argparse.Namespace) -> None:
         finest = max((m.shape[2], m.shape[3]) for m in maps)
         layers["concat"] = concat_at_stride(maps, finest).numpy()
     results = dense.probe_layers(layers, labels, split, tasks=tasks, dataset=args.dataset, settings=probe,
-                                 layer_choice=settings["layer"], n_boot=settings["n_boot"])
+                                 layer_choice=settings["layer"], n_boot=settings["n_boot"],
+                                 depth_alignment=settings["depth_alignment"])
     provenance = dict(_provenance_base(), model=args.model, dataset=args.dataset,
                       dataset_sha256=info["content_sha256"], weights_sha256=features.provenance["weights_sha256"],
-                      spatial_grid=features.provenance.get("spatial_grid"), settings=settings)
-    _write_json(args.out, [dict(result, model=args.model, provenance=provenance) for result in results])
+                      spatial_grid=features.provenance.get("spatial_grid"), settings=settings,
+                      split_counts={name: int((split == name).sum()) for name in ("train", "val", "test")})
+    _write_json(args.out, [dict(result, model=args.model, provenance=dict(
+        provenance, layer_chosen_on=result["layer_chosen_on"])) for result in results])
     for result in results:
-        log.info("%s on %s: %s = %.4f at layer %s", args.model, result["benchmark"], result["score_metric"],
-                 result["score"], result["selected_layer"])
+        log.info("%s on %s: %s = %.4f at layer %s (chosen on %s)", args.model, result["benchmark"],
+                 result["score_metric"], result["score"], result["selected_layer"], result["layer_chosen_on"])
 
 
 def cmd_analyse(args: argparse.Namespace) -> None:

@@ -50,6 +50,8 @@ def declared_splits(entry: Mapping[str, Any]) -> set[str]:
     """The splits a dataset entry will have, read from its params alone."""
     if entry["source"] in ("shift", "corrupt"):
         return {"test"}
+    if entry["source"] == "url" and entry.get("format") == "nyuv2-mat":  # the official splits.mat's
+        return {"train", "test"} | ({"val"} if entry.get("val_fraction") else set())
     splits = set(entry.get("split_dirs") or entry.get("split_kwargs") or {name for name, fraction in entry.get("splits", {"test": 1}).items()
                                               if fraction > 0})
     if entry.get("val_fraction") and "train" in splits:
@@ -319,6 +321,18 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True,
         if not {"train", "test"} <= declared_splits(entry):
             raise ConfigError(f"dense.datasets: {dataset!r} needs train and test splits to fit and score the "
                               f"dense heads, has {sorted(declared_splits(entry))}")
+        if config["dense"]["layer"] == "best" and "val" not in declared_splits(entry):
+            raise ConfigError(f"dense.datasets: {dataset!r} has no val split, and dense.layer 'best' chooses the "
+                              f"layer on val (never on the scored test images); add val to its splits "
+                              f"(nyuv2-mat: val_fraction) or set dense.layer: last")
+        if entry["source"] == "url" and entry.get("format") == "nyuv2-mat":
+            missing = [role for role in ("mat", "splits") if role not in entry["files"]]
+            if missing:
+                raise ConfigError(f"datasets.{dataset}.files: format 'nyuv2-mat' needs roles ['mat', 'splits'] "
+                                  f"(the labeled .mat and NYU's official splits.mat), missing {missing}")
+            if "splits" in entry:
+                raise ConfigError(f"datasets.{dataset}.splits: format 'nyuv2-mat' is split by NYU's official "
+                                  f"splits.mat (by scene); drop splits, and use val_fraction for a val split")
     if check_architectures:
         _check_introspective(config)
     for name, entry in (config.get("models") or {}).items():

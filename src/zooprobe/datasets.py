@@ -429,17 +429,20 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def build_from_files(files: dict[str, Path], *, format: str, size: int | None = None,
-                     splits: dict[str, float] | None = None, seed: int = 0, **_: Any) -> ImageSet:
+                     splits: dict[str, float] | None = None, seed: int = 0, val_fraction: float = 0.0,
+                     **_: Any) -> ImageSet:
     """Convert downloaded files into an :class:`ImageSet`.
 
     Args:
         files: role -> local path. ``mnist-idx`` needs roles ``images`` and ``labels``; ``npz`` needs
             ``arrays``, an npz with ``images`` (N, H, W[, C]) uint8 and ``labels``, optionally ``class_names``;
-            ``things-triplets`` needs ``triplets`` and ``images`` (see :func:`zooprobe.human.build_things_triplets`).
-        format: ``mnist-idx``, ``npz`` or ``things-triplets``.
+            ``things-triplets`` needs ``triplets`` and ``images`` (see :func:`zooprobe.human.build_things_triplets`);
+            ``nyuv2-mat`` needs ``mat`` and ``splits`` (see :func:`zooprobe.dense_data.build_nyuv2`).
+        format: ``mnist-idx``, ``npz``, ``things-triplets`` or ``nyuv2-mat``.
         size: resize to ``size`` x ``size``.
-        splits: split fractions.
-        seed: seed of the split.
+        splits: split fractions (not for ``nyuv2-mat``, whose split is the official file's).
+        seed: seed of the split (of the val carve-out for ``nyuv2-mat``).
+        val_fraction: ``nyuv2-mat``: share of the official train frames moved to ``val``.
 
     Returns:
         RGB :class:`ImageSet`.
@@ -447,7 +450,14 @@ def build_from_files(files: dict[str, Path], *, format: str, size: int | None = 
     if format == "nyuv2-mat":
         from zooprobe.dense_data import build_nyuv2
 
-        return build_nyuv2(files["mat"], size=size, splits=splits, seed=seed)
+        missing = [role for role in ("mat", "splits") if role not in files]
+        if missing:
+            raise ValueError(f"format 'nyuv2-mat' needs file roles ['mat', 'splits'] (the labeled .mat and NYU's "
+                             f"official splits.mat); missing {missing}")
+        if splits:
+            raise ValueError("format 'nyuv2-mat' takes its train/test split from the 'splits' file (NYU's official, "
+                             "by scene), not from split fractions; drop 'splits' and use val_fraction for a val split")
+        return build_nyuv2(files["mat"], split_file=files["splits"], size=size, val_fraction=val_fraction, seed=seed)
     if format == "things-triplets":
         from zooprobe.human import build_things_triplets
 

@@ -67,22 +67,78 @@ def build_middlebury_motorcycle(*, size: int | None = None, **_: Any) -> ImageSe
                     dense={"depth": depth[None].astype(np.float32)})
 
 
-def build_nyuv2(path: str | Path, *, size: int | None = None, splits: dict[str, float] | None = None,
+# NYU Depth v2's official split (Silberman et al. 2012), distributed beside the labeled set as
+# splits.mat: 1-based frame indices, 795 train and 654 test frames, disjoint by scene.
+NYUV2_SPLIT_KEYS: tuple[str, str] = ("trainNdxs", "testNdxs")
+
+
+def read_nyuv2_splits(path: str | Path, *, n_frames: int) -> np.ndarray:
+    """The official train/test split of NYUv2's labeled frames from its ``splits.mat``.
+
+    Args:
+        path: the split file, MATLAB (v5, or v7.3 which is HDF5) with ``trainNdxs`` and ``testNdxs``,
+            1-based indices into the labeled frames as NYU distributes them.
+        n_frames: frames in the labeled ``.mat``; the two index sets must partition them.
+
+    Returns:
+        (n_frames,) split names, ``train`` or ``test``.
+    """
+    import scipy.io
+
+    try:
+        arrays = scipy.io.loadmat(str(path), variable_names=list(NYUV2_SPLIT_KEYS))
+    except (NotImplementedError, ValueError) as not_v5:  # MATLAB v7.3 files are HDF5, which only h5io reads
+        from zooprobe.h5io import read_mat_arrays
+
+        try:
+            arrays = read_mat_arrays(path, NYUV2_SPLIT_KEYS)
+        except OSError as not_hdf5:
+            raise ValueError(f"{path}: not a MATLAB split file (v5: {not_v5}; v7.3/HDF5: {not_hdf5})") from not_hdf5
+    missing = [key for key in NYUV2_SPLIT_KEYS if key not in arrays]
+    if missing:
+        raise ValueError(f"{path}: no {missing} in this split file; expected NYUv2's splits.mat with "
+                         f"{list(NYUV2_SPLIT_KEYS)} (1-based frame indices)")
+    train, test = (np.asarray(arrays[key]).ravel() for key in NYUV2_SPLIT_KEYS)
+    for key, index in zip(NYUV2_SPLIT_KEYS, (train, test)):
+        if index.size == 0 or not np.all(index == np.round(index)) or index.min() < 1 or index.max() > n_frames:
+            raise ValueError(f"{path}: {key} must be 1-based frame indices in 1..{n_frames} (the labeled set's "
+                             f"frames); got values in {index.min() if index.size else None}.."
+                             f"{index.max() if index.size else None}")
+    train, test = train.astype(np.int64) - 1, test.astype(np.int64) - 1
+    each_once = len(train) + len(test) == n_frames and len(np.unique(np.r_[train, test])) == n_frames
+    if not each_once:
+        raise ValueError(f"{path}: {list(NYUV2_SPLIT_KEYS)} must partition the {n_frames} labeled frames, each frame "
+                         f"once; got {len(train)} train and {len(test)} test indices, "
+                         f"{np.intersect1d(train, test).size} in both")
+    split = np.empty(n_frames, dtype="U5")
+    split[train], split[test] = "train", "test"
+    return split
+
+
+def build_nyuv2(path: str | Path, *, split_file: str | Path, size: int | None = None, val_fraction: float = 0.0,
                 seed: int = 0, **_: Any) -> ImageSet:
-    """NYU Depth v2 labeled set from its MATLAB v7.3 file (``nyu_depth_v2_labeled.mat``).
+    """NYU Depth v2 labeled set from its MATLAB v7.3 file, split as NYU's ``splits.mat`` says.
 
     Args:
         path: the ``.mat`` file (HDF5 inside; ``images`` and ``depths`` as MATLAB stores them).
+        split_file: the official split (:func:`read_nyuv2_splits`): train and test frames come from
+            different scenes, so no scene is in both.
         size: resize to ``size`` x ``size``.
-        splits: split fractions (default all ``test``).
-        seed: seed of the split.
+        val_fraction: share of the official train frames moved, seeded, to ``val`` (to choose the dense
+            layer on). They are drawn frame by frame, so val shares scenes with train (never with test).
+        seed: seed of the val carve-out.
 
     Returns:
         RGB images with ``dense["depth"]`` in metres (0 where the sensor gave none).
     """
+    from zooprobe.datasets import carve_val
     from zooprobe.h5io import read_nyuv2_mat
 
     images, depths = read_nyuv2_mat(path)
+    split = read_nyuv2_splits(split_file, n_frames=len(images))
+    labels = np.zeros(len(images), dtype=np.int64)
+    if val_fraction:
+        carve_val(labels, split, val_fraction, seed)
     if size:
         from PIL import Image
 
@@ -90,6 +146,6 @@ def build_nyuv2(path: str | Path, *, size: int | None = None, splits: dict[str, 
                            for i in images])
         depths = np.stack([np.asarray(Image.fromarray(d).resize((size, size), Image.Resampling.NEAREST))
                            for d in depths])
-    labels = np.zeros(len(images), dtype=np.int64)
-    return ImageSet(images, labels, stratified_split(labels, splits or {"test": 1.0}, seed), ["scene"],
-                    {"source": "url", "format": "nyuv2-mat"}, dense={"depth": depths.astype(np.float32)})
+    return ImageSet(images, labels, split, ["scene"],
+                    {"source": "url", "format": "nyuv2-mat", "split": "official (splits.mat)",
+                     "val_fraction": float(val_fraction)}, dense={"depth": depths.astype(np.float32)})

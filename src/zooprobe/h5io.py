@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -213,6 +213,12 @@ def read_nyuv2_mat(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         images = np.ascontiguousarray(f["images"][...].transpose(0, 3, 2, 1)).astype(np.uint8)
         depths = np.ascontiguousarray(f["depths"][...].transpose(0, 2, 1)).astype(np.float32)
     return images, depths
+
+
+def read_mat_arrays(path: str | Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Numeric arrays ``names`` (those present) from a MATLAB v7.3 file, which is HDF5 inside."""
+    with h5py.File(path, "r") as f:
+        return {name: np.asarray(f[name][...]) for name in names if name in f}
 
 
 # ----------------------------------------------------------------------------- features

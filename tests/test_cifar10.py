@@ -61,6 +61,20 @@ def test_test_split_keeps_the_original_cifar10_order(cifar_run, assets_dir):
     assert labels.tolist() == expected
 
 
+def test_no_published_resnet_is_at_chance_under_a_severity_2_corruption(cifar_run):
+    # CIFAR-10-C's 32-px parameters (chosen by parameters: auto); ImageNet-C's left them at 0.15-0.17
+    # under Gaussian noise. Chance is 0.10; on these 500 JPEGs the lowest measured was 0.34.
+    from zooprobe import h5io
+
+    scores = pd.read_csv(cifar_run / "results" / "scores.csv")
+    head = scores[scores.metric == "head_accuracy"].set_index(["benchmark", "model"]).value
+    for benchmark in ("cifar10_noise2", "cifar10_motion2", "cifar10_contrast2", "cifar10_jpeg2"):
+        attrs = h5io.read_image_set(cifar_run / "data" / "datasets" / f"{benchmark}.h5").attrs
+        assert attrs["corruption_parameters"] == "cifar" and "make_cifar_c.py" in attrs["corruption_code"]
+        for model in PUBLISHED:
+            assert head.loc[(benchmark, model)] >= 0.2, (benchmark, model, head.loc[(benchmark, model)])
+
+
 def test_every_corruption_is_a_benchmark_for_every_model(cifar_run):
     scores = pd.read_csv(cifar_run / "results" / "scores.csv")
     chosen = scores[scores.metric == "score"]

@@ -1,3 +1,5 @@
+import io
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,97 @@ def test_content_hash_changes_with_one_pixel():
     before = base.content_sha256()
     base.images[0, 0, 0, 0] ^= 1
     assert base.content_sha256() != before
+
+
+# ----------------------------------------------------------------------------- corruptions at their scale
+# Published per-severity constants, read from ImageNet-C/create_c/make_cifar_c.py of
+# github.com/hendrycks/robustness at commit 8190fe329f5f072a06e3a2aea02bb5dda69aed9f
+# (the code that generated CIFAR-10-C, Hendrycks & Dietterich 2019).
+PUBLISHED_CIFAR_C = {
+    "gaussian_noise": [0.04, 0.06, .08, .09, .10],
+    "shot_noise": [500, 250, 100, 75, 50],
+    "impulse_noise": [.01, .02, .03, .05, .07],
+    "motion_blur": [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
+    "contrast": [.75, .5, .4, .3, 0.15],
+    "jpeg_compression": [80, 65, 58, 50, 40],
+    "defocus_blur": [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)],
+    "pixelate": [0.95, 0.9, 0.85, 0.75, 0.65],
+}
+
+
+def _grey(n: int, side: int, value: int = 128) -> datasets.ImageSet:
+    images = np.full((n, side, side, 3), value, dtype=np.uint8)
+    labels = np.arange(n) % 2
+    return datasets.ImageSet(images, labels, np.full(n, "test", dtype="U5"), ["a", "b"], {"source": "test"})
+
+
+def test_cifar_scale_parameters_are_the_published_ones():
+    from zooprobe import cifar_corruptions
+
+    for corruption, published in PUBLISHED_CIFAR_C.items():
+        for severity, constant in enumerate(published, start=1):
+            assert cifar_corruptions.parameter(corruption=corruption, severity=severity) == constant, \
+                (corruption, severity)
+
+
+def test_gaussian_noise_at_cifar_scale_has_the_published_std():
+    # Mid-grey never clips at these noise levels, so the pixel noise is the published std (in 0..255 units);
+    # truncation to uint8 adds 1/12 to the variance and shifts the mean by -0.5.
+    for severity, sigma in ((1, 0.04), (4, 0.09)):
+        built = datasets.build_corrupt(_grey(64, 32), corruption="gaussian_noise", severity=severity, seed=3)
+        noise = built.images.astype(float) - 128
+        assert built.attrs["corruption_parameters"] == "cifar" and built.attrs["corruption_constant"] == sigma
+        assert abs(noise.std() - np.sqrt((255 * sigma) ** 2 + 1 / 12)) < 0.1, (severity, noise.std())
+        assert abs(noise.mean() + 0.5) < 0.1
+    # The ImageNet-C parameter set is twice as strong at severity 1 (0.08).
+    photo = datasets.build_corrupt(_grey(64, 32), corruption="gaussian_noise", severity=1, seed=3,
+                                   parameters="imagenet")
+    assert photo.attrs["corruption_parameters"] == "imagenet"
+    assert abs((photo.images.astype(float) - 128).std() - 255 * 0.08) < 0.2
+
+
+def test_parameters_follow_image_size_unless_set():
+    small = datasets.build_corrupt(_grey(4, 32), corruption="contrast", severity=2, seed=0)
+    side = datasets.CIFAR_SCALE_MAX_SIDE + 1
+    large = datasets.build_corrupt(_grey(4, side), corruption="contrast", severity=2, seed=0)
+    forced = datasets.build_corrupt(_grey(4, side), corruption="contrast", severity=2, seed=0, parameters="cifar")
+    assert (small.attrs["corruption_parameters"], large.attrs["corruption_parameters"],
+            forced.attrs["corruption_parameters"]) == ("cifar", "imagenet", "cifar")
+    assert small.attrs["corruption_parameters_requested"] == "auto"
+    assert "make_cifar_c.py" in small.attrs["corruption_code"] and "imagecorruptions" in large.attrs["corruption_code"]
+
+
+def test_cifar_scale_corruptions_follow_the_published_formulas():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    base = datasets.ImageSet(images, np.zeros(6, dtype=np.int64), np.full(6, "test", dtype="U5"), ["a"], {})
+    contrast = datasets.build_corrupt(base, corruption="contrast", severity=2, seed=0)
+    x = images / 255.0
+    means = x.mean(axis=(1, 2), keepdims=True)
+    expected = (np.clip((x - means) * 0.5 + means, 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(contrast.images, expected)
+    jpeg = datasets.build_corrupt(base, corruption="jpeg_compression", severity=2, seed=0)
+    for image, got in zip(images, jpeg.images):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=65)
+        np.testing.assert_array_equal(got, np.asarray(Image.open(buffer).convert("RGB")))
+    # Every ported corruption runs, changes pixels, and is the same again with the same seed.
+    from zooprobe import cifar_corruptions
+
+    for corruption in cifar_corruptions.CORRUPTIONS:
+        first = datasets.build_corrupt(base, corruption=corruption, severity=3, seed=1)
+        again = datasets.build_corrupt(base, corruption=corruption, severity=3, seed=1)
+        assert np.array_equal(first.images, again.images), corruption
+        assert np.abs(first.images.astype(int) - images).mean() > 0.5, corruption
+
+
+def test_corruption_parameters_fail_early_naming_the_valid_choices():
+    base = _grey(2, 32)
+    with pytest.raises(ValueError, match=r"implemented at the CIFAR scale: .*gaussian_noise"):
+        datasets.build_corrupt(base, corruption="snow", severity=2, seed=0)
+    with pytest.raises(ValueError, match=r"parameters: imagenet the valid ones are .*motion_blur"):
+        datasets.build_corrupt(base, corruption="glass_blur", severity=2, seed=0, parameters="imagenet")
+    with pytest.raises(ValueError, match=r"valid: \['auto', 'cifar', 'imagenet'\]"):
+        datasets.build_corrupt(base, corruption="contrast", severity=2, seed=0, parameters="cifar10")

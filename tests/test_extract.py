@@ -163,3 +163,16 @@ def test_loader_workers_and_layout_keep_the_numbers(tmp_path: Path) -> None:
         for layer, values in plain.layers.items():
             r = np.corrcoef(values.ravel(), other.layers[layer].ravel())[0, 1]
             assert r > (0.9999 if name == "channels_last" else 0.99), (name, layer, r)
+
+
+def test_vit_features_record_which_tokens_were_pooled(tmp_path: Path) -> None:
+    """A ViT's features say that only patch tokens were pooled, and carry its class token as the layer ``cls``."""
+    data = tmp_path / "random.h5"
+    write_random_set(data, 6)
+    command = extract_command(data, tmp_path / "vit.h5")
+    command[command.index("--spec") + 1] = json.dumps({"source": "timm", "arch": "zp_vit_tiny"})
+    subprocess.run(command, check=True, capture_output=True)
+    features = h5io.read_features(tmp_path / "vit.h5")
+    assert features.provenance["token_pooling"] == "patch_tokens"
+    assert features.provenance["model_prefix_tokens"] == 1 and features.provenance["cls_layer"] == "cls"
+    assert list(features.layers)[-2:] == ["cls", "pre_logits"] and features.layers["cls"].shape == (6, 96)

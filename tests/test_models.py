@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from zooprobe.extract import extract_batches
 from zooprobe.models import (HookExtractor, ModelConfigError, ModelSpec, PRE_LOGITS, Preprocessing, create_model,
@@ -105,3 +106,88 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
     torch.save({"state_dict": {}, "payload": NotATensor()}, path)
     with pytest.raises(ModelConfigError, match="weights_only=True"):
         load_checkpoint(path)
+
+
+# ----------------------------------------------------------------------------- token pooling
+def _sequence_with_cls(n: int = 3, side: int = 4, dim: int = 5) -> torch.Tensor:
+    """(n, 1 + side*side, dim) with a class token far from the patch tokens, so including it would show."""
+    patches = torch.randn(n, side * side, dim, generator=torch.Generator().manual_seed(0))
+    cls = torch.full((n, 1, dim), 100.0)
+    return torch.cat([cls, patches], dim=1)
+
+
+def test_avg_of_a_token_sequence_averages_the_patch_tokens_only():
+    sequence = _sequence_with_cls()
+    torch.testing.assert_close(pool(sequence, "avg", num_prefix_tokens=1), sequence[:, 1:].mean(dim=1))
+    changed = sequence.clone()
+    changed[:, 0] = -7.0
+    torch.testing.assert_close(pool(changed, "avg", num_prefix_tokens=1), pool(sequence, "avg", num_prefix_tokens=1))
+
+
+def test_avg2x2_of_a_token_sequence_pools_the_patch_grid_like_a_map():
+    sequence = _sequence_with_cls(side=4, dim=5)
+    grid = sequence[:, 1:].reshape(3, 4, 4, 5).permute(0, 3, 1, 2)  # (N, C, H, W), row-major patches
+    pooled = pool(sequence, "avg2x2", num_prefix_tokens=1)
+    assert pooled.shape == (3, 4 * 5)
+    torch.testing.assert_close(pooled, pool(grid, "avg2x2"))
+    # Channel 0's top-left cell is the mean of patches (0, 0), (0, 1), (1, 0), (1, 1).
+    torch.testing.assert_close(pooled[:, 0], sequence[:, [1, 2, 5, 6], 0].mean(dim=1))
+    with pytest.raises(ValueError, match="square grid"):
+        pool(sequence[:, :-1], "avg2x2", num_prefix_tokens=1)
+    with pytest.raises(ValueError, match="num_prefix_tokens"):
+        pool(sequence, "avg", num_prefix_tokens=sequence.shape[1])
+
+
+def _vit_tokens(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The last block's full token sequence of a timm ViT, computed by hand."""
+    tokens = model.norm_pre(model._pos_embed(model.patch_embed(x)))
+    return model.blocks(tokens)
+
+
+def test_tiny_vit_has_a_cls_layer_and_pools_patch_tokens_only():
+    extractor = create_model(ModelSpec(name="v", source="timm", arch="zp_vit_tiny"))
+    names = extractor.layer_names
+    assert names[-2:] == ["cls", PRE_LOGITS] and names[:-2] == ["blocks.0", "blocks.1", "blocks.2", "blocks.3"]
+    assert extractor.token_pooling() == {"token_pooling": "patch_tokens", "model_prefix_tokens": 1,
+                                         "sequence_prefix_tokens": 0, "cls_layer": "cls"}
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
+    ((avg, _),) = extract_batches(extractor, [images], layers=names, pooling="avg", device=torch.device("cpu"))
+    ((avg2x2, _),) = extract_batches(extractor, [images], layers=names, pooling="avg2x2", device=torch.device("cpu"))
+    with torch.inference_mode():
+        tokens = _vit_tokens(extractor.model, extractor.preprocessing(torch.from_numpy(images)))
+    np.testing.assert_allclose(avg["blocks.3"], tokens[:, 1:].mean(dim=1).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(avg["cls"], tokens[:, 0].numpy(), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(avg["blocks.3"], tokens.mean(dim=1).numpy(), atol=1e-3)  # CLS left out
+    assert avg2x2["blocks.3"].shape == (4, 4 * 96) and avg2x2["cls"].shape == (4, 96)
+    grid = tokens[:, 1:].reshape(4, 8, 8, 96).permute(0, 3, 1, 2)
+    np.testing.assert_allclose(avg2x2["blocks.3"], F.adaptive_avg_pool2d(grid, 2).flatten(1).numpy(),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_models_without_a_class_token_have_no_cls_layer():
+    for arch in ("zp_mixer_tiny", "resnet10t"):
+        extractor = create_model(ModelSpec(name="m", source="timm", arch=arch, input_size=32))
+        assert "cls" not in extractor.layer_names and extractor.token_pooling()["cls_layer"] is None
+
+
+def test_hooked_transformer_drops_its_class_token_from_pooling():
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32,
+                              num_classes=3)
+    preprocessing = Preprocessing(input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3)
+    extractor = HookExtractor(model, preprocessing, ["encoder"], num_classes=3, num_prefix_tokens=1,
+                              cls_from="encoder")
+    assert extractor.layer_names == ["encoder", "cls"]
+    images = np.random.default_rng(1).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
+    ((avg, _),) = extract_batches(extractor, [images], layers=["encoder", "cls"], pooling="avg",
+                                  device=torch.device("cpu"))
+    ((avg2x2, _),) = extract_batches(extractor, [images], layers=["encoder"], pooling="avg2x2",
+                                     device=torch.device("cpu"))
+    with torch.inference_mode():
+        x = preprocessing(torch.from_numpy(images))
+        tokens = model.encoder(torch.cat([model.class_token.expand(2, -1, -1), model._process_input(x)], dim=1))
+    np.testing.assert_allclose(avg["encoder"], tokens[:, 1:].mean(dim=1).numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(avg["cls"], tokens[:, 0].numpy(), rtol=1e-4, atol=1e-5)
+    assert avg2x2["encoder"].shape == (2, 4 * 16)

@@ -70,8 +70,9 @@ def _running(labels):
 
 def test_corrupt_uses_imagecorruptions_and_is_seeded():
     base = datasets.build_procedural(generator="shapes", n_per_class=3, size=32, splits={"test": 1.0}, seed=0)
-    first = datasets.build_corrupt(base, corruption="gaussian_noise", severity=2, seed=1)
-    again = datasets.build_corrupt(base, corruption="gaussian_noise", severity=2, seed=1)
+    first = datasets.build_corrupt(base, corruption="gaussian_noise", severity=2, seed=1, parameters="imagenet")
+    again = datasets.build_corrupt(base, corruption="gaussian_noise", severity=2, seed=1, parameters="imagenet")
+    assert first.attrs["corruption_parameters"] == "imagenet" and "imagecorruptions" in first.attrs["corruption_code"]
     assert np.array_equal(first.images, again.images)
     assert np.array_equal(first.labels, base.labels)
     assert np.abs(first.images.astype(int) - base.images).mean() > 5

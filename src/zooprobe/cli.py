@@ -242,6 +242,8 @@ def cmd_extract(args: argparse.Namespace) -> None:
     # Everything that changes the numbers is recorded, and a resumed run must match all of it.
     provenance = dict(_provenance_base(), model=args.model, arch=spec.arch, source=spec.source,
                       weights_sha256=extractor.weights_sha256(), pooling=settings.pooling,
+                      # Which tokens of a transformer's sequences were pooled (patch tokens only).
+                      **extractor.token_pooling(),
                       preprocessing=extractor.preprocessing.as_dict(), seed=spec.seed, precision=settings.precision,
                       # How it ran: recorded, but not part of what a resumed run must match.
                       execution=dict(settings.execution(), device=str(device)),

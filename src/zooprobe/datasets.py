@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from zooprobe import procedural
+from zooprobe import cifar_corruptions, procedural
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
@@ -363,53 +363,120 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
 
 # ----------------------------------------------------------------------------- corruptions
 # imagecorruptions 1.1.2 corruptions that run with numpy 2 and scikit-image 0.26 (glass_blur,
-# gaussian_blur and fog fail there).
-CORRUPTIONS: tuple[str, ...] = (
+# gaussian_blur and fog fail there): ImageNet-C's parameters, tuned for 224-px photographs.
+IMAGENET_C_CORRUPTIONS: tuple[str, ...] = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "motion_blur", "zoom_blur", "snow", "frost",
     "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression", "speckle_noise", "spatter",
     "saturate",
 )
+# Every corruption some parameter set implements (the CIFAR-10-C ones are in zooprobe.cifar_corruptions).
+CORRUPTIONS: tuple[str, ...] = IMAGENET_C_CORRUPTIONS + tuple(
+    sorted(set(cifar_corruptions.CORRUPTIONS) - set(IMAGENET_C_CORRUPTIONS)))
+CORRUPTION_PARAMETERS: tuple[str, ...] = ("auto", "cifar", "imagenet")
+# ``parameters: auto`` uses the CIFAR-10-C constants for images whose longer side is at most this many
+# pixels and ImageNet-C's above. 64 px (Tiny ImageNet's side) is far nearer the 32 px the CIFAR constants
+# were set for than the 224 px of ImageNet-C's, on a log scale (their geometric midpoint is about 85 px).
+CIFAR_SCALE_MAX_SIDE = 64
 
 
-def build_corrupt(base: ImageSet, *, corruption: str, severity: int, seed: int, split: str = "test",
-                  max_per_class: int | None = None, **_: Any) -> ImageSet:
-    """Build a CIFAR-10-C-style copy of one split of ``base`` with the ``imagecorruptions`` package.
+def corruption_parameters(*, requested: str, image_shape: tuple[int, ...]) -> str:
+    """Which parameter set a ``corrupt`` dataset uses: ``cifar`` or ``imagenet``.
 
     Args:
-        base: the clean set.
-        corruption: one of :data:`CORRUPTIONS`.
-        severity: 1..5.
-        seed: seeds numpy's global generator, which imagecorruptions draws from.
-        split: which split of ``base`` to corrupt.
-        max_per_class: corrupt only the first N examples of each class, in stored order.
+        requested: ``auto`` (by image size, see :data:`CIFAR_SCALE_MAX_SIDE`), ``cifar`` or ``imagenet``.
+        image_shape: (H, W, C) of the images to corrupt.
 
     Returns:
-        :class:`ImageSet` whose examples are all in the ``test`` split.
+        ``cifar`` or ``imagenet``.
     """
-    if corruption not in CORRUPTIONS:
-        raise ValueError(f"unknown or unsupported corruption {corruption!r}; valid: {list(CORRUPTIONS)}")
-    if not 1 <= severity <= 5:
-        raise ValueError(f"severity must be 1..5, got {severity}")
+    if requested not in CORRUPTION_PARAMETERS:
+        raise ValueError(f"unknown corruption parameters {requested!r}; valid: {list(CORRUPTION_PARAMETERS)}")
+    if requested != "auto":
+        return requested
+    return "cifar" if max(image_shape[:2]) <= CIFAR_SCALE_MAX_SIDE else "imagenet"
+
+
+def _first_per_class(part: ImageSet, max_per_class: int) -> ImageSet:
+    """The first ``max_per_class`` examples of each class, in stored order."""
+    seen = np.zeros(len(part.class_names), dtype=int)
+    keep = np.zeros(len(part.labels), dtype=bool)
+    for i, label in enumerate(part.labels):
+        keep[i], seen[label] = seen[label] < max_per_class, seen[label] + 1
+    return ImageSet(part.images[keep], part.labels[keep], part.split[keep], part.class_names, part.attrs)
+
+
+def _imagenet_c(images: np.ndarray, *, corruption: str, severity: int, seed: int) -> np.ndarray:
+    """Corrupt uint8 (N, H, W, 3) images with imagecorruptions' ImageNet-C parameters, rounded to uint8."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # imagecorruptions imports pkg_resources, which warns on import.
         from imagecorruptions import corrupt
 
+    np.random.seed(seed)  # imagecorruptions draws from numpy's global generator
+    return np.stack([np.clip(np.round(np.asarray(corrupt(image, severity=severity, corruption_name=corruption),
+                                                 dtype=np.float64)), 0, 255).astype(np.uint8)
+                     for image in images])
+
+
+def _cifar_c(images: np.ndarray, *, corruption: str, severity: int, seed: int) -> np.ndarray:
+    """Corrupt uint8 (N, H, W, 3) images with the CIFAR-10-C parameters, one seeded generator for the set."""
+    import warnings
+
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the helpers borrowed from imagecorruptions import pkg_resources
+        return np.stack([cifar_corruptions.corrupt(image, corruption=corruption, severity=severity, rng=rng)
+                         for image in images])
+
+
+def build_corrupt(base: ImageSet, *, corruption: str, severity: int, seed: int, split: str = "test",
+                  max_per_class: int | None = None, parameters: str = "auto", **_: Any) -> ImageSet:
+    """Build a corrupted copy of one split of ``base``, with CIFAR-10-C or ImageNet-C parameters.
+
+    Args:
+        base: the clean set.
+        corruption: one of :data:`CORRUPTIONS`; at the CIFAR scale one of
+            ``zooprobe.cifar_corruptions.CORRUPTIONS``, at the ImageNet scale one of :data:`IMAGENET_C_CORRUPTIONS`.
+        severity: 1..5.
+        seed: seed of the corruption's randomness.
+        split: which split of ``base`` to corrupt.
+        max_per_class: corrupt only the first N examples of each class, in stored order.
+        parameters: ``cifar`` (the 32-px constants of Hendrycks & Dietterich's make_cifar_c.py),
+            ``imagenet`` (ImageNet-C's, from the ``imagecorruptions`` package) or ``auto`` (``cifar`` for
+            images up to :data:`CIFAR_SCALE_MAX_SIDE` px, else ``imagenet``).
+
+    Returns:
+        :class:`ImageSet` whose examples are all in the ``test`` split; its attrs record the parameter set
+        used, the constant at this severity and the code it comes from.
+    """
+    if corruption not in CORRUPTIONS:
+        raise ValueError(f"unknown or unsupported corruption {corruption!r}; valid: {list(CORRUPTIONS)}")
+    if not 1 <= severity <= 5:
+        raise ValueError(f"severity must be 1..5, got {severity}")
     part = base.subset(split)
+    chosen = corruption_parameters(requested=parameters, image_shape=part.images.shape[1:])
+    if chosen == "cifar":
+        constant: Any = cifar_corruptions.parameter(corruption=corruption, severity=severity)
+        code = cifar_corruptions.SOURCE
+    elif corruption not in IMAGENET_C_CORRUPTIONS:
+        raise ValueError(f"corruption {corruption!r} runs only with the CIFAR-10-C parameters here (imagecorruptions' "
+                         f"version fails with numpy 2 / scikit-image 0.26); with parameters: imagenet the valid "
+                         f"ones are {list(IMAGENET_C_CORRUPTIONS)}")
+    else:
+        from importlib.metadata import version
+
+        constant, code = None, f"imagecorruptions {version('imagecorruptions')} (ImageNet-C parameters)"
     if max_per_class:
-        seen = np.zeros(len(part.class_names), dtype=int)
-        keep = np.zeros(len(part.labels), dtype=bool)
-        for i, label in enumerate(part.labels):
-            keep[i], seen[label] = seen[label] < max_per_class, seen[label] + 1
-        part = ImageSet(part.images[keep], part.labels[keep], part.split[keep], part.class_names, part.attrs)
-    np.random.seed(seed)
-    images = np.stack([np.clip(np.round(np.asarray(corrupt(image, severity=severity, corruption_name=corruption),
-                                                   dtype=np.float64)), 0, 255).astype(np.uint8)
-                       for image in part.images])
+        part = _first_per_class(part, max_per_class)
+    corrupt_images = _cifar_c if chosen == "cifar" else _imagenet_c
+    images = corrupt_images(part.images, corruption=corruption, severity=severity, seed=seed)
     attrs = {"source": "corrupt", "corruption": corruption, "severity": severity, "of_split": split,
-             "max_per_class": max_per_class or 0,
-             "of_sha256": base.content_sha256()}
+             "max_per_class": max_per_class or 0, "of_sha256": base.content_sha256(),
+             "corruption_parameters": chosen, "corruption_parameters_requested": parameters,
+             "cifar_scale_max_side": CIFAR_SCALE_MAX_SIDE, "corruption_code": code}
+    if constant is not None:
+        attrs["corruption_constant"] = list(constant) if isinstance(constant, tuple) else constant
     return ImageSet(images, part.labels.copy(), np.full(len(images), "test", dtype="U5"), list(base.class_names), attrs)
 
 

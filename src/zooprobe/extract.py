@@ -171,9 +171,12 @@ def _pooled_on_host(extractor: Extractor, batches: Iterable[torch.Tensor | np.nd
             with autocast(device, precision):
                 outputs, logits = extractor.forward_layers(x, layers, with_head=with_head)
             if spatial_grid:
-                pooled = {name: spatial_map(outputs[name], grid=spatial_grid).float() for name in layers}
+                pooled = {name: spatial_map(outputs[name], grid=spatial_grid,
+                                             num_prefix_tokens=extractor.sequence_prefix_tokens or None).float()
+                          for name in layers}
             else:
-                pooled = {name: pool(outputs[name], pooling).float() for name in layers}
+                pooled = {name: pool(outputs[name], pooling,
+                                     num_prefix_tokens=extractor.sequence_prefix_tokens).float() for name in layers}
             head = logits.float() if with_head else None
             if not pinned:
                 yield pooled, head, _nothing

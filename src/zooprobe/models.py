@@ -10,11 +10,12 @@ from __future__ import annotations
 import abc
 import functools
 import hashlib
+import inspect
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -61,23 +62,44 @@ def _normalisation(mean: tuple[float, ...], std: tuple[float, ...], device: str)
                 torch.tensor(std, device=device).view(1, -1, 1, 1))
 
 
-def pool(feature: torch.Tensor, pooling: str) -> torch.Tensor:
+# The layer holding a transformer's class token, where the model has one (after the blocks, before pre-logits).
+CLS_LAYER = "cls"
+# What ``pool`` averages in a (N, tokens, D) sequence, as recorded in provenance.
+TOKEN_POOLING = "patch_tokens"
+
+
+def pool(feature: torch.Tensor, pooling: str, *, num_prefix_tokens: int = 0) -> torch.Tensor:
     """Pool one intermediate into a (N, D) matrix.
+
+    Token sequences are pooled as CNN maps are: the prefix tokens (class, register, distillation) are
+    dropped, ``avg`` averages the patch tokens and ``avg2x2`` pools the patch grid, put back as (N, D, h, w).
 
     Args:
         feature: (N, C, H, W) map, (N, tokens, D) sequence or (N, D) vector.
         pooling: ``avg`` (global average) or ``avg2x2`` (2x2 adaptive average, Harun et al. 2024).
+        num_prefix_tokens: leading tokens of a sequence that are not patches (timm's ``num_prefix_tokens``);
+            ignored for maps and vectors.
 
     Returns:
-        (N, D) float tensor; vectors pass through unchanged.
+        (N, D) float tensor (N, 4D for ``avg2x2`` of a map or sequence); vectors pass through unchanged.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}; valid: {list(POOLINGS)}")
     if feature.ndim == 2:
         return feature
     if feature.ndim == 3:
-        # (N, tokens, D) from a transformer block: average the tokens.
-        return feature.mean(dim=1)
+        tokens = feature.shape[1]
+        if not 0 <= num_prefix_tokens < tokens:
+            raise ValueError(f"num_prefix_tokens must be in 0..{tokens - 1} for a sequence of {tokens} tokens, "
+                             f"got {num_prefix_tokens}")
+        patches = feature[:, num_prefix_tokens:]
+        if pooling == "avg":
+            return patches.mean(dim=1)
+        side = math.isqrt(patches.shape[1])
+        if side * side != patches.shape[1]:
+            raise ValueError(f"avg2x2 needs a square grid of patch tokens, but {tokens} tokens less "
+                             f"{num_prefix_tokens} prefix tokens leave {patches.shape[1]}; use pooling: avg")
+        feature = patches.reshape(feature.shape[0], side, side, feature.shape[2]).permute(0, 3, 1, 2)
     if feature.ndim != 4:
         raise ValueError(f"expected a (N, C, H, W) map or (N, D) vector, got shape {tuple(feature.shape)}")
     if pooling == "avg":
@@ -89,7 +111,8 @@ def pool(feature: torch.Tensor, pooling: str) -> torch.Tensor:
 MAX_PREFIX_TOKENS = 16
 
 
-def spatial_map(feature: torch.Tensor, *, grid: int | None = None) -> torch.Tensor:
+def spatial_map(feature: torch.Tensor, *, grid: int | None = None, num_prefix_tokens: int | None = None
+                ) -> torch.Tensor:
     """Keep one layer spatial, as (N, C, h, w), for dense probes.
 
     Args:
@@ -97,6 +120,8 @@ def spatial_map(feature: torch.Tensor, *, grid: int | None = None) -> torch.Tens
             tokens are patches on a square grid (the first ones, e.g. CLS, are dropped), or a
             (N, D) vector such as pre-logits, kept as a 1 x 1 map.
         grid: average-pool maps larger than ``grid`` x ``grid`` down to that size (bounds storage).
+        num_prefix_tokens: the sequence's leading non-patch tokens when the extractor knows them;
+            ``None`` infers them as the tokens beyond the largest square grid.
 
     Returns:
         (N, C, h, w) tensor.
@@ -105,7 +130,9 @@ def spatial_map(feature: torch.Tensor, *, grid: int | None = None) -> torch.Tens
         return feature[:, :, None, None]
     if feature.ndim == 3:
         tokens = feature.shape[1]
-        side = int(np.floor(np.sqrt(tokens)))
+        side = math.isqrt(tokens - (num_prefix_tokens or 0))
+        if num_prefix_tokens is not None and num_prefix_tokens + side * side != tokens:
+            raise ValueError(f"{tokens} tokens less {num_prefix_tokens} prefix tokens are not a square grid of patches")
         if tokens - side * side > MAX_PREFIX_TOKENS:
             raise ValueError(f"{tokens} tokens are not a square grid of patches after at most "
                              f"{MAX_PREFIX_TOKENS} prefix tokens; cannot put them back on a grid")
@@ -140,6 +167,11 @@ class Extractor(abc.ABC):
         self.preprocessing = preprocessing
         # Numbers stored beside the weights, e.g. a published accuracy (akamaster's best_prec1).
         self.checkpoint_info: dict[str, float] = {}
+        # Leading non-patch tokens (class, registers, distillation) of the (N, tokens, D) layers this
+        # extractor returns; :func:`pool` drops them. 0 for CNNs and for sequences already split.
+        self.sequence_prefix_tokens = 0
+        # Prefix tokens the model itself carries (timm's num_prefix_tokens), recorded in provenance.
+        self.model_prefix_tokens = 0
 
     @property
     @abc.abstractmethod
@@ -164,6 +196,20 @@ class Extractor(abc.ABC):
         """Return the sha256 of the model's state dict."""
         return state_dict_sha256(self.model)
 
+    def token_pooling(self) -> dict[str, Any]:
+        """How token sequences are pooled, for provenance.
+
+        Returns:
+            ``token_pooling`` (always ``patch_tokens``: prefix tokens never enter an average),
+            ``model_prefix_tokens`` (class/register/distillation tokens the model carries),
+            ``sequence_prefix_tokens`` (leading tokens :func:`pool` drops from (N, tokens, D) layer outputs;
+            0 where the layers come with the prefix already split off) and ``cls_layer`` (the layer holding
+            the class token, or ``None``).
+        """
+        return {"token_pooling": TOKEN_POOLING, "model_prefix_tokens": self.model_prefix_tokens,
+                "sequence_prefix_tokens": self.sequence_prefix_tokens,
+                "cls_layer": CLS_LAYER if CLS_LAYER in self.layer_names else None}
+
     def select_layers(self, wanted: tuple[str, ...] | list[str]) -> list[str]:
         """Return ``wanted`` in model order, or all layers when empty; unknown names fail."""
         if not wanted:
@@ -175,7 +221,13 @@ class Extractor(abc.ABC):
 
 
 class TimmExtractor(Extractor):
-    """Layers of a timm model: ``forward_intermediates`` blocks plus the pre-logits vector."""
+    """Layers of a timm model: ``forward_intermediates`` blocks, the class token, and the pre-logits vector.
+
+    timm's ``forward_intermediates`` returns a ViT's blocks as (N, D, h, w) patch grids with the
+    prefix tokens split off, so the blocks are pooled exactly as CNN maps. A model with a class token
+    (``cls_token``) also gets the layer ``cls``: the class token at the output of the last block
+    (before the final norm, like the blocks), placed after the blocks and before ``pre_logits``.
+    """
 
     def __init__(self, model: torch.nn.Module, preprocessing: Preprocessing) -> None:
         super().__init__(model, preprocessing)
@@ -185,16 +237,26 @@ class TimmExtractor(Extractor):
             count = len(model.forward_intermediates(probe, intermediates_only=True))
         modules = [entry["module"] for entry in info] if info and len(info) == count else []
         self._blocks = modules if modules else [f"block{i}" for i in range(count)]
+        self.model_prefix_tokens = int(getattr(model, "num_prefix_tokens", 0) or 0)
+        # timm puts the class token first among the prefix tokens; it is returned with them on request.
+        self._has_cls = (getattr(model, "cls_token", None) is not None and self.model_prefix_tokens > 0
+                         and "return_prefix_tokens" in inspect.signature(model.forward_intermediates).parameters)
 
     @property
     def layer_names(self) -> list[str]:
-        return [*self._blocks, PRE_LOGITS]
+        return [*self._blocks, *([CLS_LAYER] if self._has_cls else []), PRE_LOGITS]
 
     def forward_layers(self, x: torch.Tensor, layers: list[str], *, with_head: bool = False
                        ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         # One forward pass yields every block; the head is applied only when asked for.
-        final, blocks = self.model.forward_intermediates(x, indices=None)
-        named = dict(zip(self._blocks, blocks))
+        if CLS_LAYER in layers:
+            final, pairs = self.model.forward_intermediates(x, indices=None, return_prefix_tokens=True)
+            blocks = [grid for grid, _ in pairs]
+            named = dict(zip(self._blocks, blocks))
+            named[CLS_LAYER] = pairs[-1][1][:, 0]
+        else:
+            final, blocks = self.model.forward_intermediates(x, indices=None)
+            named = dict(zip(self._blocks, blocks))
         if PRE_LOGITS in layers:
             named[PRE_LOGITS] = self.model.forward_head(final, pre_logits=True)
         logits = self.model.forward_head(final) if with_head else None
@@ -202,21 +264,31 @@ class TimmExtractor(Extractor):
 
 
 class HookExtractor(Extractor):
-    """Layers of any ``torch.nn.Module``, read with forward hooks on named submodules."""
+    """Layers of any ``torch.nn.Module``, read with forward hooks on named submodules.
+
+    For a transformer whose hooked modules output (N, tokens, D) sequences, ``num_prefix_tokens``
+    says how many leading tokens are not patches (they are left out of pooling), and ``cls_from``
+    names the module whose output's first token is the class token, offered as the layer ``cls``
+    after the hooked modules.
+    """
 
     def __init__(self, model: torch.nn.Module, preprocessing: Preprocessing, modules: list[str],
-                 num_classes: int = 0) -> None:
+                 num_classes: int = 0, *, num_prefix_tokens: int = 0, cls_from: str | None = None) -> None:
         super().__init__(model, preprocessing)
         self._num_classes = num_classes
         available = dict(model.named_modules())
-        missing = [name for name in modules if name not in available]
+        missing = [name for name in [*modules, *([cls_from] if cls_from else [])] if name not in available]
         if missing:
             raise ModelConfigError(f"modules {missing} not in the model; valid: {[n for n in available if n]}")
+        if cls_from and num_prefix_tokens < 1:
+            raise ModelConfigError(f"cls_from={cls_from!r} needs num_prefix_tokens >= 1 (the class token is one)")
         self._modules = list(modules)
+        self._cls_from = cls_from
+        self.sequence_prefix_tokens = self.model_prefix_tokens = num_prefix_tokens
 
     @property
     def layer_names(self) -> list[str]:
-        return list(self._modules)
+        return [*self._modules, *([CLS_LAYER] if self._cls_from else [])]
 
     @property
     def num_classes(self) -> int:
@@ -226,13 +298,18 @@ class HookExtractor(Extractor):
                        ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
         captured: dict[str, torch.Tensor] = {}
         modules = dict(self.model.named_modules())
+        hooked = [name for name in layers if name != CLS_LAYER]
+        if CLS_LAYER in layers and self._cls_from not in hooked:
+            hooked.append(self._cls_from)
         handles = [modules[name].register_forward_hook(
-            lambda _m, _i, output, name=name: captured.__setitem__(name, output)) for name in layers]
+            lambda _m, _i, output, name=name: captured.__setitem__(name, output)) for name in hooked]
         try:
             output = self.model(x)
         finally:
             for handle in handles:
                 handle.remove()
+        if CLS_LAYER in layers:
+            captured[CLS_LAYER] = captured[self._cls_from][:, 0]
         return {name: captured[name] for name in layers}, output if with_head else None
 
 
@@ -427,8 +504,11 @@ def _create_torchvision(spec: ModelSpec, weights: str | Path | None) -> Extracto
     children = list(model.named_children())
     head = [m for m in children[-1][1].modules() if isinstance(m, torch.nn.Linear)]
     layers = [name for name, module in children[:-1] if not isinstance(module, _NOT_A_LAYER)]
-    extractor = HookExtractor(model, preprocessing, list(spec.layers) or layers,
-                              num_classes=head[-1].out_features if head else 0)
+    # torchvision's ViTs put one class token first in their (N, 1 + patches, D) encoder output.
+    has_cls = getattr(model, "class_token", None) is not None and "encoder" in dict(model.named_children())
+    wanted = [name for name in spec.layers if name != CLS_LAYER] if spec.layers else layers
+    extractor = HookExtractor(model, preprocessing, wanted, num_classes=head[-1].out_features if head else 0,
+                              num_prefix_tokens=1 if has_cls else 0, cls_from="encoder" if has_cls else None)
     extractor.checkpoint_info = info
     return extractor
 

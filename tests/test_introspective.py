@@ -1,4 +1,4 @@
-"""Introspective classification: the sampler, the negatives in training, 0 rounds = baseline, the workflow."""
+"""Introspective classification: the Langevin sampler, the negatives in training, 0 rounds = baseline, the workflow."""
 from __future__ import annotations
 
 import copy
@@ -22,7 +22,7 @@ from workflow_helpers import REPO, snakemake
 
 ICN_CONFIG = REPO / "tests" / "configs" / "icn.yaml"
 SMALL = dict(rounds=1, samples_per_class=4, grid_per_class=2,
-             sampler=icn.SamplerSettings(steps=10, step_size=1.0, noise=0.01))
+             sampler=icn.SamplerSettings(steps=10, step_size=1.0, temperature=5e-5))
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def trained(digits, spec):
     return model.eval()
 
 
-def test_sgld_raises_the_target_class_score_on_average(trained):
+def test_low_temperature_langevin_raises_the_target_class_score_on_average(trained):
     preprocess = preprocessing_of(trained)
     generator = torch.Generator().manual_seed(0)
     targets = torch.arange(10).repeat_interleave(6)
@@ -54,8 +54,9 @@ def test_sgld_raises_the_target_class_score_on_average(trained):
     def score(x):
         return icn.class_scores(trained(preprocess(x)), targets)
 
-    samples = icn.sgld(score, start, icn.SamplerSettings(steps=20, step_size=1.0, noise=0.01),
-                       low=0.0, high=1.0, generator=generator)
+    # T = 5e-5 at step 1 is noise sd 0.01: a cold chain climbs towards the class's high-score region.
+    samples = icn.langevin(score, start, icn.SamplerSettings(steps=20, step_size=1.0, temperature=5e-5),
+                           low=0.0, high=1.0, generator=generator)
     with torch.no_grad():
         before, after = score(start), score(samples)
     assert float(after.mean()) > float(before.mean()) + 1.0
@@ -65,9 +66,16 @@ def test_sgld_raises_the_target_class_score_on_average(trained):
     with torch.no_grad():
         logits = trained(preprocess(samples))
     assert float(icn.class_scores(logits, targets).mean()) > float((logits[:, :10] - logits[:, 10:]).mean())
+    # At T = 1 (the default, and tests/configs/icn.yaml's 10 steps of 0.01) the chains still move up from
+    # noise towards the model's distribution, only less far: samples, not modes.
+    warm = icn.langevin(score, start, icn.SamplerSettings(steps=10, step_size=0.01), low=0.0, high=1.0,
+                        generator=generator)
+    with torch.no_grad():
+        warm_score = score(warm)
+    assert float(before.mean()) < float(warm_score.mean()) < float(after.mean())
 
 
-def test_feature_space_sgld_raises_the_score_and_stays_in_the_training_range():
+def test_feature_space_langevin_raises_the_score_and_stays_in_the_training_range():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(loc, 1.0, size=(60, 8)) for loc in (-2.0, 0.0, 2.0)]).astype(np.float32)
     y = np.repeat(np.arange(3), 60)
@@ -81,39 +89,148 @@ def test_feature_space_sgld_raises_the_score_and_stays_in_the_training_range():
     def score(v):
         return icn.class_scores(probe.head(v), targets)
 
-    samples = icn.sgld(score, start, icn.SamplerSettings(steps=20, step_size=0.1, noise=0.01), low=low, high=high,
-                       generator=torch.Generator().manual_seed(0))
+    samples = icn.langevin(score, start, icn.SamplerSettings(steps=20, step_size=0.1, temperature=5e-4), low=low,
+                           high=high, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert float(score(samples).mean()) > float(score(start).mean()) + 0.5
     assert bool((samples >= low).all()) and bool((samples <= high).all())
 
 
 def test_pseudo_negatives_enter_training_labelled_as_the_negative_class(digits, spec, monkeypatch):
-    seen: list[torch.Tensor] = []
-    real_loss = torch.nn.functional.cross_entropy
+    seen: list[tuple[torch.Tensor, dict]] = []
+    real_loss = train_module.classification_loss
 
     def spy(logits, labels, **kwargs):
-        seen.append(labels.detach().cpu().clone())
+        seen.append((labels.detach().cpu().clone(), kwargs))
         return real_loss(logits, labels, **kwargs)
 
-    monkeypatch.setattr(train_module.F, "cross_entropy", spy)
-    recipe = Recipe(epochs=3, batch_size=64, augment=False)
+    monkeypatch.setattr(train_module, "classification_loss", spy)
+    recipe = Recipe(epochs=3, batch_size=64, augment=False, label_smoothing=0.1)
     settings = icn.IntrospectiveSettings(**dict(SMALL, rounds=2))
     checkpoint, history = icn.train_introspective(spec, digits, recipe, settings, progress=False)
     n_train = int((digits.split == "train").sum())
     # Round r sits before epoch r (3 epochs, 2 rounds): 0, then 40, then 80 negatives per epoch.
     assert [h["negatives"] for h in history] == [0, 40, 80]
     per_epoch = [n_train, n_train + 40, n_train + 80]
-    labels = torch.cat(seen)
+    labels = torch.cat([batch for batch, _ in seen])
     assert len(labels) == sum(per_epoch)
     bounds = np.cumsum([0, *per_epoch])
     for epoch, expected in enumerate([0, 40, 80]):
         epoch_labels = labels[bounds[epoch]:bounds[epoch + 1]]
         assert int((epoch_labels == 10).sum()) == expected  # K = 10 is "pseudo-negative"
         assert sorted(epoch_labels[epoch_labels < 10].tolist()) == sorted(digits.subset("train").labels.tolist())
+    # Every batch goes through the loss that smooths real labels only (tested below).
+    assert all(kwargs == {"num_classes": 10, "label_smoothing": 0.1, "negative_output": True} for _, kwargs in seen)
     assert checkpoint["num_classes"] == 11 and checkpoint["negative_class"] == 10
     assert len(checkpoint["sample_grids"]) == 2
     assert tuple(checkpoint["sample_grids"][0].shape) == (10 * 17 - 1, 2 * 17 - 1, 3)
+    # Provenance: the sampler as used, defaults filled in.
+    assert checkpoint["introspective_settings"]["sampler"] == {"steps": 10, "step_size": 1.0, "temperature": 5e-5,
+                                                               "init": "previous"}
+
+
+def test_label_smoothing_touches_real_examples_only():
+    from torch.nn import functional as F
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn((6, 4), generator=generator)  # K = 3 classes + pseudo-negative
+    labels = torch.tensor([0, 1, 2, 3, 3, 1])
+    s = 0.2
+    loss = train_module.classification_loss(logits, labels, num_classes=3, label_smoothing=s, negative_output=True)
+    log_p = logits.log_softmax(1)
+    expected = []
+    for row, label in enumerate(labels.tolist()):
+        if label == 3:  # a pseudo-negative: hard target
+            expected.append(-log_p[row, 3])
+        else:  # a real example: smoothed over the 3 classes, nothing on pseudo-negative
+            target = torch.full((4,), s / 3)
+            target[3] = 0.0
+            target[label] += 1 - s
+            expected.append(-(target * log_p[row]).sum())
+    assert float(loss) == pytest.approx(float(torch.stack(expected).mean()), rel=1e-6)
+    # A batch of negatives alone is plain cross-entropy, whatever the smoothing.
+    negatives = labels == 3
+    assert float(train_module.classification_loss(logits[negatives], labels[negatives], num_classes=3,
+                                                  label_smoothing=s, negative_output=True)) == pytest.approx(
+        float(F.cross_entropy(logits[negatives], labels[negatives])), rel=1e-6)
+    # Without a pseudo-negative output nothing changes: PyTorch's smoothing over the K outputs.
+    plain = logits[:, :3][labels < 3]
+    assert torch.equal(train_module.classification_loss(plain, labels[labels < 3], num_classes=3, label_smoothing=s,
+                                                        negative_output=False),
+                       F.cross_entropy(plain, labels[labels < 3], label_smoothing=s))
+
+
+def _gaussian_log_density(mean: torch.Tensor, variance: torch.Tensor):
+    def log_p(x: torch.Tensor) -> torch.Tensor:
+        return -0.5 * (((x - mean) ** 2) / variance).sum(dim=1)
+    return log_p
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.25])
+def test_langevin_draws_from_a_2d_gaussian_at_its_temperature(temperature):
+    """Many chains on log p = -0.5 (x - mu)' Sigma^-1 (x - mu): their end points have mean mu, variance T Sigma."""
+    mean, variance = torch.tensor([1.0, -2.0], dtype=torch.float64), torch.tensor([0.5, 2.0], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn((4000, 2), generator=generator, dtype=torch.float64)
+    # Step 0.01: the discretisation inflates the variance by 1 / (1 - step / (2 T sigma^2)), at most 4%;
+    # 1500 steps: the slowest coordinate relaxes as (1 - step / sigma^2)^steps = e^-7.5.
+    settings = icn.SamplerSettings(steps=1500, step_size=0.01, temperature=temperature)
+    bounds = torch.tensor([-50.0, -50.0], dtype=torch.float64), torch.tensor([50.0, 50.0], dtype=torch.float64)
+    samples = icn.langevin(_gaussian_log_density(mean, variance), start, settings, low=bounds[0], high=bounds[1],
+                           generator=generator).numpy()
+    assert samples.mean(0) == pytest.approx(mean.numpy(), rel=0.10)
+    assert samples.var(0, ddof=1) == pytest.approx(temperature * variance.numpy(), rel=0.10)
+    # The old sampler's defaults (step 0.01 here, independent noise sd 0.01, i.e. T = 0.005) give near-modes:
+    cold = icn.langevin(_gaussian_log_density(mean, variance), start, replace(settings, temperature=0.005),
+                        low=None, high=None, generator=generator).numpy()
+    assert (cold.var(0, ddof=1) < 0.05 * variance.numpy()).all()
+
+
+def test_temperature_reproduces_an_independent_noise_sd():
+    """noise sd sigma at step s is T = sigma^2 / (2 s): the update is x + s grad + sigma eps, step for step."""
+    def score(x):
+        return -(x ** 4).sum(dim=1)
+
+    start = torch.randn((50, 3), generator=torch.Generator().manual_seed(1))
+    settings = icn.SamplerSettings(steps=5, step_size=0.1, temperature=0.01 ** 2 / (2 * 0.1))
+    samples = icn.langevin(score, start, settings, low=-1.0, high=1.0, generator=torch.Generator().manual_seed(2))
+    generator, x = torch.Generator().manual_seed(2), start.clone()
+    for _ in range(5):
+        x = torch.clamp(x - 0.1 * 4 * x ** 3 + 0.01 * torch.randn(x.shape, generator=generator), -1.0, 1.0)
+    assert torch.allclose(samples, x, atol=1e-6)
+
+
+def test_a_config_naming_noise_fails_with_what_replaced_it():
+    with pytest.raises(ValueError, match=r"'noise' was replaced by 'temperature'.*temperature 5e-05"):
+        icn.IntrospectiveSettings.from_config({"rounds": 1, "samples_per_class": 2,
+                                               "sampler": {"steps": 10, "step_size": 1.0, "noise": 0.01}})
+    with pytest.raises(ValueError, match="introspective.probe.sampler: 'noise' was replaced"):
+        icn.FeatureProbeSettings.from_config({"sampler": {"steps": 10, "step_size": 0.1, "noise": 0.01}})
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        icn.SamplerSettings(temperature=-1.0)
+
+
+def test_chains_persist_across_rounds_by_default(monkeypatch):
+    assert icn.SamplerSettings().init == "previous" and icn.FeatureProbeSettings().sampler.init == "previous"
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+    real_langevin = icn.langevin
+
+    def spy(score, start, settings, **kwargs):
+        out = real_langevin(score, start, settings, **kwargs)
+        calls.append((start.clone(), out.clone()))
+        return out
+
+    monkeypatch.setattr(icn, "langevin", spy)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(30, 4)).astype(np.float32), np.repeat(np.arange(3), 10)
+    for init in ("previous", "noise"):
+        calls.clear()
+        settings = icn.FeatureProbeSettings(epochs=4, rounds=3, samples_per_class=5,
+                                            sampler=icn.SamplerSettings(steps=3, step_size=0.1, init=init))
+        icn.fit_feature_probe(x, y, num_classes=3, settings=settings, seed=0)
+        assert len(calls) == 3
+        continued = [torch.equal(calls[r + 1][0], calls[r][1]) for r in range(2)]
+        assert continued == ([True, True] if init == "previous" else [False, False])
 
 
 def test_feature_probe_negatives_are_labelled_negative(monkeypatch):
@@ -215,7 +332,8 @@ def _icn_config():
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["introspective"]["model"].update(rounds=2), "between 0 and train.epochs - 1 (1)"),
-    (lambda c: c["introspective"]["model"]["sampler"].update(init="uniform"), "['noise', 'previous']"),
+    (lambda c: c["introspective"]["model"]["sampler"].update(init="uniform"), "['previous', 'noise']"),
+    (lambda c: c["introspective"]["model"]["sampler"].update(noise=0.01), "'noise' was replaced by 'temperature'"),
     (lambda c: c["introspective"]["compare"]["architectures"]["resnet10t"].update(arch="resnet10"),
      "Did you mean"),
     (lambda c: c["introspective"]["compare"]["datasets"].update(digitz={}), "valid datasets: digits, digits_blur"),

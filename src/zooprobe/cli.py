@@ -123,7 +123,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         checkpoint, history = train_introspective(spec, data, recipe, settings, threads=args.threads)
     else:
         checkpoint, history = train_model(spec, data, recipe, threads=args.threads)
-    checkpoint["provenance"] = json.dumps(dict(_provenance_base(), model=args.model, spec=args.spec,
+    # An introspective model also records its rounds and sampler as used (defaults filled in).
+    used = {"introspective": checkpoint["introspective_settings"]} if "introspective_settings" in checkpoint else {}
+    checkpoint["provenance"] = json.dumps(dict(_provenance_base(), model=args.model, spec=args.spec, **used,
                                                dataset=data.attrs.get("name"),
                                                dataset_sha256=data.attrs["content_sha256"]))
     for row in history:  # timings go to the log, never into the checkpoint
@@ -154,11 +156,12 @@ def cmd_icn_compare(args: argparse.Namespace) -> None:
             raise SystemExit(f"OOD set {name!r} has classes {shifted.class_names}, but {args.dataset!r} has "
                              f"{data.class_names}; an OOD set must share the ID label space")
         ood[name] = shifted
-    result, grids = compare_from_scratch(spec, data, ood, Recipe.from_config(args.recipe),
-                                         IntrospectiveSettings.from_config(args.settings),
+    settings = IntrospectiveSettings.from_config(args.settings)
+    result, grids = compare_from_scratch(spec, data, ood, Recipe.from_config(args.recipe), settings,
                                          epsilons_255=args.epsilons, threads=args.threads)
     provenance = dict(_provenance_base(), dataset=args.dataset, dataset_sha256=data.attrs["content_sha256"],
                       arch=args.arch, seed=args.seed, recipe=args.recipe, settings=args.settings,
+                      settings_used=dataclasses.asdict(settings),
                       ood={name: s.attrs["content_sha256"] for name, s in ood.items()})
     _write_json(args.out, dict(result, dataset=args.dataset, arch=args.arch_name, seed=args.seed,
                                provenance=provenance))
@@ -190,6 +193,7 @@ def cmd_icn_probe(args: argparse.Namespace) -> None:
             log.info("%s/%s %s seed %d %s: %s", args.model, args.task, layer, row["seed"], row["method"],
                      {k: round(v, 4) for k, v in row["accuracy"].items()})
     provenance = dict(_provenance_base(), model=args.model, task=args.task, settings=args.settings,
+                      settings_used=dataclasses.asdict(settings),
                       weights_sha256=id_features.provenance["weights_sha256"],
                       pooling=id_features.provenance["pooling"], layers=id_features.provenance["layers"])
     _write_json(args.out, {"model": args.model, "task": args.task, "id_eval": args.id_name, "rows": rows,

@@ -233,7 +233,7 @@ def _check_introspective(config: Mapping[str, Any]) -> None:
                   if str(entry.get("arch", "")).startswith(INTROSPECTIVE_PREFIX)]
     if (icn_models or section.get("compare")) and "model" not in section:
         raise ConfigError(f"introspective.model: needed by {icn_models or ['introspective.compare']}; give rounds, "
-                          f"samples_per_class and sampler (steps, step_size, noise)")
+                          f"samples_per_class and sampler (steps, step_size, temperature, init)")
     try:
         if "model" in section:
             IntrospectiveSettings.from_config(section["model"])

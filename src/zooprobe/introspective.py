@@ -1,9 +1,11 @@
 """Introspective classification: reclassification-by-synthesis (Jin, Lazarow & Tu, 2017).
 
 One network is both classifier and generator. Each round, pseudo-negatives are synthesised by
-stochastic-gradient Langevin dynamics (SGLD) on the input, guided by the current classifier,
-and join the training set as negatives; the classifier then goes on training on the real data
-plus every pseudo-negative so far.
+Langevin dynamics on the input (:func:`langevin`), drawn from the distribution that the current
+classifier defines, ``p(x | class k) ∝ exp(score_k(x) / T)`` on the valid box, and join the
+training set as negatives with hard labels; the classifier then goes on training on the real
+data plus every pseudo-negative so far. By default each round's chains continue from the
+previous round's samples (persistent chains, ``init: previous``).
 
 **Output layout: K+1 softmax outputs**, the K classes plus "pseudo-negative" (index K), rather
 than K one-vs-all heads. Reasons:
@@ -29,8 +31,9 @@ K+1 outputs whose pseudo-negatives are synthesised in (standardised) feature spa
 from __future__ import annotations
 
 import logging
+import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -42,34 +45,66 @@ from zooprobe.sections import section_from_config
 
 log = logging.getLogger(__name__)
 
-SAMPLER_INITS: tuple[str, ...] = ("noise", "previous")
+SAMPLER_INITS: tuple[str, ...] = ("previous", "noise")
 PROBE_HEADS: tuple[str, ...] = ("linear", "mlp")
 FGSM_EPSILONS_255: tuple[int, ...] = (1, 2, 4)  # FGSM budgets in 1/255 pixel units
-SAMPLE_BATCH = 256  # images per SGLD chunk: bounds memory, whatever samples_per_class is
+SAMPLE_BATCH = 256  # images per Langevin chunk: bounds memory, whatever samples_per_class is
 
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """SGLD on the input: ``x <- clip(x + step_size * grad score + noise * N(0, 1))``.
+    """Langevin dynamics on the input: ``x <- clip(x + step_size * grad score + sqrt(2 step_size T) * N(0, 1))``.
+
+    With the noise tied to the step this way the chain's stationary distribution (as the step
+    goes to 0) is ``∝ exp(score(x) / T)`` restricted to the clamping box, so the samples are
+    draws from the classifier-defined distribution, not points near its modes.
 
     Attributes:
         steps: Langevin steps per round.
         step_size: gradient step (pixels in [0, 1]; standardised units for feature probes).
-        noise: standard deviation of the Gaussian noise added each step.
-        init: ``noise`` (Gaussian with the real data's mean and sd) or ``previous`` (the previous
-            round's samples of the same class; the first round starts from noise).
+        temperature: T; 1 samples the model's own distribution, lower values concentrate the
+            samples on high scores (the old independent noise ``sigma`` at step ``s`` is
+            ``T = sigma**2 / (2 s)``).
+        init: ``previous`` (persistent chains: each round continues from the previous round's
+            samples of the same class; the first round starts from noise) or ``noise`` (every
+            round restarts from Gaussian noise with the real data's mean and sd).
     """
 
     steps: int = 30
-    step_size: float = 1.0
-    noise: float = 0.01
-    init: str = "noise"
+    step_size: float = 0.01
+    temperature: float = 1.0
+    init: str = "previous"
 
     def __post_init__(self) -> None:
         if self.init not in SAMPLER_INITS:
             raise ValueError(f"sampler init {self.init!r} is not one of {list(SAMPLER_INITS)}")
-        if self.steps < 0 or self.step_size < 0 or self.noise < 0:
-            raise ValueError(f"sampler steps, step_size and noise must be >= 0, got {self}")
+        if self.steps < 0 or self.step_size < 0 or self.temperature < 0:
+            raise ValueError(f"sampler steps, step_size and temperature must be >= 0, got {self}")
+
+    @property
+    def noise_sd(self) -> float:
+        """Standard deviation of each step's Gaussian noise, ``sqrt(2 step_size T)``."""
+        return math.sqrt(2.0 * self.step_size * self.temperature)
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any], *, name: str) -> "SamplerSettings":
+        """Build from a ``sampler`` params section; the removed ``noise`` key fails with its replacement.
+
+        Args:
+            section: the mapping from params.yaml.
+            name: the section's name, for the error message.
+
+        Returns:
+            The settings. Unknown keys fail with the valid ones.
+        """
+        if "noise" in section:
+            step = section.get("step_size", cls.step_size)
+            hint = (f" (noise {section['noise']} at step_size {step} is temperature "
+                    f"{float(section['noise']) ** 2 / (2 * float(step)):.3g})" if step else "")
+            raise ValueError(f"{name}: 'noise' was replaced by 'temperature': the sampler is Langevin dynamics, "
+                             f"whose noise sd is sqrt(2 * step_size * temperature); an independent noise sd "
+                             f"sigma is temperature sigma**2 / (2 * step_size){hint}")
+        return section_from_config(cls, section, name=name)
 
 
 @dataclass(frozen=True)
@@ -80,7 +115,7 @@ class IntrospectiveSettings:
         rounds: synthesis rounds, at evenly spaced epoch boundaries (must be < ``train.epochs``).
         samples_per_class: pseudo-negatives synthesised per class per round (M).
         grid_per_class: samples per class kept for the per-round grid.
-        sampler: the SGLD settings.
+        sampler: the Langevin sampler's settings.
     """
 
     rounds: int = 2
@@ -92,7 +127,7 @@ class IntrospectiveSettings:
     def from_config(cls, section: Mapping[str, Any]) -> "IntrospectiveSettings":
         """Build from ``introspective.model``; unknown keys fail with the valid ones."""
         values = dict(section)
-        sampler = section_from_config(SamplerSettings, values.pop("sampler", {}), name="introspective sampler")
+        sampler = SamplerSettings.from_config(values.pop("sampler", {}), name="introspective.model.sampler")
         return replace(section_from_config(cls, values, name="introspective.model"), sampler=sampler)
 
 
@@ -126,27 +161,36 @@ def class_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return logits.gather(1, targets[:, None])[:, 0] - logits[:, -1]
 
 
-def sgld(score: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, settings: SamplerSettings, *,
-         low: torch.Tensor | float, high: torch.Tensor | float, generator: torch.Generator) -> torch.Tensor:
-    """Climb ``score`` from ``start`` by Langevin steps, clamped to ``[low, high]``.
+def langevin(score: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor, settings: SamplerSettings, *,
+             low: torch.Tensor | float | None, high: torch.Tensor | float | None,
+             generator: torch.Generator) -> torch.Tensor:
+    """Run Langevin chains on ``score`` (the unnormalised log density) from ``start``.
+
+    Each step is ``x <- clip(x + step_size * grad score(x) + sqrt(2 step_size T) * eps, low, high)``
+    with ``eps ~ N(0, I)`` (the unadjusted Langevin algorithm; the gradient is exact, not a
+    minibatch estimate). Its stationary distribution approaches ``∝ exp(score / T)`` on the box as
+    the step shrinks; clamping is the projection onto the box.
 
     Args:
-        score: maps a batch to one score per row; its gradient guides the sampler.
-        start: initial batch (its device is used throughout).
-        settings: steps, step size and noise.
-        low: lower bound of valid values (a float, or a tensor broadcastable to a row).
-        high: upper bound.
+        score: maps a batch to one log density (up to a constant) per row.
+        start: initial batch, one chain per row (its device is used throughout).
+        settings: steps, step size and temperature.
+        low: lower bound of valid values (a float, or a tensor broadcastable to a row); None for none.
+        high: upper bound; None for none.
         generator: CPU generator of the noise, so samples do not depend on the device.
 
     Returns:
         The final batch, detached.
     """
     x = start.detach().clone()
+    noise_sd = settings.noise_sd
     for _ in range(settings.steps):
         x.requires_grad_(True)
         (grad,) = torch.autograd.grad(score(x).sum(), x)
-        noise = torch.randn(x.shape, generator=generator).to(x.device)
-        x = torch.clamp(x.detach() + settings.step_size * grad + settings.noise * noise, low, high)
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        x = x.detach() + settings.step_size * grad + noise_sd * noise
+        if low is not None or high is not None:
+            x = torch.clamp(x, low, high)
     return x.detach()
 
 
@@ -163,8 +207,9 @@ def tile_grid(samples: np.ndarray) -> np.ndarray:
 class PixelSynthesiser:
     """The per-epoch hook of :func:`zooprobe.train.train_model` that runs the synthesis rounds.
 
-    Before each round's epoch it draws ``samples_per_class`` images per class by SGLD on the
-    class score, clamped to [0, 1], keeps a grid of them and returns them as new negatives.
+    Before each round's epoch it draws ``samples_per_class`` images per class by Langevin
+    dynamics on the class score, clamped to [0, 1] (from the previous round's samples with
+    ``init: previous``), keeps a grid of them and returns them as new negatives.
     """
 
     def __init__(self, settings: IntrospectiveSettings, *, epochs: int, num_classes: int, real: np.ndarray,
@@ -205,7 +250,7 @@ class PixelSynthesiser:
                 return class_scores(model(preprocess(x)), y)
 
             x0 = start[chunk:chunk + SAMPLE_BATCH].to(device)
-            x = sgld(score, x0, self.settings.sampler, low=0.0, high=1.0, generator=self.generator)
+            x = langevin(score, x0, self.settings.sampler, low=0.0, high=1.0, generator=self.generator)
             with torch.no_grad():
                 before.append(score(x0).cpu())
                 after.append(score(x).cpu())
@@ -239,7 +284,8 @@ def train_introspective(spec: Any, data: ImageSet, recipe: Any, settings: Intros
 
     Returns:
         The checkpoint (K+1 outputs; ``negative_class`` = K; ``sample_grids``, one uint8 grid per
-        round; ``rounds``, the sampler's log) and the per-epoch history.
+        round; ``rounds``, the sampler's log; ``introspective_settings``, rounds and sampler with
+        defaults filled in) and the per-epoch history.
     """
     from zooprobe.train import train_model
 
@@ -251,6 +297,8 @@ def train_introspective(spec: Any, data: ImageSet, recipe: Any, settings: Intros
     checkpoint["negative_class"] = len(data.class_names)
     checkpoint["sample_grids"] = [torch.from_numpy(grid) for grid in synthesiser.grids]
     checkpoint["rounds"] = [dict(r) for r in synthesiser.rounds]
+    # Provenance: the settings in force, defaults filled in (the sampler's kind is implied: Langevin).
+    checkpoint["introspective_settings"] = asdict(settings)
     return checkpoint, history
 
 
@@ -330,7 +378,7 @@ class FeatureProbeSettings:
         batch_size: minibatch size.
         rounds: synthesis rounds (0 is the plain probe); evenly spaced epoch boundaries.
         samples_per_class: pseudo-negatives per class per round.
-        sampler: SGLD in standardised feature space, clamped to the training features' range.
+        sampler: Langevin dynamics in standardised feature space, clamped to the training features' range.
     """
 
     head: str = "linear"
@@ -341,7 +389,7 @@ class FeatureProbeSettings:
     batch_size: int = 256
     rounds: int = 2
     samples_per_class: int = 50
-    sampler: SamplerSettings = field(default_factory=lambda: SamplerSettings(steps=30, step_size=0.1, noise=0.01))
+    sampler: SamplerSettings = field(default_factory=lambda: SamplerSettings(steps=30, step_size=0.1))
 
     def __post_init__(self) -> None:
         if self.head not in PROBE_HEADS:
@@ -351,7 +399,7 @@ class FeatureProbeSettings:
     def from_config(cls, section: Mapping[str, Any]) -> "FeatureProbeSettings":
         """Build from ``introspective.probe`` (minus its task and seed lists)."""
         values = {key: value for key, value in section.items() if key not in ("tasks", "seeds")}
-        sampler = section_from_config(SamplerSettings, values.pop("sampler", {}), name="introspective probe sampler")
+        sampler = SamplerSettings.from_config(values.pop("sampler", {}), name="introspective.probe.sampler")
         return replace(section_from_config(cls, values, name="introspective.probe"), sampler=sampler)
 
 
@@ -387,7 +435,8 @@ def fit_feature_probe(features: np.ndarray, labels: np.ndarray, *, num_classes: 
     """Fit a (K+1)-output probe; with ``rounds > 0`` it is introspective.
 
     Features are standardised with the training mean and sd. Each round draws
-    ``samples_per_class`` pseudo-negatives per class by SGLD from N(0, 1), clamped to the
+    ``samples_per_class`` pseudo-negatives per class by Langevin dynamics (from N(0, 1), or from
+    the previous round's samples with ``init: previous``), clamped to the
     per-dimension range of the standardised training features, and adds them labelled K.
 
     Args:
@@ -424,7 +473,7 @@ def fit_feature_probe(features: np.ndarray, labels: np.ndarray, *, num_classes: 
             def score(v: torch.Tensor) -> torch.Tensor:
                 return class_scores(head(v), targets)
 
-            previous = sgld(score, start, settings.sampler, low=low, high=high, generator=generator)
+            previous = langevin(score, start, settings.sampler, low=low, high=high, generator=generator)
             with torch.no_grad():
                 log.append({"round": len(log) + 1, "epoch": epoch, "score_before": float(score(start).mean()),
                             "score_after": float(score(previous).mean())})

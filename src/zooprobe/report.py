@@ -543,9 +543,10 @@ def introspective_section(introspective: dict[str, Any] | None) -> str:
     scratch = [v for v in records if v["experiment"] == "from_scratch"]
     probes = [v for v in records if v["experiment"] == "probe"]
     parts = ["<h2>Introspective classification (reclassification-by-synthesis)</h2>",
-             "<p>Jin, Lazarow &amp; Tu (2017): each round, pseudo-negatives are synthesised by Langevin steps on the "
-             "input that climb the current classifier's class score (logit of the class minus logit of "
-             "'pseudo-negative', a (K+1)-th output), and join the training set as negatives. The baseline is the same "
+             "<p>Jin, Lazarow &amp; Tu (2017): each round, pseudo-negatives are drawn by Langevin dynamics on the "
+             "input from the distribution exp(class score / T) that the current classifier defines (class score: "
+             "logit of the class minus logit of 'pseudo-negative', a (K+1)-th output), and join the training set as "
+             "negatives with hard labels. The baseline is the same "
              "network trained by the same code with zero rounds: same recipe, epochs over the real data, "
              "learning-rate schedule and seed. Errors are over the ID test split, each OOD set, and the test split "
              "under FGSM at each budget. The difference is paired by seed, with a 95% t interval and a paired t-test; "

@@ -61,6 +61,39 @@ def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 NegativeSynthesiser = Callable[[int, torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]], "torch.Tensor | None"]
 
 
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, *, num_classes: int, label_smoothing: float,
+                        negative_output: bool) -> torch.Tensor:
+    """Mean cross-entropy of a batch; label smoothing touches real examples only.
+
+    Without a pseudo-negative output this is ``F.cross_entropy`` with ``label_smoothing``, as
+    always. With one (introspective training, and its 0-round baseline), a real example's
+    target is smoothed over the K classes only (``1 - s + s/K`` on its class, ``s/K`` on the
+    others, 0 on pseudo-negative: a real image is never a negative), and a pseudo-negative
+    (label K) has the hard target, as Jin et al. (2017) train them.
+
+    Args:
+        logits: (n, K) or, with ``negative_output``, (n, K+1).
+        labels: (n,) class indices; K marks a pseudo-negative.
+        num_classes: K.
+        label_smoothing: s, the recipe's smoothing of real labels.
+        negative_output: whether the last logit is the pseudo-negative output.
+
+    Returns:
+        The scalar mean loss over the batch.
+    """
+    if not negative_output:
+        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    log_probs = logits.log_softmax(dim=1)
+    hard = -log_probs.gather(1, labels[:, None])[:, 0]
+    real = labels < num_classes
+    if label_smoothing == 0 or not bool(real.any()):
+        return hard.mean()
+    # For real rows: -(1 - s) log p_y - (s / K) sum_{k < K} log p_k.
+    uniform = -log_probs[:, :num_classes].mean(dim=1)
+    smoothed = (1 - label_smoothing) * hard + label_smoothing * uniform
+    return torch.where(real, smoothed, hard).mean()
+
+
 def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int = 1, progress: bool = True,
                 negative_output: bool = False, synthesise: NegativeSynthesiser | None = None,
                 ) -> tuple[dict[str, Any], list[dict[str, float]]]:
@@ -128,7 +161,8 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
             if len(fake):
                 inputs = torch.cat([inputs, preprocess(negatives[fake].to(device))])
                 labels = torch.cat([labels, torch.full((len(fake),), num_classes, dtype=labels.dtype)])
-            loss = F.cross_entropy(model(inputs), labels.to(device), label_smoothing=recipe.label_smoothing)
+            loss = classification_loss(model(inputs), labels.to(device), num_classes=num_classes,
+                                       label_smoothing=recipe.label_smoothing, negative_output=negative_output)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -86,6 +86,20 @@ def test_sweep_adds_architecture_x_dataset_x_seed_models(params):
     assert sweep_baseline(params) == "r10-augment_off-input_size32"
 
 
+def test_sweep_names_do_not_depend_on_the_order_of_the_variants(params):
+    """Jobs get the sweep as JSON with sorted keys: the names they derive must be the planner's."""
+    import json
+
+    from zooprobe.config import sweep_baseline, sweep_members
+
+    _with_sweep(params, variants={"input_size": [32, 48], "augment": [False, True]})
+    planned = sweep_members(params)
+    in_job = {"sweep": json.loads(json.dumps(params["sweep"], sort_keys=True))}
+    assert list(sweep_members(in_job)) == list(planned)
+    assert "r18-augment_on-input_size48-digits-s1" in planned
+    assert sweep_baseline(in_job) == sweep_baseline(params) == "r10-augment_off-input_size32"
+
+
 @pytest.mark.parametrize("changes,expected", [
     ({"baseline": "r50"}, "sweep.baseline: unknown architecture 'r50'; valid architectures: r10, r18"),
     ({"datasets": ["shapes", "shapez"]}, "sweep.datasets: unknown dataset 'shapez'"),

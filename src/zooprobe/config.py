@@ -94,14 +94,15 @@ def sweep_members(config: Mapping[str, Any]) -> dict[str, SweepMember]:
     """The models the ``sweep`` section asks for, by name (empty without a sweep).
 
     Every architecture is combined with every setting of every variable under ``variants``,
-    every dataset and every seed.
+    every dataset and every seed. Variables are taken in sorted order, so a name does not depend on
+    the order the params list them in (params reach jobs as JSON with sorted keys).
     """
     import itertools
 
     sweep = config.get("sweep")
     if not sweep:
         return {}
-    variables = list((sweep.get("variants") or {}).items())
+    variables = sorted((sweep.get("variants") or {}).items())
     combinations = list(itertools.product(*[[(name, value) for value in values] for name, values in variables]))
     members = {}
     for arch in sweep["architectures"]:
@@ -117,7 +118,7 @@ def sweep_members(config: Mapping[str, Any]) -> dict[str, SweepMember]:
 def sweep_baseline(config: Mapping[str, Any]) -> str:
     """The baseline configuration: the baseline architecture with the first setting of each variable."""
     sweep = config["sweep"]
-    settings = [(name, values[0]) for name, values in (sweep.get("variants") or {}).items()]
+    settings = [(name, values[0]) for name, values in sorted((sweep.get("variants") or {}).items())]
     return "-".join([sweep["baseline"], *(_setting_label(name, value) for name, value in settings)])
 
 

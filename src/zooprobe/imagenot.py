@@ -128,7 +128,7 @@ def variable_table(scores: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataFrame:
     """
     from zooprobe.config import sweep_members
 
-    variables = sweep.get("variants") or {}
+    variables = dict(sorted((sweep.get("variants") or {}).items()))  # the order of sweep_members' settings
     members = sweep_members({"sweep": sweep})
     rows: list[dict[str, Any]] = []
     for metric in VARIABLE_METRICS:

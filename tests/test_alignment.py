@@ -194,3 +194,232 @@ def test_things_triplets_as_a_url_source_with_sha256(tmp_path: Path) -> None:
     failed = build(dict(spec, files=files), tmp_path / "other.h5")
     assert failed.returncode != 0 and "sha256" in failed.stderr, failed.stderr
     assert not (tmp_path / "other.h5").exists()
+
+
+# ----------------------------------------------------------------------------- issue 18: like with like
+def simulated_subjects(*, n: int = 60, subjects: int = 16, noise: float = 0.5, seed: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """A true RDM (cosine distance of random features) and per-subject RDMs = truth + independent noise."""
+    rng = np.random.default_rng(seed)
+    truth = 1 - alignment.similarity_matrix(rng.normal(size=(n, 10)))
+    noise_matrices = rng.normal(scale=noise, size=(subjects, n, n))
+    return truth, truth + (noise_matrices + noise_matrices.transpose(0, 2, 1)) / 2
+
+
+def test_subject_mean_rsa_matches_its_definition_and_the_weighted_replicates_match_explicit_draws() -> None:
+    truth, rdms = simulated_subjects(n=30, subjects=5)
+    model = alignment.similarity_matrix(np.random.default_rng(4).normal(size=(30, 6))) - truth
+    scorer = alignment.LayerScorer(("m",), model[None], -rdms.mean(axis=0), -rdms,
+                                   alignment.sample_triplets(-rdms.mean(axis=0), n=200, seed=0))
+    observed = scorer.score(np.ones((1, 30)))
+    upper = np.triu_indices(30, k=1)
+    expected = np.mean([stats.spearman_rho(model[upper], -rdm[upper]) for rdm in rdms])
+    assert observed["rsa_subject_mean"][0, 0] == pytest.approx(expected)
+    assert observed["rsa"][0, 0] == pytest.approx(alignment.rsa(model, -rdms.mean(axis=0)))
+    lower_bound, upper_bound = alignment.noise_ceiling(rdms)
+    assert observed["rsa_fraction_of_ceiling"][0, 0] == pytest.approx(expected / upper_bound)
+    # A resample's pair weights (products of draw counts) give the RSA of the explicitly repeated pairs.
+    resamples = alignment.stimulus_resamples(30, n_boot=15, seed=2)
+    explicit = alignment.bootstrap_rsa(model, -rdms.mean(axis=0), resamples=resamples).replicates
+    weighted = scorer.score(alignment.stimulus_counts(30, n_boot=15, seed=2))["rsa"][:, 0]
+    np.testing.assert_allclose(weighted, explicit, atol=1e-12)
+
+
+def test_a_model_equal_to_the_true_rdm_reaches_the_ceiling_on_the_subject_mean() -> None:
+    """16 subjects = true RDM + noise, 60 stimuli: the truth's subject-mean RSA lies within the Nili bounds.
+
+    The group-mean RSA of the same model exceeds the upper bound (it is not what the ceiling bounds);
+    dividing it by the ceiling gave the 1.4-1.8 'fractions' of issue 18.
+    """
+    truth, rdms = simulated_subjects()
+    lower, upper = alignment.noise_ceiling(rdms)
+    result = alignment.align_similarities({"truth": -truth}, {"rdms": rdms}, layer_choice="last", n_triplets=500,
+                                          n_boot=100, seed=0)
+    rows = {r["metric"]: r for r in result.rows}
+    assert result.score_metric == "rsa_subject_mean" and result.score == rows["rsa_subject_mean"]["value"]
+    assert lower <= rows["rsa_subject_mean"]["value"] <= upper
+    fraction = rows["rsa_fraction_of_ceiling"]
+    assert 0.9 <= fraction["value"] <= 1.1 and fraction["ci_low"] <= 1.0 <= fraction["ci_high"] + 0.05
+    assert fraction["value"] == pytest.approx(rows["rsa_subject_mean"]["value"] / upper)
+    assert rows["rsa"]["value"] / upper > 1.2
+    assert result.extra == {"noise_ceiling_lower": lower, "noise_ceiling_upper": upper}
+
+
+def _triplet_world(seed: int = 0, n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n, 8))
+    human_sim = alignment.similarity_matrix(features)
+    model_sim = alignment.similarity_matrix(features + rng.normal(scale=1.0, size=features.shape))
+    return human_sim, model_sim
+
+
+def test_odd_one_out_ci_width_is_set_by_the_stimuli_not_the_triplet_count() -> None:
+    human_sim, model_sim = _triplet_world()
+    widths = {}
+    for count in (10_000, 100_000):
+        triplets = alignment.sample_triplets(human_sim, n=count, seed=1)
+        est = alignment.bootstrap_odd_one_out(model_sim, triplets, n_boot=200, seed=0).estimate
+        assert est.ci_low <= est.value <= est.ci_high and est.n == 60
+        widths[count] = est.ci_high - est.ci_low
+    assert abs(widths[100_000] / widths[10_000] - 1) < 0.2, widths
+    assert widths[100_000] > 0.02  # resampling triplets gave 0.006 here
+
+
+def test_odd_one_out_stimulus_interval_covers_the_population_accuracy() -> None:
+    """Coverage over 60 simulated sets of 50 stimuli drawn from one population of 3,000.
+
+    The estimand is the accuracy over the population's triplets. With 20,000 triplets per set the
+    interval covers at about the nominal rate; it is not much wider than the spread of the estimates
+    (with few triplets per stimulus it is conservative: the weights also multiply triplet-level noise).
+    """
+    rng = np.random.default_rng(0)
+    population = rng.normal(size=(3000, 8))
+    model_population = population + rng.normal(scale=1.0, size=population.shape)
+
+    def agreement(index: np.ndarray, triplets: np.ndarray) -> np.ndarray:
+        human_sim = alignment.similarity_matrix(population[index])
+        model_sim = alignment.similarity_matrix(model_population[index])
+        return alignment.odd_one_out(human_sim, triplets)[0] == alignment.odd_one_out(model_sim, triplets)[0]
+
+    big = rng.permutation(3000)[:1500]
+    draws = rng.integers(0, 1500, size=(120_000, 3))
+    distinct = (draws[:, 0] != draws[:, 1]) & (draws[:, 0] != draws[:, 2]) & (draws[:, 1] != draws[:, 2])
+    truth = agreement(big, draws[distinct]).mean()
+    covered, widths, values = [], [], []
+    for dataset in range(60):
+        index = rng.choice(3000, size=50, replace=False)
+        human_sim = alignment.similarity_matrix(population[index])
+        model_sim = alignment.similarity_matrix(model_population[index])
+        triplets = alignment.sample_triplets(human_sim, n=20_000, seed=dataset)
+        est = alignment.bootstrap_odd_one_out(model_sim, triplets, n_boot=200, seed=dataset).estimate
+        covered.append(est.ci_low <= truth <= est.ci_high)
+        widths.append(est.ci_high - est.ci_low)
+        values.append(est.value)
+    assert np.mean(covered) >= 0.85, np.mean(covered)
+    # A 95% interval spans about 3.92 standard deviations of the estimate over datasets.
+    assert np.mean(widths) < 1.5 * 3.92 * np.std(values), (np.mean(widths), 3.92 * np.std(values))
+
+
+def test_human_consistency_of_repeated_triplets() -> None:
+    triplets = np.array([[0, 1, 2], [1, 0, 2], [2, 0, 1],   # {0,1,2}: odd 2, 2, 1 -> 2/3 agree with the mode
+                         [3, 4, 5], [4, 3, 5],              # {3,4,5}: odd 5, 5 -> 1
+                         [0, 3, 6]])                        # answered once: no repeat
+    ceiling, repeated = alignment.human_consistency(triplets)
+    assert repeated == 2 and ceiling == pytest.approx((2 / 3 + 1) / 2)
+    assert alignment.human_consistency(triplets[[0, 3, 5]]) == (pytest.approx(np.nan, nan_ok=True), 0)
+    features = np.random.default_rng(0).normal(size=(7, 4))
+    result = alignment.align_representation({"l": features}, {"triplets": triplets}, similarity="cosine",
+                                            layer_choice="last", n_triplets=10, n_boot=20, seed=0)
+    assert result.extra["human_consistency"] == pytest.approx(ceiling) and result.extra["n_repeated_triplets"] == 2
+    assert result.score_metric == "odd_one_out_accuracy"
+
+
+def test_layer_choice_best_means_nothing_now_and_names_the_valid_choices() -> None:
+    with pytest.raises(ValueError, match=r"valid: \['last', 'best_cv'\]"):
+        alignment.align_representation({"l": random_features()}, {"similarity": np.eye(60)}, similarity="cosine",
+                                       layer_choice="best", n_triplets=10, n_boot=10, seed=0)
+
+
+def test_cross_validated_layer_choice_is_not_optimistic_over_layers_of_pure_noise() -> None:
+    """Twelve layers unrelated to the humans: the max over layers is biased up, the CV score is not."""
+    cv_scores, max_scores = [], []
+    halves = alignment.stimulus_halves(40, n_splits=alignment.CV_SPLITS, seed=0)
+    for sim in range(40):
+        rng = np.random.default_rng(sim)
+        human_sim = alignment.similarity_matrix(rng.normal(size=(40, 8)))
+        layers = np.stack([alignment.similarity_matrix(rng.normal(size=(40, 8))) for _ in range(12)])
+        scorer = alignment.LayerScorer(tuple(map(str, range(12))), layers, human_sim, None,
+                                       alignment.sample_triplets(human_sim, n=200, seed=sim))
+        cv, _ = alignment.cross_validated_scores(scorer, np.ones((1, 40)), halves)
+        cv_scores.append(cv["rsa"][0])
+        max_scores.append(scorer.score(np.ones((1, 40)))["rsa"][0].max())
+    cv_scores, max_scores = np.array(cv_scores), np.array(max_scores)
+    standard_error = cv_scores.std(ddof=1) / np.sqrt(len(cv_scores))
+    assert abs(cv_scores.mean()) < 3 * standard_error, (cv_scores.mean(), standard_error)
+    assert max_scores.mean() > cv_scores.mean() + 6 * standard_error, (max_scores.mean(), standard_error)
+
+
+def test_cross_validated_layer_choice_finds_a_planted_layer_and_records_each_split() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(50, 8))
+    human_sim = alignment.similarity_matrix(features + rng.normal(scale=0.5, size=features.shape))
+    layers = {f"noise{i}": rng.normal(size=(50, 8)) for i in range(3)}
+    layers["planted"] = features
+    layers |= {f"later{i}": rng.normal(size=(50, 8)) for i in range(3)}
+    result = alignment.align_representation(layers, {"similarity": human_sim}, similarity="cosine",
+                                            layer_choice="best_cv", n_triplets=500, n_boot=50, seed=0)
+    assert result.selected_layer == "best_cv" and result.score_metric == "rsa"
+    splits = result.selection["splits"]
+    assert len(splits) == alignment.CV_SPLITS
+    assert all(s["chosen_on_first_half"] == s["chosen_on_second_half"] == "planted" for s in splits)
+    assert result.selection["bootstrap_choice_frequency"]["planted"] > 0.95
+    rows = {(r["layer"], r["metric"]): r for r in result.rows}
+    cv = rows[("best_cv", "rsa_cv")]
+    assert result.score == cv["value"] and len(result.replicates) == 50
+    assert cv["ci_low"] <= cv["value"] <= cv["ci_high"]
+    # Held-out halves of the planted layer score about what the layer scores on all stimuli.
+    assert abs(cv["value"] - rows[("planted", "rsa")]["value"]) < 0.1
+    assert ("best_cv", "odd_one_out_accuracy_cv") in rows
+    last = alignment.align_representation(layers, {"similarity": human_sim}, similarity="cosine",
+                                          layer_choice="last", n_triplets=500, n_boot=50, seed=0)
+    assert last.selected_layer == "later2" and last.selection == {"rule": "last", "layer": "later2"}
+
+
+def test_subject_mean_and_cross_validated_payloads_reach_the_scores_and_the_report() -> None:
+    """align -> analyse -> report: the ranking score is the CV subject-mean RSA, resampled over stimuli,
+    and the report draws the ceiling band over the subject-mean curve."""
+    import json
+
+    import pandas as pd
+
+    from zooprobe.analyse import SCORE_COLUMNS, alignment_rows
+    from zooprobe.cli import _alignment_payload
+    from zooprobe.report import _curve_rsa, alignment_section
+
+    truth, rdms = simulated_subjects(n=40, subjects=6)
+    rng = np.random.default_rng(1)
+    payloads = []
+    for model in ("a", "b", "c"):
+        sims = {f"layer{i}": -truth + rng.normal(scale=0.3 + 0.3 * i, size=truth.shape) for i in range(3)}
+        sims = {name: (s + s.T) / 2 for name, s in sims.items()}
+        result = alignment.align_similarities(sims, {"rdms": rdms}, layer_choice="best_cv", n_triplets=300,
+                                              n_boot=30, seed=0)
+        payloads.append(json.loads(json.dumps(_alignment_payload("k92", model, result, {"settings": {}}),
+                                              default=float)))
+    assert payloads[0]["layer_selection"]["splits"][0]["chosen_on_first_half"] == "layer0"
+    assert payloads[0]["provenance"]["layer_selection"] == payloads[0]["layer_selection"]
+    rankings: dict = {}
+    scores = pd.DataFrame(alignment_rows(payloads, rankings), columns=SCORE_COLUMNS)
+    score = scores[scores.metric == "score"]
+    assert set(score.layer) == {"best_cv"} and set(score.resampled) == {"stimuli"}
+    cv = scores[scores.metric == "rsa_subject_mean_cv"].set_index("model").value
+    assert np.allclose(score.set_index("model").value[cv.index], cv)
+    assert rankings["k92"].n == 40
+    fraction = scores[scores.metric.str.startswith("rsa_fraction_of_ceiling")]
+    assert len(fraction) == 3 * 4 and (fraction.ci_low <= 1).all()
+    curves = _curve_rsa(scores, ["k92"])
+    assert set(curves.metric) == {"rsa_subject_mean"} and set(curves.layer) == {"layer0", "layer1", "layer2"}
+    html_text = alignment_section(scores, ["k92"], [])
+    assert "a, mean over subjects" in html_text
+    odd = scores[(scores.model == "a") & (scores.metric == "odd_one_out_accuracy_cv")].iloc[0]
+    section = html_text.split("Odd-one-out accuracy at the selected layer")[1]
+    assert f"{odd.value:.3f} [{odd.ci_low:.3f}, {odd.ci_high:.3f}]" in section and odd.resampled == "stimuli"
+
+
+def test_kriegeskorte_fraction_of_ceiling_on_the_real_rdms(assets_dir: Path) -> None:
+    """The 16 real RDMs: the group mean itself reaches the upper bound exactly (fraction 1); pixel
+    features score well below it, and the cross-validated choice names a layer per split."""
+    built = human.build_kriegeskorte92(root=assets_dir / "kriegeskorte92", size=24)
+    rdms = built.human["rdms"]
+    lower, upper = alignment.noise_ceiling(rdms)
+    pixels = built.images.reshape(92, -1).astype(float)
+    layers = {"group_mean": -rdms.mean(axis=0), "pixels": alignment.similarity_matrix(pixels),
+              "pixels_centred": alignment.similarity_matrix(pixels, "correlation")}
+    result = alignment.align_similarities(layers, {"rdms": rdms}, layer_choice="best_cv", n_triplets=2000,
+                                          n_boot=50, seed=0)
+    rows = {(r["layer"], r["metric"]): r for r in result.rows}
+    assert rows[("group_mean", "rsa_subject_mean")]["value"] == pytest.approx(upper)
+    assert rows[("group_mean", "rsa_fraction_of_ceiling")]["value"] == pytest.approx(1.0)
+    assert rows[("pixels", "rsa_fraction_of_ceiling")]["ci_high"] < lower / upper
+    assert all(s["chosen_on_first_half"] == "group_mean" for s in result.selection["splits"])
+    assert all(r["ci_low"] <= 1 for (layer, metric), r in rows.items() if metric.startswith("rsa_fraction"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -50,14 +51,38 @@ def test_report_shows_rsa_with_ci_at_every_layer_of_efficientnet_lite0(alignment
 
 
 def test_noise_ceiling_and_fraction_of_ceiling(alignment_run: Path) -> None:
+    """The ceiling bounds the subject-mean RSA; the fraction of it is at most 1 within its CI for every model."""
     scores = pd.read_csv(alignment_run / "results" / "scores.csv")
     ceiling = scores[scores.benchmark == "kriegeskorte92"].set_index("metric")
     lower, upper = ceiling.loc["noise_ceiling_lower", "value"], ceiling.loc["noise_ceiling_upper", "value"]
     assert 0 < lower <= upper <= 1
-    rsa = scores[(scores.benchmark == "kriegeskorte92") & (scores.metric == "rsa")].set_index(["model", "layer"])
-    fraction = scores[(scores.benchmark == "kriegeskorte92") & (scores.metric == "rsa_fraction_of_ceiling")]
+    k92 = scores[scores.benchmark == "kriegeskorte92"]
+    subject_mean = k92[k92.metric == "rsa_subject_mean"].set_index(["model", "layer"])
+    fraction = k92[k92.metric == "rsa_fraction_of_ceiling"]
+    assert len(fraction) == len(subject_mean) > 0
     for r in fraction.itertuples():
-        assert r.value == pytest.approx(rsa.loc[(r.model, r.layer), "value"] / upper)
+        assert r.value == pytest.approx(subject_mean.loc[(r.model, r.layer), "value"] / upper)
+    cv_fraction = k92[k92.metric == "rsa_fraction_of_ceiling_cv"]
+    assert set(cv_fraction.model) == set(fraction.model) and set(cv_fraction.layer) == {"best_cv"}
+    for r in pd.concat([fraction, cv_fraction]).itertuples():
+        assert r.ci_low <= 1 and r.ci_low <= r.value <= r.ci_high, (r.model, r.layer, r.value, r.ci_low)
+
+
+def test_the_layer_that_ranks_models_is_chosen_by_split_half_cross_validation(alignment_run: Path) -> None:
+    scores = pd.read_csv(alignment_run / "results" / "scores.csv")
+    for benchmark, metric in (("kriegeskorte92", "rsa_subject_mean"), ("peterson_animals", "rsa")):
+        part = scores[scores.benchmark == benchmark]
+        score = part[part.metric == "score"].set_index("model")
+        assert len(score) == 8 and set(score.layer) == {"best_cv"} and set(score.resampled) == {"stimuli"}
+        cv = part[part.metric == f"{metric}_cv"].set_index("model")
+        assert (score.value == cv.value[score.index]).all()
+        for model in score.index:
+            payload = json.loads((alignment_run / "results" / "alignment" / model / f"{benchmark}.json").read_text())
+            selection = payload["provenance"]["layer_selection"]
+            assert payload["score_metric"] == metric and selection["rule"] == "best_cv"
+            layers = {row["layer"] for row in payload["rows"]} - {"best_cv"}
+            assert len(selection["splits"]) == 5
+            assert all({s["chosen_on_first_half"], s["chosen_on_second_half"]} <= layers for s in selection["splits"])
 
 
 def test_cross_entropy_of_each_published_model_and_the_pipeline_heads(alignment_run: Path) -> None:

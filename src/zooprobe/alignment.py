@@ -1,9 +1,14 @@
 """How well a model's representation or predictions agree with human judgements.
 
 * RSA: Spearman correlation between the model's and the humans' pairwise similarities over
-  the upper triangle, with a bootstrap CI over stimuli.
-* The Kriegeskorte noise ceiling of a set of per-subject RDMs (Nili et al. 2014).
-* Odd-one-out accuracy on triplets.
+  the upper triangle, against the group similarity (``rsa``) and, where per-subject RDMs exist,
+  averaged over subjects (``rsa_subject_mean``), with bootstrap CIs over stimuli.
+* The Kriegeskorte noise ceiling of a set of per-subject RDMs (Nili et al. 2014), which bounds
+  ``rsa_subject_mean`` (not ``rsa``); ``rsa_fraction_of_ceiling`` divides one by the other.
+* Odd-one-out accuracy on triplets, with a CI over stimuli (each triplet weighted by its members'
+  draw counts), and the human consistency ceiling of repeated triplets.
+* A layer choice that does not look at the scored data (``last``) or is cross-validated over
+  halves of the stimuli (``best_cv``).
 * Agreement with human label distributions (CIFAR-10H): cross-entropy, KL, and the
   correlation of per-image entropies.
 
@@ -13,7 +18,8 @@ and two models' replicates stay paired.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from zooprobe import stats
@@ -21,6 +27,7 @@ from zooprobe import stats
 SIMILARITIES: tuple[str, ...] = ("cosine", "correlation")
 # Clip probabilities away from 0 so that one confident mistake gives a large, finite loss.
 PROBABILITY_FLOOR = 1e-7
+_CHUNK_ENTRIES = 20_000_000  # float entries of a (resamples, triplets) weight matrix held at once
 
 
 @dataclass(frozen=True)
@@ -137,10 +144,13 @@ def sample_triplets(human_sim: np.ndarray, *, n: int, seed: int) -> np.ndarray:
     Returns:
         (n, 3) int array.
     """
+    if len(human_sim) < 3:
+        raise ValueError(f"triplets need at least 3 stimuli, got {len(human_sim)}")
     rng = np.random.default_rng(seed)
     found: list[np.ndarray] = []
     while sum(len(f) for f in found) < n:
-        draw = np.stack([rng.choice(len(human_sim), size=3, replace=False) for _ in range(n)])
+        draw = rng.integers(0, len(human_sim), size=(2 * n, 3))
+        draw = draw[(draw[:, 0] != draw[:, 1]) & (draw[:, 0] != draw[:, 2]) & (draw[:, 1] != draw[:, 2])]
         odd, clear = odd_one_out(human_sim, draw)
         # Rotate each triplet so that its odd one out comes last.
         order = (odd[:, None] + np.array([1, 2, 3])) % 3
@@ -161,18 +171,86 @@ def odd_one_out(similarity: np.ndarray, triplets: np.ndarray) -> tuple[np.ndarra
     return pairs.argmax(axis=1), ordered[:, 2] > ordered[:, 1]
 
 
+def stimulus_counts(n: int, *, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) float: how often each stimulus is drawn in each of :func:`stimulus_resamples`' rows."""
+    draws = stimulus_resamples(n, n_boot=n_boot, seed=seed) + (np.arange(n_boot) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+
+def triplet_weights(counts: np.ndarray, triplets: np.ndarray) -> np.ndarray:
+    """Weight of each triplet in each stimulus resample: the product of its three members' draw counts.
+
+    A triplet that touches an undrawn stimulus drops out; one whose member was drawn twice counts
+    twice, as it would among the triplets of the resampled stimulus multiset.
+
+    Args:
+        counts: (R, N) draw counts per resample (rows of ones for the data as observed).
+        triplets: (T, 3) stimulus indices.
+
+    Returns:
+        (R, T) weights.
+    """
+    return counts[:, triplets[:, 0]] * counts[:, triplets[:, 1]] * counts[:, triplets[:, 2]]
+
+
 def bootstrap_odd_one_out(model_similarity: np.ndarray, triplets: np.ndarray, *, n_boot: int, seed: int,
                           level: float = stats.CI_LEVEL) -> Scored:
     """Odd-one-out accuracy (chance 1/3) of the model on human triplets (odd one out last).
 
-    Ties in the model's similarities count as a third of a hit. The CI resamples triplets.
+    Ties in the model's similarities count as a third of a hit. The CI resamples stimuli (the
+    same draws as :func:`stimulus_resamples`), each triplet weighted by the product of its members'
+    draw counts (:func:`triplet_weights`), so its width reflects the stimulus set rather than the
+    number of triplets.
     """
-    odd, unique = odd_one_out(model_similarity, triplets)
-    hits = np.where(unique, (odd == 2).astype(float), 1.0 / 3.0)
-    counts = stats.bootstrap_counts(len(hits), n_boot=n_boot, seed=seed)
-    replicates = counts @ hits / len(hits)
+    hits = _triplet_hits(model_similarity, triplets)
+    counts = stimulus_counts(len(model_similarity), n_boot=n_boot, seed=seed)
+    replicates = _weighted_accuracy(counts, triplets, hits[None])[:, 0]
     low, high = stats.percentile_interval(replicates, level)
-    return Scored(stats.Estimate(float(hits.mean()), low, high, len(hits)), replicates)
+    return Scored(stats.Estimate(float(hits.mean()), low, high, len(model_similarity)), replicates)
+
+
+def _triplet_hits(similarity: np.ndarray, triplets: np.ndarray) -> np.ndarray:
+    odd, unique = odd_one_out(similarity, triplets)
+    return np.where(unique, (odd == 2).astype(float), 1.0 / 3.0)
+
+
+def _weighted_accuracy(counts: np.ndarray, triplets: np.ndarray, hits: np.ndarray) -> np.ndarray:
+    """(R, L) accuracy of L layers' (L, T) hits under each resample's triplet weights; NaN if none survive."""
+    out = np.empty((len(counts), len(hits)))
+    step = max(1, _CHUNK_ENTRIES // max(len(triplets), 1))  # bounds the (rows, T) weight matrix in memory
+    for start in range(0, len(counts), step):
+        weights = triplet_weights(counts[start:start + step], triplets)
+        total = weights.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start:start + step] = np.where(total > 0, weights @ hits.T / total, np.nan)
+    return out
+
+
+def human_consistency(triplets: np.ndarray) -> tuple[float, int]:
+    """The human consistency ceiling of odd-one-out choices answered more than once.
+
+    For every triplet (as a set of three stimuli) with at least two answers: the fraction of its
+    answers that name its modal odd one out; averaged over those triplets. This is the noise
+    ceiling of THINGS odd-one-out accuracy (Hebart et al. 2020): no model can agree with every
+    answer to a triplet that people answer differently. It counts each answer in its own modal
+    choice, so with few repeats per triplet it is optimistic (at least 1/2 with two answers).
+
+    Args:
+        triplets: (T, 3) stimulus indices, the chosen odd one out last.
+
+    Returns:
+        (ceiling, number of triplets with repeats); (NaN, 0) when no triplet is repeated.
+    """
+    triplets = np.asarray(triplets, dtype=np.int64)
+    _, which, answers = np.unique(np.sort(triplets, axis=1), axis=0, return_inverse=True, return_counts=True)
+    which = which.ravel()
+    repeated = answers >= 2
+    if not repeated.any():
+        return float("nan"), 0
+    choice, per_choice = np.unique(np.stack([which, triplets[:, 2]], axis=1), axis=0, return_counts=True)
+    modal = np.zeros(len(answers))
+    np.maximum.at(modal, choice[:, 0], per_choice)
+    return float(np.mean(modal[repeated] / answers[repeated])), int(repeated.sum())
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -222,8 +300,190 @@ def human_label_agreement(model_probs: np.ndarray, human_probs: np.ndarray, *, n
 
 
 # ----------------------------------------------------------------------------- per model
-LAYER_CHOICES: tuple[str, ...] = ("last", "best")
+LAYER_CHOICES: tuple[str, ...] = ("last", "best_cv")
 HEAD = "head"
+CV_LAYER = "best_cv"  # the layer name of cross-validated scores, whose layer differs by split
+CV_SPLITS = 5  # random halvings of the stimuli; each is scored in both directions
+_CV_STREAM = 1  # seeds the halvings apart from the stimulus resamples of the same seed
+
+
+def _grades(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mid-distribution grades W(x < x_i) + W(x = x_i) / 2 of each row of ``x`` under shared ``weights``.
+
+    The weighted Pearson correlation of two rows' grades is the Spearman correlation of the
+    weighted sample (with integer weights, of the sample with each entry repeated).
+
+    Args:
+        x: (R, P) values.
+        weights: (P,) positive weights.
+
+    Returns:
+        (R, P) grades in (0, 1).
+    """
+    order = np.argsort(x, axis=1, kind="stable")
+    ordered = np.take_along_axis(x, order, axis=1)
+    width = x.shape[1]
+    position = np.broadcast_to(np.arange(width), x.shape)
+    starts = np.ones(x.shape, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones(x.shape, dtype=bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)  # first index of each tie block
+    last = np.minimum.accumulate(np.where(ends, position, width - 1)[:, ::-1], axis=1)[:, ::-1]
+    cumulative = np.concatenate([np.zeros((len(x), 1)), np.cumsum(weights[order], axis=1)], axis=1)
+    below = np.take_along_axis(cumulative, first, axis=1)
+    tied = np.take_along_axis(cumulative, last + 1, axis=1) - below
+    grades = np.empty_like(ordered)
+    np.put_along_axis(grades, order, (below + tied / 2) / cumulative[:, -1:], axis=1)
+    return grades
+
+
+def _weighted_correlations(a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(A, B) weighted Pearson correlations of every row of ``a`` with every row of ``b``; NaN for a constant row."""
+    w = weights / weights.sum()
+    a = a - (a @ w)[:, None]
+    b = b - (b @ w)[:, None]
+    var_a, var_b = (a ** 2) @ w, (b ** 2) @ w
+    denominator = np.sqrt(np.outer(var_a, var_b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 1e-24, ((a * w) @ b.T) / denominator, np.nan)
+
+
+@dataclass(frozen=True)
+class LayerScorer:
+    """Every alignment metric of every layer, on any weighting of the stimuli.
+
+    Scoring a row of draw counts (ones: the data as observed; a bootstrap resample; a resample
+    restricted to one half of the stimuli) is what lets the point estimate, its replicates and the
+    cross-validated layer choice all come from one procedure.
+
+    Attributes:
+        layers: layer names, in extraction order.
+        model_sims: (L, N, N) model similarity per layer.
+        human_sim: (N, N) human (group) similarity, or None for triplet data.
+        subject_sims: (S, N, N) each subject's similarity (minus the RDM), or None.
+        triplets: (T, 3) triplets, the humans' odd one out last.
+    """
+
+    layers: tuple[str, ...]
+    model_sims: np.ndarray
+    human_sim: np.ndarray | None
+    subject_sims: np.ndarray | None
+    triplets: np.ndarray
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        if self.human_sim is None:
+            return ("odd_one_out_accuracy",)
+        if self.subject_sims is None:
+            return ("rsa", "odd_one_out_accuracy")
+        return ("rsa", "rsa_subject_mean", "rsa_fraction_of_ceiling", "odd_one_out_accuracy")
+
+    @property
+    def score_metric(self) -> str:
+        """The metric that ranks models: the subject-mean RSA where the noise ceiling bounds it."""
+        if self.human_sim is None:
+            return "odd_one_out_accuracy"
+        return "rsa" if self.subject_sims is None else "rsa_subject_mean"
+
+    @cached_property
+    def _hits(self) -> np.ndarray:
+        return np.stack([_triplet_hits(sim, self.triplets) for sim in self.model_sims])
+
+    @cached_property
+    def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.triu_indices(self.model_sims.shape[1], k=1)
+
+    @cached_property
+    def _pair_values(self) -> tuple[np.ndarray, np.ndarray]:
+        """(L, P) model and (1 + S, P) human similarities of the stimulus pairs: the group's first."""
+        rows, cols = self._pairs
+        humans = self.human_sim[rows, cols][None]
+        if self.subject_sims is not None:
+            humans = np.concatenate([humans, self.subject_sims[:, rows, cols]])
+        return self.model_sims[:, rows, cols], humans
+
+    def score(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Every metric of every layer under each row of stimulus draw counts.
+
+        RSA weights each stimulus pair by the product of its members' counts (pairs of a stimulus with
+        its own copy are left out: their similarity is 1 in both); odd-one-out weights each triplet so
+        (:func:`triplet_weights`).
+
+        Args:
+            counts: (R, N) draw counts.
+
+        Returns:
+            metric -> (R, L) values (NaN where a row leaves too few pairs or triplets).
+        """
+        counts = np.atleast_2d(counts)
+        out = {"odd_one_out_accuracy": _weighted_accuracy(counts, self.triplets, self._hits)}
+        if self.human_sim is None:
+            return out
+        rows, cols = self._pairs
+        models, humans = self._pair_values
+        values = {name: np.full((len(counts), len(self.layers)), np.nan)
+                  for name in self.metrics if name != "odd_one_out_accuracy"}
+        for r, draw in enumerate(counts):
+            weights = draw[rows] * draw[cols]
+            kept = weights > 0
+            if kept.sum() < 3:
+                continue
+            w = weights[kept]
+            model_grades, human_grades = _grades(models[:, kept], w), _grades(humans[:, kept], w)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                correlations = _weighted_correlations(model_grades, human_grades, w)
+                values["rsa"][r] = correlations[:, 0]
+                if self.subject_sims is not None:
+                    values["rsa_subject_mean"][r] = correlations[:, 1:].mean(axis=1)
+                    upper = _weighted_correlations(human_grades[1:], human_grades[:1], w).mean()
+                    values["rsa_fraction_of_ceiling"][r] = values["rsa_subject_mean"][r] / upper
+        return out | values
+
+
+def stimulus_halves(n: int, *, n_splits: int, seed: int) -> np.ndarray:
+    """(n_splits, n) bool: seeded random halvings of the stimuli (True: the first half)."""
+    rng = np.random.default_rng([seed, _CV_STREAM])
+    halves = np.zeros((n_splits, n), dtype=bool)
+    for split in halves:
+        split[rng.permutation(n)[: n // 2]] = True
+    return halves
+
+
+def _argmax_rows(values: np.ndarray) -> np.ndarray:
+    """Column of each row's largest value, NaN counting as the smallest (the first column on ties)."""
+    return np.where(np.isnan(values), -np.inf, values).argmax(axis=1)
+
+
+def cross_validated_scores(scorer: LayerScorer, counts: np.ndarray, halves: np.ndarray
+                           ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Split-half cross-validated layer choice: choose on one half of the stimuli, score on the other.
+
+    For each halving and both directions, the layer with the best ranking metric on one half is
+    scored (every metric) on the pairs or triplets within the other half; the score is the mean
+    over halvings and directions. Run on bootstrap draw counts, each replicate repeats the whole
+    procedure on its resampled stimuli, so the interval includes the choice.
+
+    Args:
+        scorer: the model's :class:`LayerScorer`.
+        counts: (R, N) draw counts (ones for the data as observed).
+        halves: (K, N) from :func:`stimulus_halves`.
+
+    Returns:
+        (metric -> (R,) cross-validated values, (K, 2, R) indices of the layers chosen on the first
+        and on the second half of each halving).
+    """
+    counts = np.atleast_2d(counts)
+    total = {name: np.zeros(len(counts)) for name in scorer.metrics}
+    chosen = np.empty((len(halves), 2, len(counts)), dtype=np.int64)
+    rows = np.arange(len(counts))
+    for k, first in enumerate(halves):
+        on_first, on_second = scorer.score(counts * first), scorer.score(counts * ~first)
+        chosen[k, 0] = _argmax_rows(on_first[scorer.score_metric])
+        chosen[k, 1] = _argmax_rows(on_second[scorer.score_metric])
+        for name in scorer.metrics:
+            total[name] += on_second[name][rows, chosen[k, 0]] + on_first[name][rows, chosen[k, 1]]
+    return {name: value / (2 * len(halves)) for name, value in total.items()}, chosen
 
 
 @dataclass
@@ -233,10 +493,11 @@ class ModelAlignment:
     Attributes:
         rows: tidy rows (layer, metric, value, ci_low, ci_high, n).
         score_metric: the metric that ranks models on this benchmark (higher is better).
-        selected_layer: the layer whose score stands for the model.
+        selected_layer: the layer whose score stands for the model (``best_cv``: chosen per split).
         score: that score.
         replicates: its bootstrap replicates, paired across models by the shared seed.
         extra: benchmark-level numbers, e.g. the noise ceiling.
+        selection: how the layer was chosen (for ``best_cv`` the layer chosen on each half).
     """
 
     rows: list[dict[str, object]]
@@ -245,6 +506,7 @@ class ModelAlignment:
     score: float
     replicates: np.ndarray
     extra: dict[str, float]
+    selection: dict[str, object] = field(default_factory=dict)
 
 
 def _row(layer: str, metric: str, est: stats.Estimate) -> dict[str, object]:
@@ -260,45 +522,89 @@ def align_representation(layers: dict[str, np.ndarray], human: dict[str, np.ndar
         layers: layer name -> (N, D) features of the stimuli, in the human data's order.
         human: the benchmark's human data (``similarity``, ``rdms`` or ``triplets``).
         similarity: ``cosine`` or ``correlation``.
-        layer_choice: ``last`` (the last layer stands for the model) or ``best`` (optimistic).
+        layer_choice: see :func:`align_similarities`.
         n_triplets: triplets to sample from a human similarity matrix (seeded by ``seed``).
-        n_boot: bootstrap resamples (stimuli for RSA, triplets for odd-one-out).
-        seed: seed of the resamples and of the triplet sample.
+        n_boot: bootstrap resamples of the stimuli.
+        seed: seed of the resamples, the triplet sample and the cross-validation halvings.
 
     Returns:
-        :class:`ModelAlignment`; ranked by ``rsa``, or by ``odd_one_out_accuracy`` for triplet data.
+        :class:`ModelAlignment` (see :func:`align_similarities`).
     """
     if layer_choice not in LAYER_CHOICES:
         raise ValueError(f"unknown layer choice {layer_choice!r}; valid: {list(LAYER_CHOICES)}")
-    rows: list[dict[str, object]] = []
-    per_layer: dict[str, Scored] = {}
+    return align_similarities({name: similarity_matrix(f, similarity) for name, f in layers.items()}, human,
+                              layer_choice=layer_choice, n_triplets=n_triplets, n_boot=n_boot, seed=seed)
+
+
+def align_similarities(model_sims: dict[str, np.ndarray], human: dict[str, np.ndarray], *, layer_choice: str,
+                       n_triplets: int, n_boot: int, seed: int) -> ModelAlignment:
+    """Every alignment metric of every layer's similarity matrix, with bootstrap CIs over stimuli.
+
+    Metrics: ``rsa`` (against the group similarity); with per-subject RDMs also ``rsa_subject_mean``
+    (the mean over subjects of the RSA with each subject's RDM, the quantity the Nili et al. 2014
+    noise ceiling bounds, and the one that ranks models) and ``rsa_fraction_of_ceiling``
+    (``rsa_subject_mean`` / the upper bound, both computed on each resample); ``odd_one_out_accuracy``
+    on the given triplets or on ``n_triplets`` sampled from the group similarity. Every interval
+    resamples stimuli, with the same draws for every model.
+
+    Args:
+        model_sims: layer name -> (N, N) model similarity, in extraction order.
+        human: the benchmark's human data (``similarity``, ``rdms`` or ``triplets``).
+        layer_choice: ``last`` (the last layer stands for the model) or ``best_cv`` (split-half
+            cross-validated choice, :func:`cross_validated_scores`; its rows have layer ``best_cv``
+            and metrics suffixed ``_cv``).
+        n_triplets: triplets to sample from a human similarity matrix.
+        n_boot: bootstrap resamples of the stimuli.
+        seed: seed of the resamples, the triplet sample and the halvings.
+
+    Returns:
+        :class:`ModelAlignment`, ranked by ``rsa_subject_mean`` (RDMs), ``rsa`` (a similarity matrix)
+        or ``odd_one_out_accuracy`` (triplets).
+    """
+    if layer_choice not in LAYER_CHOICES:
+        raise ValueError(f"unknown layer choice {layer_choice!r}; valid: {list(LAYER_CHOICES)} "
+                         f"('best_cv' chooses the layer on one half of the stimuli and scores it on the other)")
+    names = list(model_sims)
+    sims = np.stack([np.asarray(model_sims[name], dtype=np.float64) for name in names])
+    n = sims.shape[1]
     extra: dict[str, float] = {}
     if "triplets" in human:
-        triplets, metric = np.asarray(human["triplets"]), "odd_one_out_accuracy"
-        for name, features in layers.items():
-            per_layer[name] = bootstrap_odd_one_out(similarity_matrix(features, similarity), triplets,
-                                                    n_boot=n_boot, seed=seed)
-            rows.append(_row(name, metric, per_layer[name].estimate))
+        triplets, target, subjects = np.asarray(human["triplets"], dtype=np.int64), None, None
+        if triplets.size and (triplets.min() < 0 or triplets.max() >= n):
+            raise ValueError(f"triplets index stimuli 0..{triplets.max()}, but there are {n} stimuli")
+        consistency, repeated = human_consistency(triplets)
+        extra["n_triplets"] = float(len(triplets))
+        if repeated:
+            extra["human_consistency"], extra["n_repeated_triplets"] = consistency, float(repeated)
     else:
-        target, metric = human_similarity(human), "rsa"
-        resamples = stimulus_resamples(len(target), n_boot=n_boot, seed=seed)
+        target = human_similarity(human)
         triplets = sample_triplets(target, n=n_triplets, seed=seed)
-        if "rdms" in human:
+        subjects = -np.asarray(human["rdms"], dtype=np.float64) if "rdms" in human else None
+        if subjects is not None:
             extra["noise_ceiling_lower"], extra["noise_ceiling_upper"] = noise_ceiling(human["rdms"])
-        for name, features in layers.items():
-            model_sim = similarity_matrix(features, similarity)
-            per_layer[name] = bootstrap_rsa(model_sim, target, resamples=resamples)
-            est = per_layer[name].estimate
-            rows.append(_row(name, metric, est))
-            if "noise_ceiling_upper" in extra:
-                upper = extra["noise_ceiling_upper"]
-                rows.append(_row(name, "rsa_fraction_of_ceiling",
-                                 stats.Estimate(est.value / upper, est.ci_low / upper, est.ci_high / upper, est.n)))
-            rows.append(_row(name, "odd_one_out_accuracy", bootstrap_odd_one_out(
-                model_sim, triplets, n_boot=n_boot, seed=seed).estimate))
-    names = list(layers)
-    chosen = names[-1] if layer_choice == "last" else max(names, key=lambda n: per_layer[n].estimate.value)
-    return ModelAlignment(rows, metric, chosen, per_layer[chosen].estimate.value, per_layer[chosen].replicates, extra)
+    scorer = LayerScorer(tuple(names), sims, target, subjects, triplets)
+    counts = stimulus_counts(n, n_boot=n_boot, seed=seed)
+    observed, replicates = scorer.score(np.ones((1, n))), scorer.score(counts)
+    rows = [_row(name, metric, stats.Estimate(float(observed[metric][0, i]),
+                                              *stats.percentile_interval(replicates[metric][:, i]), n))
+            for i, name in enumerate(names) for metric in scorer.metrics]
+    metric = scorer.score_metric
+    if layer_choice == "last":
+        return ModelAlignment(rows, metric, names[-1], float(observed[metric][0, -1]), replicates[metric][:, -1],
+                              extra, {"rule": "last", "layer": names[-1]})
+    halves = stimulus_halves(n, n_splits=CV_SPLITS, seed=seed)
+    cv_observed, chosen = cross_validated_scores(scorer, np.ones((1, n)), halves)
+    cv_replicates, chosen_boot = cross_validated_scores(scorer, counts, halves)
+    for name in scorer.metrics:
+        rows.append(_row(CV_LAYER, f"{name}_cv", stats.Estimate(
+            float(cv_observed[name][0]), *stats.percentile_interval(cv_replicates[name]), n)))
+    picks = np.bincount(chosen_boot.ravel(), minlength=len(names)) / chosen_boot.size
+    selection = {"rule": "best_cv", "chosen_by": metric, "n_splits": CV_SPLITS, "split_seed": [seed, _CV_STREAM],
+                 "splits": [{"chosen_on_first_half": names[first], "chosen_on_second_half": names[second]}
+                            for first, second in chosen[:, :, 0]],
+                 "bootstrap_choice_frequency": {name: float(p) for name, p in zip(names, picks)}}
+    return ModelAlignment(rows, metric, CV_LAYER, float(cv_observed[metric][0]), cv_replicates[metric], extra,
+                          selection)
 
 
 def align_predictions(model_probs: np.ndarray, human_probs: np.ndarray, *, n_boot: int, seed: int) -> ModelAlignment:
@@ -316,7 +622,8 @@ def align_predictions(model_probs: np.ndarray, human_probs: np.ndarray, *, n_boo
     scored = human_label_agreement(model_probs, human_probs, n_boot=n_boot, seed=seed)
     rows = [_row(HEAD, name, s.estimate) for name, s in scored.items()]
     ce = scored["cross_entropy"]
-    return ModelAlignment(rows, "neg_cross_entropy", HEAD, -ce.estimate.value, -ce.replicates, {})
+    return ModelAlignment(rows, "neg_cross_entropy", HEAD, -ce.estimate.value, -ce.replicates, {},
+                          {"rule": "head", "layer": HEAD})
 
 
 def labelled_rows(human: dict[str, np.ndarray], split: np.ndarray) -> np.ndarray:

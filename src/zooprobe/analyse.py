@@ -24,7 +24,8 @@ HUMAN = "(human)"
 # The checkpoint entry holding a published top-1 accuracy in percent (akamaster's CIFAR ResNets).
 PUBLISHED_KEY = "best_prec1"
 # What an alignment or dense benchmark's replicates redrew, by its score metric.
-REPLICATE_UNITS = {"rsa": "stimuli", "odd_one_out_accuracy": "triplets", "neg_cross_entropy": "images",
+REPLICATE_UNITS = {"rsa": "stimuli", "rsa_subject_mean": "stimuli", "odd_one_out_accuracy": "stimuli",
+                   "neg_cross_entropy": "images",
                    "delta1": "test images", "neg_mean_angle": "test images", "iou": "test images"}
 AGREEMENT_STATISTICS = ("kendall_tau", "spearman_rho")
 

@@ -350,7 +350,8 @@ def _write_json(path: str, payload: Any) -> None:
 def _alignment_payload(benchmark: str, model: str, result: Any, provenance: dict[str, Any]) -> dict[str, Any]:
     return {"benchmark": benchmark, "model": model, "rows": result.rows, "score_metric": result.score_metric,
             "selected_layer": result.selected_layer, "score": result.score,
-            "replicates": [float(v) for v in result.replicates], "extra": result.extra, "provenance": provenance}
+            "replicates": [float(v) for v in result.replicates], "extra": result.extra,
+            "layer_selection": result.selection, "provenance": provenance | {"layer_selection": result.selection}}
 
 
 def cmd_align(args: argparse.Namespace) -> None:

@@ -334,14 +334,25 @@ def variable_section(scores: pd.DataFrame) -> str:
     ])
 
 
-ALIGNMENT_SCORE_NAMES = {"rsa": "RSA (Spearman)", "odd_one_out_accuracy": "odd-one-out accuracy",
+ALIGNMENT_SCORE_NAMES = {"rsa_subject_mean": "RSA, mean over subjects (Spearman)", "rsa": "RSA (Spearman)",
+                         "odd_one_out_accuracy": "odd-one-out accuracy",
                          "neg_cross_entropy": "minus cross-entropy to human labels", "delta1": "depth delta1",
                          "neg_mean_angle": "minus mean normal error (deg)", "iou": "figure-ground IoU"}
 
 
+def _curve_rsa(scores: pd.DataFrame, benchmarks: list[str]) -> pd.DataFrame:
+    """Per-layer RSA rows to plot: the subject-mean RSA where a benchmark has one (the quantity its noise
+    ceiling bounds), else the RSA with the group similarity."""
+    rsa = scores[scores.metric.isin(["rsa", "rsa_subject_mean"]) & scores.benchmark.isin(benchmarks)]
+    with_subjects = set(rsa[rsa.metric == "rsa_subject_mean"].benchmark)
+    return rsa[(rsa.metric == "rsa_subject_mean") | ~rsa.benchmark.isin(with_subjects)]
+
+
 def alignment_layer_curves(scores: pd.DataFrame, benchmarks: list[str]) -> plt.Figure:
-    """RSA per layer for every model on each similarity benchmark (x: relative depth), with 95% CI bands."""
-    rsa = scores[(scores.metric == "rsa") & scores.benchmark.isin(benchmarks)]
+    """RSA per layer for every model on each similarity benchmark (x: relative depth), with 95% CI bands.
+
+    Where per-subject RDMs exist the curve is the subject-mean RSA, under its noise-ceiling band."""
+    rsa = _curve_rsa(scores, benchmarks)
     names = list(dict.fromkeys(rsa.benchmark))
     fig, axes = plt.subplots(1, len(names), figsize=(4.4 * len(names), 3.6), squeeze=False, sharey=True)
     models = sorted(rsa.model.unique())
@@ -359,7 +370,7 @@ def alignment_layer_curves(scores: pd.DataFrame, benchmarks: list[str]) -> plt.F
             lower = float(ceiling.value.iloc[0])
             upper = float(scores[(scores.benchmark == benchmark) & (scores.metric == "noise_ceiling_upper")].value.iloc[0])
             ax.axhspan(lower, upper, color="grey", alpha=0.25, label="noise ceiling")
-        ax.set_title(benchmark)
+        ax.set_title(benchmark if ceiling.empty else f"{benchmark} (mean over subjects)")
         ax.set_xlabel("relative depth (first to last extracted layer)")
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("RSA with human similarity")
@@ -418,10 +429,15 @@ def alignment_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benc
         return ""
     parts = ["<h2>Human alignment</h2>",
              "<p>RSA is the Spearman correlation between the model's pairwise cosine or correlation similarity "
-             "and the human similarity over the upper triangle, with a 95% CI from resampling stimuli. The "
-             "alignment score that ranks models is the RSA at the layer named in the align params (or the "
-             "odd-one-out accuracy, chance 1/3, where only triplets are given, or minus the cross-entropy to "
-             "the human label distributions). These rankings join the agreement matrix above.</p>"]
+             "and the human similarity over the upper triangle, with a 95% CI from resampling stimuli: "
+             "<code>rsa</code> against the group similarity, and, where per-subject RDMs exist, "
+             "<code>rsa_subject_mean</code>, the mean over subjects of the RSA with each subject's RDM, which is "
+             "what the noise ceiling bounds. The alignment score that ranks models is the subject-mean RSA "
+             "where it exists, else the RSA (or the odd-one-out accuracy, chance 1/3, where only triplets are "
+             "given, or minus the cross-entropy to the human label distributions), at the layer named in the "
+             "align params: <code>last</code>, or <code>best_cv</code>, chosen on one half of the stimuli and "
+             "scored on the other (rows of layer <code>best_cv</code>). Odd-one-out intervals also resample "
+             "stimuli. These rankings join the agreement matrix above.</p>"]
     rsa = scores[(scores.metric == "rsa") & scores.benchmark.isin(benchmarks)]
     for benchmark in dict.fromkeys(rsa.benchmark):
         part = rsa[rsa.benchmark == benchmark]
@@ -430,13 +446,22 @@ def alignment_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benc
         if not ceiling.empty:
             c = ceiling.set_index("metric").value
             parts.append(f"<p>Noise ceiling from the individual subjects' RDMs: lower {c['noise_ceiling_lower']:.3f}, "
-                         f"upper {c['noise_ceiling_upper']:.3f}; <code>rsa_fraction_of_ceiling</code> in scores.csv "
-                         f"divides each RSA by the upper bound.</p>")
+                         f"upper {c['noise_ceiling_upper']:.3f}. They bound the subject-mean RSA (the curve in "
+                         f"the figure below), not the RSA with the mean RDM in this table; "
+                         f"<code>rsa_fraction_of_ceiling</code> in scores.csv divides the subject-mean RSA by the "
+                         f"upper bound, both on every stimulus resample.</p>")
+        subject_mean = scores[(scores.benchmark == benchmark) & (scores.metric == "rsa_subject_mean")]
         for model in sorted(part.model.unique()):
-            rows = part[part.model == model]
-            cells = " ".join(f"<td>{html.escape(str(r.layer))}<br>{_cell(r)}</td>" for r in rows.itertuples())
-            parts.append(f"<table><tr><th>{html.escape(model)}</th>{cells}</tr></table>")
-    odd = scores[(scores.metric == "odd_one_out_accuracy") & scores.benchmark.isin(benchmarks)]
+            lines = [(model, part[part.model == model])]
+            if not subject_mean.empty:
+                lines.append((f"{model}, mean over subjects", subject_mean[subject_mean.model == model]))
+            cells = ["<tr><th>{}</th>{}</tr>".format(html.escape(name), " ".join(
+                f"<td>{html.escape(str(r.layer))}<br>{_cell(r)}</td>" for r in rows.itertuples()))
+                for name, rows in lines]
+            parts.append(f"<table>{''.join(cells)}</table>")
+    # Per layer, or (layer best_cv) cross-validated at the layers that the ranking score chose.
+    odd = scores[scores.metric.isin(["odd_one_out_accuracy", "odd_one_out_accuracy_cv"])
+                 & scores.benchmark.isin(benchmarks)]
     selected = scores[(scores.metric == "score") & scores.benchmark.isin(benchmarks)].set_index(["benchmark", "model"])
     if not odd.empty:
         odd = odd[[(b, m) in selected.index and selected.loc[(b, m), "layer"] == layer

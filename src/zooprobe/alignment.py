@@ -4,7 +4,8 @@
   the upper triangle, against the group similarity (``rsa``) and, where per-subject RDMs exist,
   averaged over subjects (``rsa_subject_mean``), with bootstrap CIs over stimuli.
 * The Kriegeskorte noise ceiling of a set of per-subject RDMs (Nili et al. 2014), which bounds
-  ``rsa_subject_mean`` (not ``rsa``); ``rsa_fraction_of_ceiling`` divides one by the other.
+  ``rsa_subject_mean`` (not ``rsa``); ``rsa_fraction_of_ceiling`` divides it by the ceiling
+  estimate of :func:`ceiling_from_subject_agreement`, which lies between the bounds.
 * Odd-one-out accuracy on triplets, with a CI over stimuli (each triplet weighted by its members'
   draw counts), and the human consistency ceiling of repeated triplets.
 * A layer choice that does not look at the scored data (``last``) or is cross-validated over
@@ -112,6 +113,9 @@ def bootstrap_rsa(model_similarity: np.ndarray, human_sim: np.ndarray, *, resamp
 def noise_ceiling(rdms: np.ndarray) -> tuple[float, float]:
     """Kriegeskorte noise ceiling of per-subject RDMs, for Spearman RSA (Nili et al. 2014).
 
+    The bounds bound the mean over subjects of a model's correlation with each subject's RDM
+    (``rsa_subject_mean``), not its correlation with the group-mean RDM.
+
     Args:
         rdms: (S, N, N) dissimilarity matrices, one per subject.
 
@@ -119,15 +123,54 @@ def noise_ceiling(rdms: np.ndarray) -> tuple[float, float]:
         (lower, upper): the mean over subjects of each subject's Spearman correlation with the
         mean RDM of the other subjects (lower bound) and of all subjects (upper bound).
     """
-    rdms = np.asarray(rdms, dtype=np.float64)
-    if rdms.ndim != 3 or len(rdms) < 2:
-        raise ValueError(f"need (subjects >= 2, N, N) RDMs, got shape {rdms.shape}")
-    vectors = np.stack([_upper(rdm) for rdm in rdms])
+    vectors = _subject_vectors(rdms)
     total = vectors.sum(axis=0)
     mean_all = total / len(vectors)
     upper = np.mean([stats.spearman_rho(v, mean_all) for v in vectors])
     lower = np.mean([stats.spearman_rho(v, (total - v) / (len(vectors) - 1)) for v in vectors])
     return float(lower), float(upper)
+
+
+def _subject_vectors(rdms: np.ndarray) -> np.ndarray:
+    rdms = np.asarray(rdms, dtype=np.float64)
+    if rdms.ndim != 3 or len(rdms) < 2:
+        raise ValueError(f"need (subjects >= 2, N, N) RDMs, got shape {rdms.shape}")
+    return np.stack([_upper(rdm) for rdm in rdms])
+
+
+def ceiling_from_subject_agreement(subject_correlations: np.ndarray, *, bounds: tuple[float, float]) -> float:
+    """The ceiling that ``rsa_fraction_of_ceiling`` divides by.
+
+    The square root of the mean inter-subject correlation, kept within the Nili bounds. If each
+    subject's RDM is the true RDM plus independent noise of one size, a subject correlates with
+    the truth by sqrt(corr(subject, other subject)), so this estimates the true RDM's expected
+    ``rsa_subject_mean``, which the bounds bracket (the lower bound correlates with a noisy mean of
+    the others, the upper one with a mean that holds the subject). Where the subjects break that
+    model (unequal noise, shared idiosyncrasies) the square root can leave the band, and the
+    nearer bound is used. Dividing by the upper bound always would understate a perfect model,
+    more so the noisier the subjects (0.89 for 16 subjects with bounds [0.38, 0.48]).
+
+    Args:
+        subject_correlations: (S, S) correlations between the subjects' RDMs (diagonal ignored).
+        bounds: (lower, upper) Nili bounds of the same subjects (:func:`noise_ceiling`).
+
+    Returns:
+        The ceiling; NaN when the subjects do not agree on average (mean correlation <= 0).
+    """
+    c = np.asarray(subject_correlations, dtype=np.float64)
+    mean = c[~np.eye(len(c), dtype=bool)].mean()
+    if not mean > 0:
+        return float("nan")
+    lower, upper = bounds
+    return float(np.clip(np.sqrt(mean), lower, upper))
+
+
+def noise_ceiling_estimate(rdms: np.ndarray) -> float:
+    """:func:`ceiling_from_subject_agreement` of the subjects' Spearman correlations."""
+    from scipy.stats import rankdata
+
+    ranks = np.stack([rankdata(v) for v in _subject_vectors(rdms)])
+    return ceiling_from_subject_agreement(np.corrcoef(ranks), bounds=noise_ceiling(rdms))
 
 
 def sample_triplets(human_sim: np.ndarray, *, n: int, seed: int) -> np.ndarray:
@@ -436,8 +479,13 @@ class LayerScorer:
                 values["rsa"][r] = correlations[:, 0]
                 if self.subject_sims is not None:
                     values["rsa_subject_mean"][r] = correlations[:, 1:].mean(axis=1)
-                    upper = _weighted_correlations(human_grades[1:], human_grades[:1], w).mean()
-                    values["rsa_fraction_of_ceiling"][r] = values["rsa_subject_mean"][r] / upper
+                    subjects = humans[1:, kept]
+                    others = (subjects.sum(axis=0) - subjects) / (len(subjects) - 1)
+                    lower = np.mean(np.diag(_weighted_correlations(human_grades[1:], _grades(others, w), w)))
+                    upper = _weighted_correlations(human_grades[1:], _grades(subjects.mean(axis=0)[None], w), w).mean()
+                    ceiling = ceiling_from_subject_agreement(
+                        _weighted_correlations(human_grades[1:], human_grades[1:], w), bounds=(lower, upper))
+                    values["rsa_fraction_of_ceiling"][r] = values["rsa_subject_mean"][r] / ceiling
         return out | values
 
 
@@ -543,7 +591,8 @@ def align_similarities(model_sims: dict[str, np.ndarray], human: dict[str, np.nd
     Metrics: ``rsa`` (against the group similarity); with per-subject RDMs also ``rsa_subject_mean``
     (the mean over subjects of the RSA with each subject's RDM, the quantity the Nili et al. 2014
     noise ceiling bounds, and the one that ranks models) and ``rsa_fraction_of_ceiling``
-    (``rsa_subject_mean`` / the upper bound, both computed on each resample); ``odd_one_out_accuracy``
+    (``rsa_subject_mean`` / the ceiling estimate of :func:`ceiling_from_subject_agreement`, both
+    computed on each resample); ``odd_one_out_accuracy``
     on the given triplets or on ``n_triplets`` sampled from the group similarity. Every interval
     resamples stimuli, with the same draws for every model.
 
@@ -582,6 +631,7 @@ def align_similarities(model_sims: dict[str, np.ndarray], human: dict[str, np.nd
         subjects = -np.asarray(human["rdms"], dtype=np.float64) if "rdms" in human else None
         if subjects is not None:
             extra["noise_ceiling_lower"], extra["noise_ceiling_upper"] = noise_ceiling(human["rdms"])
+            extra["noise_ceiling_estimate"] = noise_ceiling_estimate(human["rdms"])
     scorer = LayerScorer(tuple(names), sims, target, subjects, triplets)
     counts = stimulus_counts(n, n_boot=n_boot, seed=seed)
     observed, replicates = scorer.score(np.ones((1, n))), scorer.score(counts)

@@ -445,11 +445,13 @@ def alignment_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benc
         parts.append(f"<h3>{html.escape(benchmark)}: RSA [95% CI] at every extracted layer</h3>")
         if not ceiling.empty:
             c = ceiling.set_index("metric").value
+            estimate = f", estimate {c['noise_ceiling_estimate']:.3f}" if "noise_ceiling_estimate" in c else ""
             parts.append(f"<p>Noise ceiling from the individual subjects' RDMs: lower {c['noise_ceiling_lower']:.3f}, "
-                         f"upper {c['noise_ceiling_upper']:.3f}. They bound the subject-mean RSA (the curve in "
-                         f"the figure below), not the RSA with the mean RDM in this table; "
+                         f"upper {c['noise_ceiling_upper']:.3f}{estimate}. The bounds bound the subject-mean RSA (the "
+                         f"curve in the figure below), not the RSA with the mean RDM in this table; "
                          f"<code>rsa_fraction_of_ceiling</code> in scores.csv divides the subject-mean RSA by the "
-                         f"upper bound, both on every stimulus resample.</p>")
+                         f"estimate (the square root of the mean correlation between subjects, which lies between "
+                         f"the bounds), both on every stimulus resample.</p>")
         subject_mean = scores[(scores.benchmark == benchmark) & (scores.metric == "rsa_subject_mean")]
         for model in sorted(part.model.unique()):
             lines = [(model, part[part.model == model])]

@@ -141,10 +141,12 @@ def _subject_vectors(rdms: np.ndarray) -> np.ndarray:
 def ceiling_from_subject_agreement(subject_correlations: np.ndarray, *, bounds: tuple[float, float]) -> float:
     """The ceiling that ``rsa_fraction_of_ceiling`` divides by.
 
-    The square root of the mean inter-subject correlation, kept within the Nili bounds. If each
-    subject's RDM is the true RDM plus independent noise of one size, a subject correlates with
-    the truth by sqrt(corr(subject, other subject)), so this estimates the true RDM's expected
-    ``rsa_subject_mean``, which the bounds bracket (the lower bound correlates with a noisy mean of
+    The true RDM's expected subject-mean Spearman correlation, estimated from the mean
+    inter-subject Spearman correlation and kept within the Nili bounds. If each subject's RDM is
+    the true RDM plus independent Gaussian noise of one size, a subject's Pearson correlation with
+    the truth is sqrt(its Pearson correlation with another subject); Spearman correlations are
+    converted to Pearson and back through the Gaussian relation r = 2 sin(pi rho / 6). This
+    estimates the true RDM's ``rsa_subject_mean``, which the bounds bracket (the lower bound correlates with a noisy mean of
     the others, the upper one with a mean that holds the subject). Where the subjects break that
     model (unequal noise, shared idiosyncrasies) the square root can leave the band, and the
     nearer bound is used. Dividing by the upper bound always would understate a perfect model,
@@ -161,8 +163,12 @@ def ceiling_from_subject_agreement(subject_correlations: np.ndarray, *, bounds: 
     mean = c[~np.eye(len(c), dtype=bool)].mean()
     if not mean > 0:
         return float("nan")
+    # sqrt(r) holds for Pearson r of jointly Gaussian values; Spearman's goes through the Gaussian
+    # relation r = 2 sin(pi rho / 6) and back (a plain sqrt of Spearman's overstates by 1-1.5%).
+    pearson = 2 * np.sin(np.pi * mean / 6)
+    spearman_with_truth = 6 / np.pi * np.arcsin(np.sqrt(pearson) / 2)
     lower, upper = bounds
-    return float(np.clip(np.sqrt(mean), lower, upper))
+    return float(np.clip(spearman_with_truth, lower, upper))
 
 
 def noise_ceiling_estimate(rdms: np.ndarray) -> float:

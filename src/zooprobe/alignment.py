@@ -171,12 +171,17 @@ def ceiling_from_subject_agreement(subject_correlations: np.ndarray, *, bounds: 
     return float(np.clip(spearman_with_truth, lower, upper))
 
 
-def noise_ceiling_estimate(rdms: np.ndarray) -> float:
-    """:func:`ceiling_from_subject_agreement` of the subjects' Spearman correlations."""
+def noise_ceiling_estimate(rdms: np.ndarray, *, bounds: tuple[float, float] | None = None) -> float:
+    """:func:`ceiling_from_subject_agreement` of the subjects' Spearman correlations.
+
+    Args:
+        rdms: (S, N, N) dissimilarity matrices, one per subject.
+        bounds: their :func:`noise_ceiling`, when already computed.
+    """
     from scipy.stats import rankdata
 
     ranks = np.stack([rankdata(v) for v in _subject_vectors(rdms)])
-    return ceiling_from_subject_agreement(np.corrcoef(ranks), bounds=noise_ceiling(rdms))
+    return ceiling_from_subject_agreement(np.corrcoef(ranks), bounds=bounds or noise_ceiling(rdms))
 
 
 def sample_triplets(human_sim: np.ndarray, *, n: int, seed: int) -> np.ndarray:
@@ -488,7 +493,8 @@ class LayerScorer:
                     subjects = humans[1:, kept]
                     others = (subjects.sum(axis=0) - subjects) / (len(subjects) - 1)
                     lower = np.mean(np.diag(_weighted_correlations(human_grades[1:], _grades(others, w), w)))
-                    upper = _weighted_correlations(human_grades[1:], _grades(subjects.mean(axis=0)[None], w), w).mean()
+                    # The group similarity (row 0) is the mean of the subjects' similarities.
+                    upper = _weighted_correlations(human_grades[1:], human_grades[:1], w).mean()
                     ceiling = ceiling_from_subject_agreement(
                         _weighted_correlations(human_grades[1:], human_grades[1:], w), bounds=(lower, upper))
                     values["rsa_fraction_of_ceiling"][r] = values["rsa_subject_mean"][r] / ceiling
@@ -636,8 +642,9 @@ def align_similarities(model_sims: dict[str, np.ndarray], human: dict[str, np.nd
         triplets = sample_triplets(target, n=n_triplets, seed=seed)
         subjects = -np.asarray(human["rdms"], dtype=np.float64) if "rdms" in human else None
         if subjects is not None:
-            extra["noise_ceiling_lower"], extra["noise_ceiling_upper"] = noise_ceiling(human["rdms"])
-            extra["noise_ceiling_estimate"] = noise_ceiling_estimate(human["rdms"])
+            bounds = noise_ceiling(human["rdms"])
+            extra["noise_ceiling_lower"], extra["noise_ceiling_upper"] = bounds
+            extra["noise_ceiling_estimate"] = noise_ceiling_estimate(human["rdms"], bounds=bounds)
     scorer = LayerScorer(tuple(names), sims, target, subjects, triplets)
     counts = stimulus_counts(n, n_boot=n_boot, seed=seed)
     observed, replicates = scorer.score(np.ones((1, n))), scorer.score(counts)

@@ -58,14 +58,6 @@ def curve_replicates(correct: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.vstack([correct.mean(axis=1), replicates])
 
 
-def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, (a * b).sum(axis=1) / denominator, np.nan)
-
-
 def tunnel_metrics(id_curves: np.ndarray, ood_curves: np.ndarray, *, penultimate: int | None, id_chance: float,
                    ood_chance: float) -> dict[str, np.ndarray]:
     """The three metrics for every row of two stacks of curves.
@@ -92,7 +84,7 @@ def tunnel_metrics(id_curves: np.ndarray, ood_curves: np.ndarray, *, penultimate
             retained = np.where(best > 0, 100.0 * ood_curves[:, penultimate] / best, np.nan)
         alignment = (id_curves[:, penultimate] - id_chance) * (ood_curves[:, penultimate] - ood_chance)
     if id_curves.shape[1] >= MIN_LAYERS_FOR_PEARSON:
-        pearson = _rowwise_pearson(id_curves, ood_curves)
+        pearson = stats.pearson_r_rows(id_curves, ood_curves)
     else:
         pearson = undefined
     return {"retained_pct": retained, "id_ood_pearson": pearson, "id_ood_alignment": alignment}

@@ -51,7 +51,7 @@ def analyse_command(probes: list[str], out: Path, *, with_design: bool) -> list[
                "--scores", str(out / "scores.csv"), "--summary", str(out / "summary.json")]
     if with_design:
         sys.path.insert(0, str(REPO / "src"))
-        from zooprobe.config import analysis_design
+        from zooprobe.params.config import analysis_design
 
         command += ["--design", json.dumps(analysis_design(config), sort_keys=True)]
     return command

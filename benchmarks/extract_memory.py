@@ -31,7 +31,7 @@ from extract_throughput import write_random_image_set  # noqa: E402
 # child (git, for the code version) would count the extraction's pages a second time.
 MEASURE = """
 import sys
-from zooprobe.cli import main
+from zooprobe.cli.main import main
 main(sys.argv[1:])
 with open("/proc/self/status") as status:
     print("PEAK_KIB=" + next(line.split()[1] for line in status if line.startswith("VmHWM:")))

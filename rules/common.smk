@@ -11,11 +11,11 @@ sys.path.insert(0, ZOOPROBE_SRC)
 # Braces are doubled twice: once for this f-string, once for Snakemake's formatting of the command.
 shell.prefix(f"export PYTHONPATH='{ZOOPROBE_SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
-from zooprobe.config import (  # noqa: E402
+from zooprobe.params.config import (  # noqa: E402
     ConfigError, alignment_kind, analysis_design, analysis_design_keys, check_config, expand_path, model_config_keys,
     model_entries, sweep_members)
-from zooprobe.fetch import cached_sha256  # noqa: E402
-from zooprobe.spec import ModelSpec  # noqa: E402
+from zooprobe.io.fetch import cached_sha256  # noqa: E402
+from zooprobe.params.spec import ModelSpec  # noqa: E402
 
 try:
     # A job (local subprocess, or on SLURM) parses this file again; the process that started it has

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zooprobe import alignment, human, stats
+from zooprobe.probes import alignment
+from zooprobe.data import human
+from zooprobe.analysis import stats
 
 
 def random_features(n: int = 60, d: int = 32, seed: int = 0) -> np.ndarray:
@@ -131,8 +133,8 @@ def test_cifar10h_in_shuffled_order_agrees_clearly_worse(assets_dir: Path) -> No
 
 
 def test_alignment_results_join_the_agreement_matrix_on_shared_models() -> None:
-    from zooprobe.agreement import Ranking, Resampler
-    from zooprobe.analyse import agreement_rows, alignment_rows
+    from zooprobe.analysis.agreement import Ranking, Resampler
+    from zooprobe.analysis.scores import agreement_rows, alignment_rows
 
     rng = np.random.default_rng(0)
     models = ["a", "b", "c", "d", "e"]
@@ -166,7 +168,7 @@ def test_things_triplets_as_a_url_source_with_sha256(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from zooprobe import h5io
+    from zooprobe.io import h5io
 
     archive = tmp_path / "things_images.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -381,9 +383,9 @@ def test_subject_mean_and_cross_validated_payloads_reach_the_scores_and_the_repo
 
     import pandas as pd
 
-    from zooprobe.analyse import SCORE_COLUMNS, alignment_rows
-    from zooprobe.cli import _alignment_payload
-    from zooprobe.report import _curve_rsa, alignment_section
+    from zooprobe.analysis.scores import SCORE_COLUMNS, alignment_rows
+    from zooprobe.cli.main import _alignment_payload
+    from zooprobe.report.html import _curve_rsa, alignment_section
 
     truth, rdms = simulated_subjects(n=40, subjects=6)
     rng = np.random.default_rng(1)

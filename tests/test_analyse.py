@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from zooprobe.analyse import ALL_MODELS, SCORE_COLUMNS, Design, ProbeRun, agreement_matrix, score_table
-from zooprobe.imagenot import imagenot_table, variable_table
+from zooprobe.analysis.scores import ALL_MODELS, SCORE_COLUMNS, Design, ProbeRun, agreement_matrix, score_table
+from zooprobe.analysis.imagenot import imagenot_table, variable_table
 
 
 def _run(model, skill_by_layer, rng, n=400):
@@ -48,7 +48,7 @@ def test_score_table_ranks_selects_layers_and_compares_benchmarks():
 
 
 def test_own_head_and_published_accuracy_are_scored_and_reported():
-    from zooprobe.report import head_section
+    from zooprobe.report.html import head_section
 
     rng = np.random.default_rng(1)
     runs = []
@@ -75,7 +75,7 @@ SKILL = {"small": 0.6, "mid": 0.7, "big": 0.85, "huge": 0.9}
 
 
 def _sweep_runs(rng, n=600, skill_b_shift=0.0, sweep=None):
-    from zooprobe.config import sweep_members
+    from zooprobe.params.config import sweep_members
 
     runs = []
     for member in sweep_members({"sweep": sweep or SWEEP}).values():
@@ -134,7 +134,7 @@ def test_imagenot_needs_an_own_head_score_for_every_sweep_model():
 def test_variable_table_pairs_models_that_differ_in_one_variable():
     import pandas as pd
 
-    from zooprobe.config import sweep_members
+    from zooprobe.params.config import sweep_members
 
     sweep = dict(SWEEP, datasets=["a"], seeds=[0, 1, 2], variants={"augment": [False, True]})
     rows = []
@@ -156,7 +156,7 @@ def test_variable_table_pairs_models_that_differ_in_one_variable():
 
 
 def test_report_shows_imagenot_tau_with_ci_improvement_fit_and_seed_check():
-    from zooprobe.report import imagenot_section
+    from zooprobe.report.html import imagenot_section
 
     sweep = dict(SWEEP, architectures=dict(SWEEP["architectures"], huge={"arch": "resnet26"}))
     runs = _sweep_runs(np.random.default_rng(4), sweep=sweep)
@@ -169,7 +169,7 @@ def test_report_shows_imagenot_tau_with_ci_improvement_fit_and_seed_check():
 
 
 def test_seed_replicas_get_mean_and_sd_and_the_report_checks_rank_gaps():
-    from zooprobe.report import seed_section
+    from zooprobe.report.html import seed_section
 
     rng = np.random.default_rng(5)
     runs = [_run(f"{name}-s{seed}", {"b0": skill, "pre_logits": skill + 0.01 * seed}, rng)
@@ -207,7 +207,7 @@ def _paired_runs(rng, n=400):
 
 
 def test_trained_against_random_init_is_a_paired_comparison_with_holm():
-    from zooprobe import verdicts
+    from zooprobe.analysis import verdicts
 
     runs = _paired_runs(np.random.default_rng(7))
     scores = score_table(runs, n_boot=1000, seed=0, design=Design(random_init_pairs=(("better", "worse"),)))
@@ -243,7 +243,7 @@ def test_sets_that_share_rows_are_resampled_with_one_joint_draw():
 
 
 def test_analysis_design_from_the_params():
-    from zooprobe.config import analysis_design, analysis_design_keys
+    from zooprobe.params.config import analysis_design, analysis_design_keys
 
     config = {"datasets": {"base": {"source": "procedural"}, "noisy": {"source": "shift", "of": "base"},
                            "noisier": {"source": "shift", "of": "noisy"},

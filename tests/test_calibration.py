@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from zooprobe import stats
-from zooprobe.agreement import Ranking, Resampler, rank_agreement
-from zooprobe.analyse import ProbeRun
-from zooprobe.imagenot import imagenot_table
+from zooprobe.analysis import stats
+from zooprobe.analysis.agreement import Ranking, Resampler, rank_agreement
+from zooprobe.analysis.scores import ProbeRun
+from zooprobe.analysis.imagenot import imagenot_table
 
 TAU = 0.33
 # Greiner's relation: a bivariate normal with correlation r has Kendall tau (2/pi) arcsin(r) and
@@ -158,7 +158,7 @@ def test_holm_and_benjamini_hochberg_on_fixed_inputs():
 def test_accuracy_and_paired_difference_intervals_cover():
     """500 test sets of 300 examples: the percentile interval on one model's accuracy, and on the
     paired difference of two models that share most of their errors, cover the truth 92-98%."""
-    from zooprobe.agreement import UnitScores, paired_difference
+    from zooprobe.analysis.agreement import UnitScores, paired_difference
 
     rng = np.random.default_rng(5)
     n, hits_accuracy, hits_difference = 300, [], []

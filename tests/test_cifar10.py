@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from workflow_helpers import REPO, snakemake
-from zooprobe import verdicts
+from zooprobe.analysis import verdicts
 
 pytestmark = pytest.mark.workflow
 PUBLISHED = ("resnet20_published", "resnet32_published", "resnet44_published", "resnet56_published")
@@ -64,7 +64,7 @@ def test_test_split_keeps_the_original_cifar10_order(cifar_run, assets_dir):
 def test_no_published_resnet_is_at_chance_under_a_severity_2_corruption(cifar_run):
     # CIFAR-10-C's 32-px parameters (chosen by parameters: auto); ImageNet-C's left them at 0.15-0.17
     # under Gaussian noise. Chance is 0.10; on these 500 JPEGs the lowest measured was 0.34.
-    from zooprobe import h5io
+    from zooprobe.io import h5io
 
     scores = pd.read_csv(cifar_run / "results" / "scores.csv")
     head = scores[scores.metric == "head_accuracy"].set_index(["benchmark", "model"]).value

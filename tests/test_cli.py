@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from zooprobe import h5io
-from zooprobe.cli import main
+from zooprobe.io import h5io
+from zooprobe.cli.main import main
 
 
 def test_dataset_command_builds_a_set_and_a_shift_of_it(tmp_path):
@@ -41,7 +41,7 @@ def test_probe_refuses_an_ood_set_with_other_classes(tmp_path):
 
 
 def test_any_source_checks_an_expected_content_sha256_and_writes_nothing_on_mismatch(tmp_path):
-    from zooprobe.fetch import ChecksumError
+    from zooprobe.io.fetch import ChecksumError
 
     spec = {"source": "packaged", "name": "sklearn:digits", "size": 8, "seed": 0, "splits": {"test": 1.0}}
     main(["dataset", "--name", "d", "--spec", json.dumps(spec), "--out", str(tmp_path / "d.h5")])

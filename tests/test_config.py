@@ -6,7 +6,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from zooprobe.config import ConfigError, check_config
+from zooprobe.params.config import ConfigError, check_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "schemas" / "params.schema.yaml")
@@ -65,7 +65,7 @@ def _with_sweep(params, **changes):
 
 
 def test_sweep_adds_architecture_x_dataset_x_seed_models(params):
-    from zooprobe.config import model_config_keys, model_entries, sweep_baseline
+    from zooprobe.params.config import model_config_keys, model_entries, sweep_baseline
 
     _with_sweep(params)
     validate(copy.deepcopy(params), SCHEMA)
@@ -90,7 +90,7 @@ def test_sweep_names_do_not_depend_on_the_order_of_the_variants(params):
     """Jobs get the sweep as JSON with sorted keys: the names they derive must be the planner's."""
     import json
 
-    from zooprobe.config import sweep_baseline, sweep_members
+    from zooprobe.params.config import sweep_baseline, sweep_members
 
     _with_sweep(params, variants={"input_size": [32, 48], "augment": [False, True]})
     planned = sweep_members(params)
@@ -113,7 +113,7 @@ def test_sweep_cross_references_fail_with_valid_choices(params, changes, expecte
 
 
 def test_a_trained_model_with_seeds_becomes_one_model_per_seed(params):
-    from zooprobe.config import model_config_keys
+    from zooprobe.params.config import model_config_keys
 
     params["models"]["resnet18"]["seeds"] = [0, 3]
     validate(copy.deepcopy(params), SCHEMA)
@@ -159,7 +159,7 @@ def test_a_job_parses_the_params_without_importing_torch():
     import subprocess
     import sys
 
-    code = ("import sys, yaml; from zooprobe.config import check_config; "
+    code = ("import sys, yaml; from zooprobe.params.config import check_config; "
             f"specs = check_config(yaml.safe_load(open({str(REPO / 'configs' / 'introspective.yaml')!r})), "
             "check_architectures=False); "
             "print(len(specs), 'torch' in sys.modules, 'timm' in sys.modules)")

@@ -3,7 +3,8 @@ import io
 import numpy as np
 import pytest
 
-from zooprobe import datasets, procedural
+from zooprobe.data import datasets
+from zooprobe.data import procedural
 
 
 def test_shapes_are_deterministic_by_seed_and_shaped():
@@ -92,7 +93,7 @@ def _grey(n: int, side: int, value: int = 128) -> datasets.ImageSet:
 
 
 def test_cifar_scale_parameters_are_the_published_ones():
-    from zooprobe import cifar_corruptions
+    from zooprobe.data import cifar_corruptions
 
     for corruption, published in PUBLISHED_CIFAR_C.items():
         for severity, constant in enumerate(published, start=1):
@@ -144,7 +145,7 @@ def test_cifar_scale_corruptions_follow_the_published_formulas():
         Image.fromarray(image).save(buffer, "JPEG", quality=65)
         np.testing.assert_array_equal(got, np.asarray(Image.open(buffer).convert("RGB")))
     # Every ported corruption runs, changes pixels, and is the same again with the same seed.
-    from zooprobe import cifar_corruptions
+    from zooprobe.data import cifar_corruptions
 
     for corruption in cifar_corruptions.CORRUPTIONS:
         first = datasets.build_corrupt(base, corruption=corruption, severity=3, seed=1)

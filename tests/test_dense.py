@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zooprobe import dense
-from zooprobe.scenes import render_scene, render_scenes
+from zooprobe.probes import dense
+from zooprobe.data.scenes import render_scene, render_scenes
 
 SIZE = 24
 
@@ -103,8 +103,8 @@ def test_probe_on_random_features_stays_at_chance(scenes, task) -> None:
 
 
 def test_scene_set_round_trips_with_its_dense_labels(tmp_path) -> None:
-    from zooprobe import h5io
-    from zooprobe.dense_data import build_scenes
+    from zooprobe.io import h5io
+    from zooprobe.data.dense_sets import build_scenes
 
     built = build_scenes(n=12, size=16, splits={"train": 0.5, "test": 0.5}, seed=3)
     assert built.dense["depth"].shape == (12, 16, 16) and built.dense["normals"].shape == (12, 16, 16, 3)
@@ -119,7 +119,7 @@ def test_scene_set_round_trips_with_its_dense_labels(tmp_path) -> None:
 
 
 def test_motorcycle_disparity_becomes_metric_depth_with_unknown_pixels_masked() -> None:
-    from zooprobe.dense_data import build_middlebury_motorcycle, motorcycle_depth_m
+    from zooprobe.data.dense_sets import build_middlebury_motorcycle, motorcycle_depth_m
 
     # Z = baseline * f / (d + doffs): 193.001 mm * 994.978 px / (100 + 31.086) px = 1.465 m.
     np.testing.assert_allclose(motorcycle_depth_m(np.array([100.0, np.nan])), [1.46494, 0.0], rtol=1e-4)
@@ -153,7 +153,7 @@ def _nyuv2_fixture(folder, *, n: int = 6):
 def test_nyuv2_loader_uses_the_official_split_file(tmp_path) -> None:
     import h5py
 
-    from zooprobe.dense_data import build_nyuv2, read_nyuv2_splits
+    from zooprobe.data.dense_sets import build_nyuv2, read_nyuv2_splits
 
     images, depths, train, test = _nyuv2_fixture(tmp_path)
     built = build_nyuv2(tmp_path / "nyu_depth_v2_labeled.mat", split_file=tmp_path / "splits.mat")
@@ -196,8 +196,9 @@ def test_nyuv2_dataset_stage_fetches_the_split_file_with_its_sha256(tmp_path) ->
     """The ``dataset`` stage downloads both files, checks their sha256, and splits by the split file."""
     import json
 
-    from zooprobe import cli, h5io
-    from zooprobe.fetch import ChecksumError, sha256_of
+    from zooprobe.cli import main as cli
+    from zooprobe.io import h5io
+    from zooprobe.io.fetch import ChecksumError, sha256_of
 
     host = tmp_path / "host"
     host.mkdir()
@@ -226,7 +227,7 @@ def test_spatial_maps_from_cnn_and_vit_layers() -> None:
     import timm
     import torch
 
-    from zooprobe.models import concat_at_stride, spatial_map
+    from zooprobe.zoo.models import concat_at_stride, spatial_map
 
     tokens = torch.arange(2 * 17 * 4, dtype=torch.float32).reshape(2, 17, 4)  # CLS + a 4x4 grid
     grid = spatial_map(tokens)
@@ -334,7 +335,7 @@ def test_configs_give_dense_datasets_a_val_split_when_the_layer_is_chosen() -> N
 
     import yaml
 
-    from zooprobe.config import ConfigError, check_config
+    from zooprobe.params.config import ConfigError, check_config
 
     tiny = yaml.safe_load((Path(__file__).parent / "configs" / "tiny.yaml").read_text())
     assert "val" in tiny["datasets"]["scenes"]["splits"] and tiny["dense"]["layer"] == "best"

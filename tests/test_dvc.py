@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from workflow_helpers import REPO, copy_checkout, rules_run, run
-from zooprobe import dvcsync
+from zooprobe.workflow import dvcsync
 
 pytestmark = pytest.mark.workflow
 
@@ -36,9 +36,9 @@ def test_dvc_yaml_has_one_stage_per_job_with_its_outputs():
     assert {"dataset", "train", "extract", "probe", "analyse", "report"} <= rules
     probe = stages["probe--resnet18--shapes"]
     assert probe["params"] == ["probe.c_grid", "probe.max_iter", "probe.seed", "probe.tasks.shapes", "models.resnet18"]
-    assert "src/zooprobe/probe.py" in probe["deps"] and "rules/probe.smk" in probe["deps"]
+    assert "src/zooprobe/probes/linear.py" in probe["deps"] and "rules/probe.smk" in probe["deps"]
     # A stage's code is what its subcommand imports: probing never imports the trainer.
-    assert "src/zooprobe/train.py" not in probe["deps"]
+    assert "src/zooprobe/train/recipe.py" not in probe["deps"]
     assert stages["train--resnet18"]["params"] == ["models.resnet18", "train"]
 
 

@@ -15,9 +15,9 @@ import h5py
 import numpy as np
 import pytest
 
-from zooprobe import h5io
-from zooprobe.datasets import ImageSet
-from zooprobe.extract import ExtractSettings
+from zooprobe.io import h5io
+from zooprobe.data.datasets import ImageSet
+from zooprobe.extract.features import ExtractSettings
 
 SPEC = {"source": "timm", "arch": "resnet10t", "input_size": 32}
 
@@ -31,7 +31,7 @@ def write_random_set(path: Path, n: int, *, side: int = 32, seed: int = 0) -> No
 
 
 def extract_command(data: Path, out: Path, **settings: object) -> list[str]:
-    from zooprobe.extract import EXECUTION_KEYS
+    from zooprobe.extract.features import EXECUTION_KEYS
 
     values = dict({"pooling": "avg", "batch_size": 64, "device": "cpu"}, **settings)
     science = {k: v for k, v in values.items() if k not in EXECUTION_KEYS}

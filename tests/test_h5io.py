@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from zooprobe import datasets, h5io
+from zooprobe.data import datasets
+from zooprobe.io import h5io
 
 
 @pytest.fixture

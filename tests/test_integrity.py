@@ -18,10 +18,10 @@ import yaml
 from PIL import Image
 
 from workflow_helpers import REPO, copy_checkout, rules_run, run, snakemake
-from zooprobe import h5io
-from zooprobe.datasets import ImageSet, build_imagefolder
-from zooprobe.fetch import ChecksumError
-from zooprobe.models import ModelConfigError, ModelSpec, create_model, state_dict_sha256
+from zooprobe.io import h5io
+from zooprobe.data.datasets import ImageSet, build_imagefolder
+from zooprobe.io.fetch import ChecksumError
+from zooprobe.zoo.models import ModelConfigError, ModelSpec, create_model, state_dict_sha256
 
 # Every character a shell would act on, in a title, a folder name, a class name and a checkpoint path.
 HOSTILE = """it's "x" $(touch PWNED_a) `touch PWNED_b`; touch PWNED_c & y"""
@@ -119,7 +119,7 @@ def test_empty_class_folders_are_errors_unless_allowed(tmp_path):
 HOLD_WRITER = """
 import sys, time
 import numpy as np
-from zooprobe import h5io
+from zooprobe.io import h5io
 writer = h5io.FeatureWriter(sys.argv[1], n=20, layer_dims={"a": 2}, labels=np.zeros(20, int),
                             split=np.array(["test"] * 20), provenance={"model": "m"}, resume=True)
 with writer:

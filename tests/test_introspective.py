@@ -12,12 +12,12 @@ import pytest
 import torch
 import yaml
 
-import zooprobe.introspective as icn
-import zooprobe.train as train_module
-from zooprobe.config import ConfigError, check_config
-from zooprobe.datasets import build_packaged
-from zooprobe.models import ModelSpec, build_timm, create_model, preprocessing_of
-from zooprobe.train import Recipe, train_model
+import zooprobe.train.icn.introspective as icn
+import zooprobe.train.recipe as train_module
+from zooprobe.params.config import ConfigError, check_config
+from zooprobe.data.datasets import build_packaged
+from zooprobe.zoo.models import ModelSpec, build_timm, create_model, preprocessing_of
+from zooprobe.train.recipe import Recipe, train_model
 from workflow_helpers import REPO, snakemake
 
 ICN_CONFIG = REPO / "tests" / "configs" / "icn.yaml"

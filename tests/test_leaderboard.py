@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from zooprobe.leaderboard import (LeaderboardError, compare_rankings, join_leaderboards, prediction_table,
+from zooprobe.analysis.leaderboard import (LeaderboardError, compare_rankings, join_leaderboards, prediction_table,
                                   read_leaderboard)
 
 TIMM_SHIFTS = ["imagenetv2-matched-frequency", "imagenet-real", "imagenet-a", "imagenet-r", "sketch"]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from zooprobe import datasets
-from zooprobe.config import ConfigError, check_config
-from zooprobe.extract import extract_batches
-from zooprobe.models import ModelConfigError, ModelSpec, create_model, state_dict_sha256
+from zooprobe.data import datasets
+from zooprobe.params.config import ConfigError, check_config
+from zooprobe.extract.features import extract_batches
+from zooprobe.zoo.models import ModelConfigError, ModelSpec, create_model, state_dict_sha256
 
 
 def test_timm_pretrained_weights_load_from_a_local_file(tmp_path):

@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zooprobe.extract import extract_batches
-from zooprobe.models import (HookExtractor, ModelConfigError, ModelSpec, PRE_LOGITS, Preprocessing, create_model,
+from zooprobe.extract.features import extract_batches
+from zooprobe.zoo.models import (HookExtractor, ModelConfigError, ModelSpec, PRE_LOGITS, Preprocessing, create_model,
                              load_checkpoint, pool)
 
 SMALL_ZOO = [("resnet10t", {}), ("zp_vit_tiny", {}), ("zp_mixer_tiny", {}), ("convnext_atto", {})]

@@ -1,6 +1,6 @@
 import numpy as np
 
-from zooprobe.probe import fit_linear_probe
+from zooprobe.probes.linear import fit_linear_probe
 
 
 def _blobs(rng, n, separation):

@@ -9,11 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from zooprobe import datasets, h5io
-from zooprobe.cli import main
-from zooprobe.config import ConfigError, expand_path
-from zooprobe.fetch import ChecksumError, fetch, resolve_url
-from zooprobe.models import ModelSpec, create_model
+from zooprobe.data import datasets
+from zooprobe.io import h5io
+from zooprobe.cli.main import main
+from zooprobe.params.config import ConfigError, expand_path
+from zooprobe.io.fetch import ChecksumError, fetch, resolve_url
+from zooprobe.zoo.models import ModelSpec, create_model
 
 
 def _sha(path: Path) -> str:

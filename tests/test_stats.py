@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from zooprobe import stats
+from zooprobe.analysis import stats
 
 
 def test_rank_correlations_match_scipy_on_known_inputs():
@@ -44,14 +44,14 @@ def test_bootstrap_accuracy_interval_brackets_the_estimate_and_shrinks_with_n():
 
 
 def _ranking(correct, seed):
-    from zooprobe.agreement import Ranking
+    from zooprobe.analysis.agreement import Ranking
 
     counts = stats.bootstrap_counts(correct.shape[1], n_boot=200, seed=seed)
     return Ranking(tuple(f"m{i}" for i in range(len(correct))), correct.mean(1), counts @ correct.T / correct.shape[1])
 
 
 def test_rank_agreement_is_one_when_benchmarks_agree_and_uncertain_when_noisy():
-    from zooprobe.agreement import Resampler, rank_agreement
+    from zooprobe.analysis.agreement import Resampler, rank_agreement
 
     rng = np.random.default_rng(1)
     skills = np.array([0.95, 0.8, 0.65, 0.5, 0.35])
@@ -74,7 +74,7 @@ def test_rank_agreement_is_one_when_benchmarks_agree_and_uncertain_when_noisy():
 
 
 def test_rank_agreement_is_seeded_and_needs_three_units():
-    from zooprobe.agreement import Resampler, rank_agreement
+    from zooprobe.analysis.agreement import Resampler, rank_agreement
 
     rng = np.random.default_rng(2)
     a, b = (rng.random((4, 100)) < 0.6).astype(float), (rng.random((4, 100)) < 0.6).astype(float)
@@ -126,7 +126,7 @@ def test_bootstrap_pvalue_and_few_resamples_warning():
 
 
 def test_permutation_pvalue_enumerates_small_zoos_exactly():
-    from zooprobe.stats import permutation_pvalue
+    from zooprobe.analysis.stats import permutation_pvalue
 
     a = np.array([0.9, 0.8, 0.7, 0.6])
     # Of the 24 orderings, only the identity and its reverse reach |tau| = 1.
@@ -143,7 +143,7 @@ def test_permutation_pvalue_enumerates_small_zoos_exactly():
 def test_cliffs_delta_wilcoxon_and_linear_fit_match_definitions():
     from scipy import stats as sps
 
-    from zooprobe.stats import cliffs_delta, linear_fit, paired_wilcoxon
+    from zooprobe.analysis.stats import cliffs_delta, linear_fit, paired_wilcoxon
 
     assert cliffs_delta(np.array([3, 4]), np.array([1, 2])) == 1.0
     assert cliffs_delta(np.array([1, 3]), np.array([2, 2])) == 0.0

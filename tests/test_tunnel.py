@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from zooprobe import tunnel
-from zooprobe.analyse import ProbeRun, score_table
-from zooprobe.probe import TRANSFER_CARVE_OUT, probe_every_layer, transfer_split
-from zooprobe.spec import PRE_LOGITS
+from zooprobe.analysis import tunnel
+from zooprobe.analysis.scores import ProbeRun, score_table
+from zooprobe.probes.linear import TRANSFER_CARVE_OUT, probe_every_layer, transfer_split
+from zooprobe.params.spec import PRE_LOGITS
 
 LAYERS = ["stem", "block1", "block2", "block3", PRE_LOGITS]
 

@@ -1,3 +1,3 @@
-from zooprobe.cli import main
+from zooprobe.cli.main import main
 
 main()

@@ -58,4 +58,4 @@ def zp_mixer_tiny(pretrained: bool = False, pretrained_cfg: Any = None,
         key: value for key, value in kwargs.items() if key in accepted}
     model = MlpMixer(**args)
     return _with_cfg(model, "zp_mixer_tiny", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), pretrained_cfg_overlay)
-from zooprobe import cifar_resnet  # noqa: E402,F401  (registers cifar_resnet20..56)
+from zooprobe.zoo import cifar_resnet  # noqa: E402,F401  (registers cifar_resnet20..56)

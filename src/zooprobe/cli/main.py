@@ -36,8 +36,9 @@ def _provenance_base() -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- stages
 def cmd_dataset(args: argparse.Namespace) -> None:
-    from zooprobe import datasets, h5io
-    from zooprobe.config import expand_path
+    from zooprobe.data import datasets
+    from zooprobe.io import h5io
+    from zooprobe.params.config import expand_path
 
     spec = dict(args.spec)
     source = spec.pop("source")
@@ -50,7 +51,7 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     elif source == "packaged":
         built = datasets.build_packaged(**spec)
     elif source == "procedural" and spec.get("generator") == "scenes":
-        from zooprobe.dense_data import build_scenes
+        from zooprobe.data.dense_sets import build_scenes
 
         built = build_scenes(n=spec["n_per_class"], size=spec["size"], splits=spec["splits"], seed=spec["seed"])
     elif source == "procedural":
@@ -60,16 +61,16 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     elif source == "torchvision":
         built = datasets.build_torchvision(**dict(spec, root=expand_path(spec["root"])))
     elif source == "middlebury":
-        from zooprobe.dense_data import build_middlebury_motorcycle
+        from zooprobe.data.dense_sets import build_middlebury_motorcycle
 
         built = build_middlebury_motorcycle(**spec)
     elif source in ("peterson", "kriegeskorte92"):
-        from zooprobe import human
+        from zooprobe.data import human
 
         build = human.build_peterson if source == "peterson" else human.build_kriegeskorte92
         built = build(**dict(spec, root=expand_path(spec["root"])))
     elif source == "url":
-        from zooprobe.fetch import fetch
+        from zooprobe.io.fetch import fetch
 
         if not args.download_dir:
             raise SystemExit("a 'url' dataset needs --download-dir <folder for the downloaded files>")
@@ -81,7 +82,7 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     else:
         raise SystemExit(f"unknown dataset source {source!r}; valid: {list(datasets.SOURCES)}")
     if expected_sha256:
-        from zooprobe.fetch import ChecksumError
+        from zooprobe.io.fetch import ChecksumError
 
         actual = built.content_sha256()
         if actual != expected_sha256.lower():
@@ -94,7 +95,7 @@ def cmd_dataset(args: argparse.Namespace) -> None:
 
 
 def cmd_fetch_checkpoint(args: argparse.Namespace) -> None:
-    from zooprobe.fetch import fetch
+    from zooprobe.io.fetch import fetch
 
     fetch(args.url, sha256=args.sha256, dest=args.out)
     log.info("fetched %s", args.out)
@@ -103,10 +104,10 @@ def cmd_fetch_checkpoint(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
-    from zooprobe import h5io
-    from zooprobe.atomic import atomic_output
-    from zooprobe.models import ModelSpec
-    from zooprobe.train import Recipe, train_model
+    from zooprobe.io import h5io
+    from zooprobe.io.atomic import atomic_output
+    from zooprobe.zoo.models import ModelSpec
+    from zooprobe.train.recipe import Recipe, train_model
 
     spec = ModelSpec.from_config(args.model, args.spec)
     data = h5io.read_image_set(args.data)
@@ -114,7 +115,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     if spec.augment is not None:  # a model (e.g. a sweep variant) may switch augmentation on or off
         recipe = dataclasses.replace(recipe, augment=spec.augment)
     if spec.introspective:
-        from zooprobe.introspective import IntrospectiveSettings, train_introspective
+        from zooprobe.train.icn.introspective import IntrospectiveSettings, train_introspective
 
         if args.introspective is None:
             raise SystemExit(f"model {args.model!r} is {spec.arch!r}: pass the introspective.model params "
@@ -140,11 +141,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_icn_compare(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from zooprobe import h5io
-    from zooprobe.atomic import atomic_output
-    from zooprobe.introspective import IntrospectiveSettings, compare_from_scratch
-    from zooprobe.models import ModelSpec
-    from zooprobe.train import Recipe
+    from zooprobe.io import h5io
+    from zooprobe.io.atomic import atomic_output
+    from zooprobe.train.icn.introspective import IntrospectiveSettings, compare_from_scratch
+    from zooprobe.zoo.models import ModelSpec
+    from zooprobe.train.recipe import Recipe
 
     spec = ModelSpec.from_config(f"{args.arch_name}-s{args.seed}", dict(args.arch, source="trained",
                                                                          train_on=args.dataset, seed=args.seed))
@@ -175,8 +176,8 @@ def cmd_icn_compare(args: argparse.Namespace) -> None:
 
 
 def cmd_icn_probe(args: argparse.Namespace) -> None:
-    from zooprobe import h5io
-    from zooprobe.introspective import FeatureProbeSettings, compare_probes
+    from zooprobe.io import h5io
+    from zooprobe.train.icn.introspective import FeatureProbeSettings, compare_probes
 
     settings = FeatureProbeSettings.from_config(args.settings)
     id_features = h5io.read_features(args.id)
@@ -201,8 +202,8 @@ def cmd_icn_probe(args: argparse.Namespace) -> None:
 
 
 def cmd_icn_table(args: argparse.Namespace) -> None:
-    from zooprobe.atomic import atomic_output
-    from zooprobe.introspective import icn_tables
+    from zooprobe.io.atomic import atomic_output
+    from zooprobe.train.icn.introspective import icn_tables
 
     compare = [json.loads(Path(path).read_text()) for path in args.compare]
     if args.seeds is not None:
@@ -224,10 +225,10 @@ def cmd_icn_table(args: argparse.Namespace) -> None:
 def cmd_extract(args: argparse.Namespace) -> None:
     import torch
 
-    from zooprobe import h5io
-    from zooprobe.devices import pick_device
-    from zooprobe.extract import ExtractSettings, extract_to_writer, layer_dims
-    from zooprobe.models import ModelSpec, create_model
+    from zooprobe.io import h5io
+    from zooprobe.zoo.devices import pick_device
+    from zooprobe.extract.features import ExtractSettings, extract_to_writer, layer_dims
+    from zooprobe.zoo.models import ModelSpec, create_model
     from tqdm import tqdm
 
     torch.set_num_threads(args.threads)
@@ -274,8 +275,8 @@ def cmd_extract(args: argparse.Namespace) -> None:
 def cmd_probe(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from zooprobe import h5io
-    from zooprobe.probe import probe_every_layer, transfer_split
+    from zooprobe.io import h5io
+    from zooprobe.probes.linear import probe_every_layer, transfer_split
 
     settings = args.settings
     id_features = h5io.read_features(args.id)
@@ -341,7 +342,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
 
 
 def _write_json(path: str, payload: Any) -> None:
-    from zooprobe.atomic import atomic_output
+    from zooprobe.io.atomic import atomic_output
 
     with atomic_output(path) as tmp:
         Path(tmp).write_text(json.dumps(payload, indent=1, sort_keys=True, default=float))
@@ -355,7 +356,8 @@ def _alignment_payload(benchmark: str, model: str, result: Any, provenance: dict
 
 
 def cmd_align(args: argparse.Namespace) -> None:
-    from zooprobe import alignment, h5io
+    from zooprobe.probes import alignment
+    from zooprobe.io import h5io
 
     settings = args.settings
     human, split, info = h5io.read_annotations(args.data, "human")
@@ -386,8 +388,9 @@ def cmd_align(args: argparse.Namespace) -> None:
 def cmd_align_tables(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from zooprobe import alignment, h5io
-    from zooprobe.fetch import sha256_of
+    from zooprobe.probes import alignment
+    from zooprobe.io import h5io
+    from zooprobe.io.fetch import sha256_of
 
     settings = args.settings
     human, split, info = h5io.read_annotations(args.data, "human")
@@ -416,7 +419,8 @@ def cmd_align_tables(args: argparse.Namespace) -> None:
 
 
 def cmd_dense_probe(args: argparse.Namespace) -> None:
-    from zooprobe import dense, h5io
+    from zooprobe.probes import dense
+    from zooprobe.io import h5io
 
     settings = args.settings
     labels, split, info = h5io.read_annotations(args.data, "dense")
@@ -433,7 +437,7 @@ def cmd_dense_probe(args: argparse.Namespace) -> None:
     if settings.get("concat"):
         import torch
 
-        from zooprobe.models import concat_at_stride
+        from zooprobe.zoo.models import concat_at_stride
 
         # Every layer resampled to the finest grid among them, channels stacked: one more "layer".
         maps = [torch.from_numpy(values) for values in layers.values()]
@@ -454,10 +458,10 @@ def cmd_dense_probe(args: argparse.Namespace) -> None:
 
 
 def cmd_analyse(args: argparse.Namespace) -> None:
-    from zooprobe import h5io
-    from zooprobe.analyse import Design, ProbeRun, score_table
-    from zooprobe.verdicts import agreement_findings
-    from zooprobe.atomic import atomic_output
+    from zooprobe.io import h5io
+    from zooprobe.analysis.scores import Design, ProbeRun, score_table
+    from zooprobe.analysis.verdicts import agreement_findings
+    from zooprobe.io.atomic import atomic_output
 
     runs = []
     for path in args.probes:
@@ -473,7 +477,7 @@ def cmd_analyse(args: argparse.Namespace) -> None:
     if args.sweep:
         import pandas as pd
 
-        from zooprobe.imagenot import imagenot_table, variable_table
+        from zooprobe.analysis.imagenot import imagenot_table, variable_table
 
         imagenot = imagenot_table(runs, args.sweep, n_boot=args.settings["n_bootstrap"], seed=args.settings["seed"])
         scores = pd.concat([scores, imagenot, variable_table(scores, args.sweep)], ignore_index=True)
@@ -487,7 +491,7 @@ def cmd_analyse(args: argparse.Namespace) -> None:
         "provenance": [{k: run.provenance[k] for k in ("model", "task", "arch", "weights_sha256", "pooling",
                                                        "preprocessing", "seed", "zooprobe_version")}
                        | {"selected_layer": run.selected_layer} for run in runs],
-        # Rank agreement per pair of benchmarks with both intervals, adjusted p and verdict (zooprobe.verdicts).
+        # Rank agreement per pair of benchmarks with both intervals, adjusted p and verdict (zooprobe.analysis.verdicts).
         "agreement": {f"{prefix}{statistic}": agreement_findings(scores, prefix=prefix, statistic=statistic)
                       for prefix in ("", "imagenot_") for statistic in ("kendall_tau", "spearman_rho")},
     }
@@ -499,8 +503,8 @@ def cmd_analyse(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from zooprobe.atomic import atomic_output
-    from zooprobe.report import render_report
+    from zooprobe.io.atomic import atomic_output
+    from zooprobe.report.html import render_report
 
     scores = pd.read_csv(args.scores)
     summary = json.loads(Path(args.summary).read_text())
@@ -529,7 +533,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 def cmd_check_config(args: argparse.Namespace) -> None:
     import yaml
 
-    from zooprobe.config import check_config
+    from zooprobe.params.config import check_config
 
     specs = check_config(yaml.safe_load(Path(args.params).read_text()))
     print(f"ok: {len(specs)} models")
@@ -537,7 +541,7 @@ def cmd_check_config(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- leaderboards
 def cmd_compare_rankings(args: argparse.Namespace) -> None:
-    from zooprobe.leaderboard import (LeaderboardError, aligned_correctness, compare_rankings, format_text,
+    from zooprobe.analysis.leaderboard import (LeaderboardError, aligned_correctness, compare_rankings, format_text,
                                       join_leaderboards, read_board)
 
     try:
@@ -564,7 +568,7 @@ def cmd_compare_rankings(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- DVC
 def cmd_dvc_sync(args: argparse.Namespace) -> None:
-    from zooprobe.dvcsync import sync
+    from zooprobe.workflow.dvcsync import sync
 
     problems = sync(Path(args.directory), dvc_yaml=args.dvc_yaml, configfile=args.configfile, check=args.check)
     if problems:
@@ -574,7 +578,7 @@ def cmd_dvc_sync(args: argparse.Namespace) -> None:
 
 
 def cmd_dvc_commit(args: argparse.Namespace) -> None:
-    from zooprobe.dvcsync import run_dvc, sync
+    from zooprobe.workflow.dvcsync import run_dvc, sync
 
     root = Path(args.directory)
     problems = sync(root, dvc_yaml=args.dvc_yaml, configfile=args.configfile, check=True)
@@ -589,7 +593,7 @@ def cmd_dvc_commit(args: argparse.Namespace) -> None:
 def cmd_dvc_restore(args: argparse.Namespace) -> None:
     import subprocess
 
-    from zooprobe.dvcsync import changed_stages, describe_status, restore_command
+    from zooprobe.workflow.dvcsync import changed_stages, describe_status, restore_command
 
     root = Path(args.directory)
     status = changed_stages(root)
@@ -729,7 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alignment", nargs="*", default=[], help="alignment results (JSON) from align and align-tables")
     p.add_argument("--dense", nargs="*", default=[], help="dense-probe results (JSON) from dense-probe")
     p.add_argument("--design", type=_json, default=None,
-                   help="units, shared test rows and random-init pairs, as JSON (zooprobe.config.analysis_design)")
+                   help="units, shared test rows and random-init pairs, as JSON (zooprobe.params.config.analysis_design)")
     p.add_argument("--scores", required=True)
     p.add_argument("--summary", required=True)
     p.set_defaults(func=cmd_analyse)

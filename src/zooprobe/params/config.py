@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from zooprobe.spec import INTROSPECTIVE_PREFIX, ModelConfigError, ModelSpec, check_arch
+from zooprobe.params.spec import INTROSPECTIVE_PREFIX, ModelConfigError, ModelSpec, check_arch
 
 
 class ConfigError(ValueError):
@@ -226,7 +226,7 @@ def model_specs(config: Mapping[str, Any], *, check_architectures: bool = True) 
 
 def _check_introspective(config: Mapping[str, Any]) -> None:
     """Cross-references of the ``introspective`` section and of ``introspective:<arch>`` models."""
-    from zooprobe.introspective import FeatureProbeSettings, IntrospectiveSettings, round_epochs
+    from zooprobe.train.icn.introspective import FeatureProbeSettings, IntrospectiveSettings, round_epochs
 
     section = config.get("introspective") or {}
     datasets = list(config["datasets"])
@@ -381,7 +381,7 @@ def alignment_kind(dataset: Mapping[str, Any]) -> str | None:
 def _check_layers(spec: ModelSpec) -> None:
     from dataclasses import replace
 
-    from zooprobe.models import PRE_LOGITS, create_model
+    from zooprobe.zoo.models import PRE_LOGITS, create_model
 
     # The architecture alone names the layers: build it without loading any weights.
     source = spec.source if spec.source in ("torchvision", "pypi") else "timm"

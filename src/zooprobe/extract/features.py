@@ -25,9 +25,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 import torch
 
-from zooprobe.devices import DEVICES
-from zooprobe.models import POOLINGS, Extractor, pool, spatial_map
-from zooprobe.sections import section_from_config
+from zooprobe.zoo.devices import DEVICES
+from zooprobe.zoo.models import POOLINGS, Extractor, pool, spatial_map
+from zooprobe.params.sections import section_from_config
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Batches waiting for the writer thread; bounds host memory at a few batches.
@@ -47,7 +47,7 @@ class ExtractSettings:
     """The ``extract`` params section with ``execution.extract``.
 
     Attributes:
-        pooling: a pooling in :data:`zooprobe.models.POOLINGS`.
+        pooling: a pooling in :data:`zooprobe.zoo.models.POOLINGS`.
         batch_size: images per forward pass.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         precision: ``fp32``, or autocast to ``bf16`` or ``fp16``; features are stored as float32.
@@ -133,7 +133,7 @@ def extract_batches(extractor: Extractor, batches: Iterable[torch.Tensor | np.nd
         extractor: the frozen model.
         batches: uint8 (B, H, W, C) arrays or tensors (pinned, for an asynchronous copy).
         layers: layer names, all from ``extractor.layer_names``.
-        pooling: a pooling in :data:`zooprobe.models.POOLINGS`.
+        pooling: a pooling in :data:`zooprobe.zoo.models.POOLINGS`.
         device: where the forward pass runs.
         with_head: also return the model's own head's predicted class per image.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
@@ -261,7 +261,7 @@ def extract_to_writer(extractor: Extractor, batches_from: Callable[[int], torch.
                       layers: list[str], settings: ExtractSettings, device: torch.device, with_head: bool,
                       progress: Callable[[int], None] | None = None, spatial_grid: int | None = None
                       ) -> ExtractionRun:
-    """Extract every remaining row into an entered :class:`zooprobe.h5io.FeatureWriter`.
+    """Extract every remaining row into an entered :class:`zooprobe.io.h5io.FeatureWriter`.
 
     Args:
         extractor: the frozen model.

@@ -19,9 +19,9 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-import zooprobe.archs  # noqa: F401  (registers the small architectures with timm)
-# The zoo entry types live in zooprobe.spec (no torch there, for cheap workflow parsing); they are re-exported here.
-from zooprobe.spec import (  # noqa: F401
+import zooprobe.zoo.archs  # noqa: F401  (registers the small architectures with timm)
+# The zoo entry types live in zooprobe.params.spec (no torch there, for cheap workflow parsing); they are re-exported here.
+from zooprobe.params.spec import (  # noqa: F401
     INTROSPECTIVE_PREFIX, MODEL_SOURCES, PRE_LOGITS, PYPI_ARCHS, ModelConfigError, ModelSpec, check_arch,
     check_torchvision_arch)
 
@@ -340,7 +340,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 def _load_verified(spec: ModelSpec, path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Check the checkpoint's sha256 when the spec pins one, then load it safely."""
     if spec.checkpoint_sha256:
-        from zooprobe.fetch import ChecksumError, sha256_of
+        from zooprobe.io.fetch import ChecksumError, sha256_of
 
         actual = sha256_of(path)
         if actual != spec.checkpoint_sha256.lower():
@@ -369,7 +369,7 @@ def _load_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], spec:
 
 def _check_recorded_weights(model: torch.nn.Module, extras: Mapping[str, Any], path: str | Path) -> None:
     """A checkpoint zooprobe wrote records its state dict's sha256: the loaded tensors must still have it."""
-    from zooprobe.fetch import ChecksumError
+    from zooprobe.io.fetch import ChecksumError
 
     recorded = extras.get("weights_sha256")
     if isinstance(recorded, str) and state_dict_sha256(model) != recorded:
@@ -403,7 +403,7 @@ def build_timm(spec: ModelSpec, num_classes: int | None = None) -> torch.nn.Modu
     if spec.input_size:
         overlay["input_size"] = (3, spec.input_size, spec.input_size)
     if spec.pretrained_file:
-        from zooprobe.config import expand_path
+        from zooprobe.params.config import expand_path
 
         # timm's documented override: load these weights instead of downloading from the hub.
         overlay["file"] = expand_path(spec.pretrained_file)

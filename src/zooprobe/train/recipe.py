@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from zooprobe.datasets import ImageSet
-from zooprobe.devices import pick_device
-from zooprobe.models import ModelSpec, build_timm, preprocessing_of, state_dict_sha256
-from zooprobe.sections import section_from_config
+from zooprobe.data.datasets import ImageSet
+from zooprobe.zoo.devices import pick_device
+from zooprobe.zoo.models import ModelSpec, build_timm, preprocessing_of, state_dict_sha256
+from zooprobe.params.sections import section_from_config
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
         threads: torch CPU threads.
         progress: show a tqdm bar (on stderr, so it lands in the rule's log).
         negative_output: give the classifier a (K+1)-th output, "pseudo-negative" (class index K).
-        synthesise: introspective training (:mod:`zooprobe.introspective`): before each epoch, its
+        synthesise: introspective training (:mod:`zooprobe.train.icn.introspective`): before each epoch, its
             images join the training set labelled K. The real data's schedule is unchanged, so an
             epoch is still one pass over the real data (plus the negatives so far).
 

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from zooprobe import agreement, stats
-from zooprobe.analyse import ALL_MODELS, SCORE_COLUMNS, ProbeRun, _adjusted_rows, _row, agreement_rows, seed_rows
+from zooprobe.analysis import agreement
+from zooprobe.analysis import stats
+from zooprobe.analysis.scores import ALL_MODELS, SCORE_COLUMNS, ProbeRun, _adjusted_rows, _row, agreement_rows, seed_rows
 
 
 def _relative_improvement(accuracy: np.ndarray | float, baseline: np.ndarray | float) -> np.ndarray:
@@ -36,7 +37,7 @@ def imagenot_table(runs: list[ProbeRun], sweep: dict[str, Any], *, n_boot: int, 
         seed: seed of the resamples.
 
     Returns:
-        Rows in :data:`zooprobe.analyse.SCORE_COLUMNS`, layer ``head``. Per dataset and configuration:
+        Rows in :data:`zooprobe.analysis.scores.SCORE_COLUMNS`, layer ``head``. Per dataset and configuration:
         ``imagenot_accuracy`` (seed mean), ``seed_sd`` and ``relative_improvement`` (% over the
         baseline's accuracy), with intervals over seeds and test examples; the seed check of
         neighbouring configurations (``imagenot_seed_check_difference``, Holm-adjusted). Per pair of
@@ -45,7 +46,7 @@ def imagenot_table(runs: list[ProbeRun], sweep: dict[str, Any], *, n_boot: int, 
         least-squares fit of the improvements on B against those on A (``improvement_slope``,
         ``improvement_intercept``, ``improvement_r2``), its intervals over seeds and test examples.
     """
-    from zooprobe.config import sweep_baseline, sweep_members
+    from zooprobe.params.config import sweep_baseline, sweep_members
 
     members = sweep_members({"sweep": sweep})
     configurations = list(dict.fromkeys(member.configuration for member in members.values()))
@@ -108,7 +109,7 @@ def _improvement_fit_rows(a: agreement.UnitScores, b: agreement.UnitScores, othe
 
 
 # ----------------------------------------------------------------------------- sweep variables
-# Both tunnel families (zooprobe.tunnel): probes trained on the OOD set, and the ID probe under shift.
+# Both tunnel families (zooprobe.analysis.tunnel): probes trained on the OOD set, and the ID probe under shift.
 VARIABLE_METRICS = ("tunnel_retained_pct", "tunnel_id_ood_alignment", "shift_retained_pct", "shift_id_ood_alignment")
 
 
@@ -126,7 +127,7 @@ def variable_table(scores: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataFrame:
         over every test of the table), ``cliffs_delta`` and ``median_difference``; ``n`` is the number
         of pairs.
     """
-    from zooprobe.config import sweep_members
+    from zooprobe.params.config import sweep_members
 
     variables = dict(sorted((sweep.get("variants") or {}).items()))  # the order of sweep_members' settings
     members = sweep_members({"sweep": sweep})

@@ -3,7 +3,7 @@
 A *benchmark* is one evaluation set of one probe task: the task's own ``test`` split (ID)
 or one of its OOD sets. A model's score on a benchmark is the accuracy of its probe at the
 layer chosen on the ID validation split, so no test data picks the layer. Rank statistics
-take architectures, not seeds, as their units (:mod:`zooprobe.agreement`).
+take architectures, not seeds, as their units (:mod:`zooprobe.analysis.agreement`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from zooprobe import agreement, stats, tunnel
-from zooprobe.spec import PRE_LOGITS
+from zooprobe.analysis import agreement
+from zooprobe.analysis import stats
+from zooprobe.analysis import tunnel
+from zooprobe.params.spec import PRE_LOGITS
 
 SCORE_COLUMNS = ["benchmark", "model", "layer", "metric", "value", "ci_low", "ci_high", "n", "method", "resampled"]
 ALL_MODELS = "(all)"
@@ -55,7 +57,7 @@ class ProbeRun:
 
 @dataclass(frozen=True)
 class Design:
-    """What the analysis needs to know of how the zoo was built, from the params (``zooprobe.config``).
+    """What the analysis needs to know of how the zoo was built, from the params (``zooprobe.params.config``).
 
     Attributes:
         units: model -> its unit: the entry a ``seeds:`` list expanded, or a sweep configuration
@@ -123,7 +125,7 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
     Returns:
         DataFrame with :data:`SCORE_COLUMNS`. Per layer ``accuracy``; per model at the selected layer
         ``score`` and ``rank``; on OOD benchmarks ``best_layer_accuracy`` and the ``shift_*`` metrics of
-        :mod:`zooprobe.tunnel`; on transfer sets ``transfer_accuracy`` per layer and the ``tunnel_*`` metrics;
+        :mod:`zooprobe.analysis.tunnel`; on transfer sets ``transfer_accuracy`` per layer and the ``tunnel_*`` metrics;
         per pair of benchmarks (model ``(all)``) ``<statistic>_given_zoo`` and ``<statistic>_population``
         for Kendall tau and Spearman rho, ``<statistic>_pvalue`` and its ``_holm`` and ``_bh``
         adjustments over the matrix; seed summaries and the paired checks of :func:`check_rows`.
@@ -341,7 +343,7 @@ def _layer_correctness(predictions: Mapping[str, np.ndarray], labels: np.ndarray
 def _tunnel_rows(run: ProbeRun, ood_name: str, family: str, *, id_boot: np.ndarray, ood_boot: np.ndarray,
                  joint: bool, ood_predictions: Mapping[str, np.ndarray] | None = None,
                  ood_labels: np.ndarray | None = None, ood_classes: int | None = None) -> list[dict[str, Any]]:
-    """The tunnel metrics of :mod:`zooprobe.tunnel` for one model on one OOD set, with percentile CIs.
+    """The tunnel metrics of :mod:`zooprobe.analysis.tunnel` for one model on one OOD set, with percentile CIs.
 
     The ID curve is the ID probe of each layer on the ID test split; the OOD curve is, for family
     ``shift``, the same probes on the OOD set, and for ``tunnel``, the OOD set's own probes on its

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from zooprobe import stats
+from zooprobe.analysis import stats
 
 SIMILARITIES: tuple[str, ...] = ("cosine", "correlation")
 # Clip probabilities away from 0 so that one confident mistake gives a large, finite loss.

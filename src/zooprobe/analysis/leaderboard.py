@@ -17,8 +17,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from zooprobe import agreement, stats
-from zooprobe.stats import CI_LEVEL, bootstrap_counts, stream_seed
+from zooprobe.analysis import agreement
+from zooprobe.analysis import stats
+from zooprobe.analysis.stats import CI_LEVEL, bootstrap_counts, stream_seed
 
 PREDICTION_SUFFIXES = (".json", ".npz", ".npy")
 LABEL_ARRAYS = ("labels", "label", "targets", "y")
@@ -169,7 +170,7 @@ MAX_PERMUTATION_MODELS = 200
 @dataclass(frozen=True)
 class RankComparison:
     """Rank agreement between two joined leaderboards, with intervals over models and, where per-example
-    predictions were given, over test examples (see :mod:`zooprobe.agreement`)."""
+    predictions were given, over test examples (see :mod:`zooprobe.analysis.agreement`)."""
 
     n: int
     values: dict[str, float]

@@ -1,6 +1,6 @@
 """Image sets in memory, and the sources that build them.
 
-Every source returns an :class:`ImageSet`; :mod:`zooprobe.h5io` is the one place that
+Every source returns an :class:`ImageSet`; :mod:`zooprobe.io.h5io` is the one place that
 stores it. Sources here need no network: scikit-learn's bundled digits, procedurally
 generated shapes, and shifted copies of another set.
 """
@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from zooprobe import cifar_corruptions, procedural
+from zooprobe.data import cifar_corruptions
+from zooprobe.data import procedural
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
@@ -29,9 +30,9 @@ class ImageSet:
         split: per-example split name, one of ``SPLIT_NAMES``.
         class_names: the name of each label.
         attrs: provenance (source, parameters) stored beside the data.
-        human: human judgements aligned with the rows (see :mod:`zooprobe.human`), e.g.
+        human: human judgements aligned with the rows (see :mod:`zooprobe.data.human`), e.g.
             ``similarity`` (N, N) or ``label_probs`` (N, K); empty for ordinary sets.
-        dense: per-pixel labels aligned with the images (see :mod:`zooprobe.dense_data`):
+        dense: per-pixel labels aligned with the images (see :mod:`zooprobe.data.dense_sets`):
             ``depth`` (N, H, W), ``normals`` (N, H, W, 3), ``mask`` (N, H, W); empty for ordinary sets.
     """
 
@@ -349,7 +350,7 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
     carve_val(labels_array, split_array, val_fraction, seed)
     human = {}
     if human_labels:
-        from zooprobe.human import label_probs_by_order
+        from zooprobe.data.human import label_probs_by_order
 
         if not rank:
             raise ValueError("'human_labels' needs 'order_csv': its rows follow that order")
@@ -369,7 +370,7 @@ IMAGENET_C_CORRUPTIONS: tuple[str, ...] = (
     "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression", "speckle_noise", "spatter",
     "saturate",
 )
-# Every corruption some parameter set implements (the CIFAR-10-C ones are in zooprobe.cifar_corruptions).
+# Every corruption some parameter set implements (the CIFAR-10-C ones are in zooprobe.data.cifar_corruptions).
 CORRUPTIONS: tuple[str, ...] = IMAGENET_C_CORRUPTIONS + tuple(
     sorted(set(cifar_corruptions.CORRUPTIONS) - set(IMAGENET_C_CORRUPTIONS)))
 CORRUPTION_PARAMETERS: tuple[str, ...] = ("auto", "cifar", "imagenet")
@@ -437,7 +438,7 @@ def build_corrupt(base: ImageSet, *, corruption: str, severity: int, seed: int, 
     Args:
         base: the clean set.
         corruption: one of :data:`CORRUPTIONS`; at the CIFAR scale one of
-            ``zooprobe.cifar_corruptions.CORRUPTIONS``, at the ImageNet scale one of :data:`IMAGENET_C_CORRUPTIONS`.
+            ``zooprobe.data.cifar_corruptions.CORRUPTIONS``, at the ImageNet scale one of :data:`IMAGENET_C_CORRUPTIONS`.
         severity: 1..5.
         seed: seed of the corruption's randomness.
         split: which split of ``base`` to corrupt.
@@ -503,8 +504,8 @@ def build_from_files(files: dict[str, Path], *, format: str, size: int | None = 
     Args:
         files: role -> local path. ``mnist-idx`` needs roles ``images`` and ``labels``; ``npz`` needs
             ``arrays``, an npz with ``images`` (N, H, W[, C]) uint8 and ``labels``, optionally ``class_names``;
-            ``things-triplets`` needs ``triplets`` and ``images`` (see :func:`zooprobe.human.build_things_triplets`);
-            ``nyuv2-mat`` needs ``mat`` and ``splits`` (see :func:`zooprobe.dense_data.build_nyuv2`).
+            ``things-triplets`` needs ``triplets`` and ``images`` (see :func:`zooprobe.data.human.build_things_triplets`);
+            ``nyuv2-mat`` needs ``mat`` and ``splits`` (see :func:`zooprobe.data.dense_sets.build_nyuv2`).
         format: ``mnist-idx``, ``npz``, ``things-triplets`` or ``nyuv2-mat``.
         size: resize to ``size`` x ``size``.
         splits: split fractions (not for ``nyuv2-mat``, whose split is the official file's).
@@ -515,7 +516,7 @@ def build_from_files(files: dict[str, Path], *, format: str, size: int | None = 
         RGB :class:`ImageSet`.
     """
     if format == "nyuv2-mat":
-        from zooprobe.dense_data import build_nyuv2
+        from zooprobe.data.dense_sets import build_nyuv2
 
         missing = [role for role in ("mat", "splits") if role not in files]
         if missing:
@@ -526,7 +527,7 @@ def build_from_files(files: dict[str, Path], *, format: str, size: int | None = 
                              "by scene), not from split fractions; drop 'splits' and use val_fraction for a val split")
         return build_nyuv2(files["mat"], split_file=files["splits"], size=size, val_fraction=val_fraction, seed=seed)
     if format == "things-triplets":
-        from zooprobe.human import build_things_triplets
+        from zooprobe.data.human import build_things_triplets
 
         return build_things_triplets(files, size=size or 224)
     if format == "mnist-idx":

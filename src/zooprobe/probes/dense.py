@@ -397,7 +397,7 @@ def probe_layers(layers: dict[str, np.ndarray], labels: dict[str, np.ndarray], s
         val score of every layer (``val_scores``), the selected layer's test score and its
         bootstrap replicates.
     """
-    from zooprobe import stats
+    from zooprobe.analysis import stats
 
     if layer_choice not in LAYER_CHOICES:
         raise ValueError(f"unknown layer choice {layer_choice!r}; valid: {list(LAYER_CHOICES)}")

@@ -15,8 +15,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from zooprobe import stats, tunnel, verdicts  # noqa: E402
-from zooprobe.analyse import agreement_matrix  # noqa: E402
+from zooprobe.analysis import stats
+from zooprobe.analysis import tunnel
+from zooprobe.analysis import verdicts  # noqa: E402
+from zooprobe.analysis.scores import agreement_matrix  # noqa: E402
 
 
 def _png(fig: plt.Figure) -> str:

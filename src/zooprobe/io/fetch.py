@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from zooprobe.atomic import atomic_output
+from zooprobe.io.atomic import atomic_output
 
 MIRROR_ENV = "ZOOPROBE_MIRROR"
 CHUNK_BYTES = 1 << 20

@@ -2,7 +2,7 @@
 
 Three file kinds share one layout convention: arrays as datasets, and provenance as a JSON
 string attribute ``provenance`` (plus flat copies of its scalar entries, so ``h5ls -v``
-shows them). Every writer goes through :func:`zooprobe.atomic.atomic_output`.
+shows them). Every writer goes through :func:`zooprobe.io.atomic.atomic_output`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import h5py
 import numpy as np
 
-from zooprobe.atomic import atomic_output
-from zooprobe.datasets import ImageSet
+from zooprobe.io.atomic import atomic_output
+from zooprobe.data.datasets import ImageSet
 
 FORMAT_VERSION = 1
 # Rows of images hashed at a time when a file is verified (about 50 MB of 224-px photographs).
@@ -114,7 +114,7 @@ def _check_content(path: str | Path, recorded: str, actual: str) -> None:
 def verify_image_set(path: str | Path) -> dict[str, Any]:
     """Check an image-set file's content against its recorded sha256, reading the pixels in chunks.
 
-    The hash is :meth:`zooprobe.datasets.ImageSet.content_sha256`, computed without holding the
+    The hash is :meth:`zooprobe.data.datasets.ImageSet.content_sha256`, computed without holding the
     images in memory.
 
     Returns:

@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from zooprobe import stats
+from zooprobe.analysis import stats
 
 # Fewer shared units than this make a rank correlation meaningless.
 MIN_SHARED_UNITS = 3

@@ -1,6 +1,6 @@
 """Image sets with per-pixel labels for dense probes: procedural scenes, NYUv2, Middlebury.
 
-Each builder returns an :class:`~zooprobe.datasets.ImageSet` whose ``dense`` mapping holds the
+Each builder returns an :class:`~zooprobe.data.datasets.ImageSet` whose ``dense`` mapping holds the
 labels aligned with the images: ``depth`` (N, H, W) float32 with 0 where unknown,
 ``normals`` (N, H, W, 3) and ``mask`` (N, H, W) uint8 figure-ground, where the source has them.
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from zooprobe.datasets import ImageSet, stratified_split
-from zooprobe.scenes import render_scenes
+from zooprobe.data.datasets import ImageSet, stratified_split
+from zooprobe.data.scenes import render_scenes
 
 # Middlebury 2014 "Motorcycle" as scikit-image ships it (down-sampled 4x); from its docstring.
 MOTORCYCLE_FOCAL_PX = 994.978
@@ -22,7 +22,7 @@ MOTORCYCLE_DOFFS_PX = 31.086  # "Principal point dx": the two cameras' principal
 
 
 def build_scenes(*, n: int, size: int, splits: dict[str, float], seed: int, **_: Any) -> ImageSet:
-    """``n`` procedural scenes (see :mod:`zooprobe.scenes`) with depth, normals and masks.
+    """``n`` procedural scenes (see :mod:`zooprobe.data.scenes`) with depth, normals and masks.
 
     There is one class: the dense labels carry the task.
     """
@@ -88,7 +88,7 @@ def read_nyuv2_splits(path: str | Path, *, n_frames: int) -> np.ndarray:
     try:
         arrays = scipy.io.loadmat(str(path), variable_names=list(NYUV2_SPLIT_KEYS))
     except (NotImplementedError, ValueError) as not_v5:  # MATLAB v7.3 files are HDF5, which only h5io reads
-        from zooprobe.h5io import read_mat_arrays
+        from zooprobe.io.h5io import read_mat_arrays
 
         try:
             arrays = read_mat_arrays(path, NYUV2_SPLIT_KEYS)
@@ -131,8 +131,8 @@ def build_nyuv2(path: str | Path, *, split_file: str | Path, size: int | None = 
     Returns:
         RGB images with ``dense["depth"]`` in metres (0 where the sensor gave none).
     """
-    from zooprobe.datasets import carve_val
-    from zooprobe.h5io import read_nyuv2_mat
+    from zooprobe.data.datasets import carve_val
+    from zooprobe.io.h5io import read_nyuv2_mat
 
     images, depths = read_nyuv2_mat(path)
     split = read_nyuv2_splits(split_file, n_frames=len(images))

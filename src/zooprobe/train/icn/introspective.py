@@ -40,8 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zooprobe.datasets import ImageSet
-from zooprobe.sections import section_from_config
+from zooprobe.data.datasets import ImageSet
+from zooprobe.params.sections import section_from_config
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def tile_grid(samples: np.ndarray) -> np.ndarray:
 
 
 class PixelSynthesiser:
-    """The per-epoch hook of :func:`zooprobe.train.train_model` that runs the synthesis rounds.
+    """The per-epoch hook of :func:`zooprobe.train.recipe.train_model` that runs the synthesis rounds.
 
     Before each round's epoch it draws ``samples_per_class`` images per class by Langevin
     dynamics on the class score, clamped to [0, 1] (from the previous round's samples with
@@ -277,7 +277,7 @@ def train_introspective(spec: Any, data: ImageSet, recipe: Any, settings: Intros
     Args:
         spec: a ``trained`` zoo entry (its ``introspective:`` prefix, if any, is implied here).
         data: image set; ``train`` is fitted, ``val`` scored after each epoch.
-        recipe: the shared :class:`zooprobe.train.Recipe` (same as the baseline's).
+        recipe: the shared :class:`zooprobe.train.recipe.Recipe` (same as the baseline's).
         settings: rounds and sampler.
         threads: torch CPU threads.
         progress: show a progress bar.
@@ -287,7 +287,7 @@ def train_introspective(spec: Any, data: ImageSet, recipe: Any, settings: Intros
         round; ``rounds``, the sampler's log; ``introspective_settings``, rounds and sampler with
         defaults filled in) and the per-epoch history.
     """
-    from zooprobe.train import train_model
+    from zooprobe.train.recipe import train_model
 
     train = data.subset("train")
     synthesiser = PixelSynthesiser(settings, epochs=recipe.epochs, num_classes=len(data.class_names),
@@ -528,7 +528,7 @@ def add_verdicts(verdicts: list[dict[str, Any]], alpha: float = 0.05) -> list[di
     ``helped`` (the ICN's error is lower) or ``hurt`` when the Holm-adjusted p is below ``alpha``,
     else ``no clear difference``.
     """
-    from zooprobe.stats import holm
+    from zooprobe.analysis.stats import holm
 
     out = [dict(v) for v in verdicts]
     for experiment in {v["experiment"] for v in out}:
@@ -550,7 +550,7 @@ def compare_from_scratch(spec: Any, data: ImageSet, ood: Mapping[str, ImageSet],
     The baseline is the same (K+1)-output network trained by the same code with zero rounds.
 
     Args:
-        spec: the architecture as a ``trained`` :class:`zooprobe.models.ModelSpec` (its seed is the run's).
+        spec: the architecture as a ``trained`` :class:`zooprobe.zoo.models.ModelSpec` (its seed is the run's).
         data: the ID set (``train``, ``val``, ``test`` splits).
         ood: shifted sets with the same classes.
         recipe: the shared recipe.
@@ -562,8 +562,8 @@ def compare_from_scratch(spec: Any, data: ImageSet, ood: Mapping[str, ImageSet],
         ``{"baseline": {...}, "icn": {...}}`` with each arm's scores and history (the
         ICN's also its rounds), and the ICN's sample grid of each round.
     """
-    from zooprobe.models import build_timm, preprocessing_of
-    from zooprobe.train import train_model
+    from zooprobe.zoo.models import build_timm, preprocessing_of
+    from zooprobe.train.recipe import train_model
 
     result: dict[str, Any] = {}
     grids: list[np.ndarray] = []

@@ -27,7 +27,7 @@ import yaml
 
 PACKAGE = "zooprobe"
 # Every `python -m zooprobe <stage>` runs these, whatever the stage.
-ENTRY_MODULES = ("zooprobe", "zooprobe.__main__", "zooprobe.cli")
+ENTRY_MODULES = ("zooprobe", "zooprobe.__main__", "zooprobe.cli.main")
 STAGE_NAME_SEPARATOR = "--"
 HEADER = (
     "# Generated from the Snakemake DAG by `zooprobe dvc-sync{args}`; do not edit by hand.\n"
@@ -163,8 +163,8 @@ def code_dependencies(subcommand: str | None, package_dir: Path) -> list[str]:
         Sorted file paths (as under ``package_dir``), the entry modules always included.
     """
     package_dir = Path(package_dir)
-    start = set(ENTRY_MODULES) - {"zooprobe.cli"}
-    cli_tree = ast.parse((package_dir / "cli.py").read_text())
+    start = set(ENTRY_MODULES) - {"zooprobe.cli.main"}
+    cli_tree = ast.parse((package_dir / "cli" / "main.py").read_text())
     start |= _module_level_imports(cli_tree)
     if subcommand:
         function = f"cmd_{subcommand.replace('-', '_')}"
@@ -173,7 +173,7 @@ def code_dependencies(subcommand: str | None, package_dir: Path) -> list[str]:
             raise DvcSyncError(f"zooprobe has no stage {subcommand!r} (no {function} in cli.py)")
         start |= _imports_in(matches[0])
     seen: set[str] = set()
-    todo = sorted(start | {"zooprobe.cli"})
+    todo = sorted(start | {"zooprobe.cli.main"})
     while todo:
         module = todo.pop()
         if module in seen:
@@ -182,7 +182,7 @@ def code_dependencies(subcommand: str | None, package_dir: Path) -> list[str]:
         if file is None:
             continue
         seen.add(module)
-        if module != "zooprobe.cli":  # the CLI's other stages import what this stage never runs
+        if module != "zooprobe.cli.main":  # the CLI's other stages import what this stage never runs
             todo.extend(sorted(_imports_in(ast.parse(file.read_text()))))
     return sorted({_module_file(m, package_dir).as_posix() for m in seen})
 
@@ -206,7 +206,7 @@ def _imports_in(tree: ast.AST) -> set[str]:
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
-            # `from zooprobe import datasets` imports the submodule zooprobe.datasets.
+            # `from zooprobe import datasets` imports the submodule zooprobe.data.datasets.
             found |= {f"{node.module}.{alias.name}" for alias in node.names}
     return {name for name in found if name == PACKAGE or name.startswith(PACKAGE + ".")}
 
@@ -318,7 +318,7 @@ def sync(root: Path, *, dvc_yaml: str = "dvc.yaml", configfile: str | None = Non
             diff = difflib.unified_diff(target.read_text().splitlines(), text.splitlines(), dvc_yaml, "DAG", lineterm="")
             problems = ["dvc.yaml is formatted differently from what dvc-sync writes:", *list(diff)[:40]]
         return problems
-    from zooprobe.atomic import atomic_output
+    from zooprobe.io.atomic import atomic_output
 
     with atomic_output(target) as tmp:
         Path(tmp).write_text(text)

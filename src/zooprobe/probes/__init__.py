@@ -1,0 +1,1 @@
+"""Stage 4, probe: linear probes per layer, dense probes and human alignment."""

@@ -1,0 +1,1 @@
+"""Models trained here: the shared recipe and the introspective classifier (icn)."""

@@ -384,7 +384,7 @@ def test_subject_mean_and_cross_validated_payloads_reach_the_scores_and_the_repo
     import pandas as pd
 
     from zooprobe.analysis.scores import SCORE_COLUMNS, alignment_rows
-    from zooprobe.cli.main import _alignment_payload
+    from zooprobe.cli.probes import _alignment_payload
     from zooprobe.report.html import _curve_rsa, alignment_section
 
     truth, rdms = simulated_subjects(n=40, subjects=6)

@@ -163,17 +163,16 @@ def code_dependencies(subcommand: str | None, package_dir: Path) -> list[str]:
         Sorted file paths (as under ``package_dir``), the entry modules always included.
     """
     package_dir = Path(package_dir)
-    start = set(ENTRY_MODULES) - {"zooprobe.cli.main"}
-    cli_tree = ast.parse((package_dir / "cli" / "main.py").read_text())
-    start |= _module_level_imports(cli_tree)
+    start = set(ENTRY_MODULES)
+    seen: set[str] = set()
     if subcommand:
         function = f"cmd_{subcommand.replace('-', '_')}"
-        matches = [n for n in cli_tree.body if isinstance(n, ast.FunctionDef) and n.name == function]
-        if not matches:
-            raise DvcSyncError(f"zooprobe has no stage {subcommand!r} (no {function} in cli.py)")
-        start |= _imports_in(matches[0])
-    seen: set[str] = set()
-    todo = sorted(start | {"zooprobe.cli.main"})
+        owners = [f for f in sorted((package_dir / "cli").glob("*.py"))
+                  if any(isinstance(n, ast.FunctionDef) and n.name == function for n in ast.parse(f.read_text()).body)]
+        if not owners:
+            raise DvcSyncError(f"zooprobe has no stage {subcommand!r} (no {function} in src/zooprobe/cli/)")
+        start.add(f"{PACKAGE}.cli.{owners[0].stem}")
+    todo = sorted(start)
     while todo:
         module = todo.pop()
         if module in seen:
@@ -182,7 +181,8 @@ def code_dependencies(subcommand: str | None, package_dir: Path) -> list[str]:
         if file is None:
             continue
         seen.add(module)
-        if module != "zooprobe.cli.main":  # the CLI's other stages import what this stage never runs
+        # The command table imports every command module lazily, by name; a stage needs only its own.
+        if module != f"{PACKAGE}.cli.main":
             todo.extend(sorted(_imports_in(ast.parse(file.read_text()))))
     return sorted({_module_file(m, package_dir).as_posix() for m in seen})
 

@@ -19,6 +19,7 @@ import math
 import warnings
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -177,6 +178,14 @@ class Estimate:
     n: int
     method: str = ""
     resampled: str = ""
+
+    def as_row(self, **keys: Any) -> dict[str, Any]:
+        """One tidy score row: ``keys`` (benchmark, model, layer, metric, ...), then this estimate's fields.
+
+        The one place a score row is built, so every table has the same columns in the same order.
+        """
+        return {**keys, "value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n,
+                "method": self.method, "resampled": self.resampled}
 
 
 def no_interval(value: float, n: int, method: str = "") -> Estimate:

@@ -3,7 +3,9 @@ import io
 import numpy as np
 import pytest
 
-from zooprobe.data import datasets
+from zooprobe.data import files
+from zooprobe.data import imageset
+from zooprobe.data import shifted
 from zooprobe.data import procedural
 
 
@@ -27,7 +29,7 @@ def test_texture_background_is_a_style_shift_of_the_same_shapes():
 
 def test_stratified_split_keeps_class_proportions():
     labels = np.repeat(np.arange(4), 50)
-    split = datasets.stratified_split(labels, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
+    split = imageset.stratified_split(labels, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
     for label in range(4):
         counts = {name: int(((split == name) & (labels == label)).sum()) for name in ("train", "val", "test")}
         assert counts == {"train": 30, "val": 10, "test": 10}
@@ -35,36 +37,36 @@ def test_stratified_split_keeps_class_proportions():
 
 def test_split_fractions_must_sum_to_one():
     with pytest.raises(ValueError, match="sum to 1"):
-        datasets.stratified_split(np.zeros(10, int), {"train": 0.5, "test": 0.4}, seed=0)
+        imageset.stratified_split(np.zeros(10, int), {"train": 0.5, "test": 0.4}, seed=0)
 
 
 def test_packaged_digits_are_rgb_at_requested_size():
-    digits = datasets.build_packaged(name="sklearn:digits", size=16, splits={"train": 0.5, "test": 0.5}, seed=0)
+    digits = files.build_packaged(name="sklearn:digits", size=16, splits={"train": 0.5, "test": 0.5}, seed=0)
     assert digits.images.shape == (1797, 16, 16, 3)
     assert set(digits.split) == {"train", "test"}
     assert digits.class_names == [str(i) for i in range(10)]
 
 
 def test_shift_keeps_labels_changes_pixels_and_marks_everything_test():
-    base = datasets.build_procedural(generator="shapes", n_per_class=6, size=32,
+    base = procedural.build_procedural(generator="shapes", n_per_class=6, size=32,
                                      splits={"train": 0.5, "test": 0.5}, seed=0)
-    for shift in datasets.SHIFTS:
-        shifted = datasets.build_shift(base, shift=shift, severity=3, seed=0)
+    for shift in shifted.SHIFTS:
+        copy = shifted.build_shift(base, shift=shift, severity=3, seed=0)
         test = base.subset("test")
-        assert np.array_equal(shifted.labels, test.labels)
-        assert set(shifted.split) == {"test"}
-        assert np.abs(shifted.images.astype(int) - test.images).mean() > 1, shift
-        assert shifted.attrs["of_sha256"] == base.content_sha256()
+        assert np.array_equal(copy.labels, test.labels)
+        assert set(copy.split) == {"test"}
+        assert np.abs(copy.images.astype(int) - test.images).mean() > 1, shift
+        assert copy.attrs["of_sha256"] == base.content_sha256()
 
 
 def test_unknown_shift_names_the_valid_ones():
-    base = datasets.build_procedural(generator="shapes", n_per_class=2, size=16, splits={"test": 1.0}, seed=0)
+    base = procedural.build_procedural(generator="shapes", n_per_class=2, size=16, splits={"test": 1.0}, seed=0)
     with pytest.raises(ValueError, match="gaussian_noise"):
-        datasets.build_shift(base, shift="fog", severity=1, seed=0)
+        shifted.build_shift(base, shift="fog", severity=1, seed=0)
 
 
 def test_content_hash_changes_with_one_pixel():
-    base = datasets.build_procedural(generator="shapes", n_per_class=2, size=16, splits={"test": 1.0}, seed=0)
+    base = procedural.build_procedural(generator="shapes", n_per_class=2, size=16, splits={"test": 1.0}, seed=0)
     before = base.content_sha256()
     base.images[0, 0, 0, 0] ^= 1
     assert base.content_sha256() != before
@@ -86,10 +88,10 @@ PUBLISHED_CIFAR_C = {
 }
 
 
-def _grey(n: int, side: int, value: int = 128) -> datasets.ImageSet:
+def _grey(n: int, side: int, value: int = 128) -> imageset.ImageSet:
     images = np.full((n, side, side, 3), value, dtype=np.uint8)
     labels = np.arange(n) % 2
-    return datasets.ImageSet(images, labels, np.full(n, "test", dtype="U5"), ["a", "b"], {"source": "test"})
+    return imageset.ImageSet(images, labels, np.full(n, "test", dtype="U5"), ["a", "b"], {"source": "test"})
 
 
 def test_cifar_scale_parameters_are_the_published_ones():
@@ -105,23 +107,23 @@ def test_gaussian_noise_at_cifar_scale_has_the_published_std():
     # Mid-grey never clips at these noise levels, so the pixel noise is the published std (in 0..255 units);
     # truncation to uint8 adds 1/12 to the variance and shifts the mean by -0.5.
     for severity, sigma in ((1, 0.04), (4, 0.09)):
-        built = datasets.build_corrupt(_grey(64, 32), corruption="gaussian_noise", severity=severity, seed=3)
+        built = shifted.build_corrupt(_grey(64, 32), corruption="gaussian_noise", severity=severity, seed=3)
         noise = built.images.astype(float) - 128
         assert built.attrs["corruption_parameters"] == "cifar" and built.attrs["corruption_constant"] == sigma
         assert abs(noise.std() - np.sqrt((255 * sigma) ** 2 + 1 / 12)) < 0.1, (severity, noise.std())
         assert abs(noise.mean() + 0.5) < 0.1
     # The ImageNet-C parameter set is twice as strong at severity 1 (0.08).
-    photo = datasets.build_corrupt(_grey(64, 32), corruption="gaussian_noise", severity=1, seed=3,
+    photo = shifted.build_corrupt(_grey(64, 32), corruption="gaussian_noise", severity=1, seed=3,
                                    parameters="imagenet")
     assert photo.attrs["corruption_parameters"] == "imagenet"
     assert abs((photo.images.astype(float) - 128).std() - 255 * 0.08) < 0.2
 
 
 def test_parameters_follow_image_size_unless_set():
-    small = datasets.build_corrupt(_grey(4, 32), corruption="contrast", severity=2, seed=0)
-    side = datasets.CIFAR_SCALE_MAX_SIDE + 1
-    large = datasets.build_corrupt(_grey(4, side), corruption="contrast", severity=2, seed=0)
-    forced = datasets.build_corrupt(_grey(4, side), corruption="contrast", severity=2, seed=0, parameters="cifar")
+    small = shifted.build_corrupt(_grey(4, 32), corruption="contrast", severity=2, seed=0)
+    side = shifted.CIFAR_SCALE_MAX_SIDE + 1
+    large = shifted.build_corrupt(_grey(4, side), corruption="contrast", severity=2, seed=0)
+    forced = shifted.build_corrupt(_grey(4, side), corruption="contrast", severity=2, seed=0, parameters="cifar")
     assert (small.attrs["corruption_parameters"], large.attrs["corruption_parameters"],
             forced.attrs["corruption_parameters"]) == ("cifar", "imagenet", "cifar")
     assert small.attrs["corruption_parameters_requested"] == "auto"
@@ -133,13 +135,13 @@ def test_cifar_scale_corruptions_follow_the_published_formulas():
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
-    base = datasets.ImageSet(images, np.zeros(6, dtype=np.int64), np.full(6, "test", dtype="U5"), ["a"], {})
-    contrast = datasets.build_corrupt(base, corruption="contrast", severity=2, seed=0)
+    base = imageset.ImageSet(images, np.zeros(6, dtype=np.int64), np.full(6, "test", dtype="U5"), ["a"], {})
+    contrast = shifted.build_corrupt(base, corruption="contrast", severity=2, seed=0)
     x = images / 255.0
     means = x.mean(axis=(1, 2), keepdims=True)
     expected = (np.clip((x - means) * 0.5 + means, 0, 1) * 255).astype(np.uint8)
     np.testing.assert_array_equal(contrast.images, expected)
-    jpeg = datasets.build_corrupt(base, corruption="jpeg_compression", severity=2, seed=0)
+    jpeg = shifted.build_corrupt(base, corruption="jpeg_compression", severity=2, seed=0)
     for image, got in zip(images, jpeg.images):
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, "JPEG", quality=65)
@@ -148,8 +150,8 @@ def test_cifar_scale_corruptions_follow_the_published_formulas():
     from zooprobe.data import cifar_corruptions
 
     for corruption in cifar_corruptions.CORRUPTIONS:
-        first = datasets.build_corrupt(base, corruption=corruption, severity=3, seed=1)
-        again = datasets.build_corrupt(base, corruption=corruption, severity=3, seed=1)
+        first = shifted.build_corrupt(base, corruption=corruption, severity=3, seed=1)
+        again = shifted.build_corrupt(base, corruption=corruption, severity=3, seed=1)
         assert np.array_equal(first.images, again.images), corruption
         assert np.abs(first.images.astype(int) - images).mean() > 0.5, corruption
 
@@ -157,8 +159,8 @@ def test_cifar_scale_corruptions_follow_the_published_formulas():
 def test_corruption_parameters_fail_early_naming_the_valid_choices():
     base = _grey(2, 32)
     with pytest.raises(ValueError, match=r"implemented at the CIFAR scale: .*gaussian_noise"):
-        datasets.build_corrupt(base, corruption="snow", severity=2, seed=0)
+        shifted.build_corrupt(base, corruption="snow", severity=2, seed=0)
     with pytest.raises(ValueError, match=r"parameters: imagenet the valid ones are .*motion_blur"):
-        datasets.build_corrupt(base, corruption="glass_blur", severity=2, seed=0, parameters="imagenet")
+        shifted.build_corrupt(base, corruption="glass_blur", severity=2, seed=0, parameters="imagenet")
     with pytest.raises(ValueError, match=r"valid: \['auto', 'cifar', 'imagenet'\]"):
-        datasets.build_corrupt(base, corruption="contrast", severity=2, seed=0, parameters="cifar10")
+        shifted.build_corrupt(base, corruption="contrast", severity=2, seed=0, parameters="cifar10")

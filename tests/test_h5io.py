@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from zooprobe.data import datasets
+from zooprobe.data import procedural
 from zooprobe.io import h5io
 
 
 @pytest.fixture
 def image_set():
-    return datasets.build_procedural(generator="shapes", n_per_class=4, size=16,
+    return procedural.build_procedural(generator="shapes", n_per_class=4, size=16,
                                      splits={"train": 0.5, "val": 0.25, "test": 0.25}, seed=0)
 
 

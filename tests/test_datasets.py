@@ -164,3 +164,78 @@ def test_corruption_parameters_fail_early_naming_the_valid_choices():
         shifted.build_corrupt(base, corruption="glass_blur", severity=2, seed=0, parameters="imagenet")
     with pytest.raises(ValueError, match=r"valid: \['auto', 'cifar', 'imagenet'\]"):
         shifted.build_corrupt(base, corruption="contrast", severity=2, seed=0, parameters="cifar10")
+
+
+# ----------------------------------------------------------------------------- the one registry of sources
+def test_registry_lists_exactly_the_sources_and_formats_the_schema_allows():
+    import yaml
+
+    from zooprobe.data import registry
+
+    schema = yaml.safe_load(open("schemas/params.schema.yaml"))
+    dataset = schema["$defs"]["dataset"]
+    assert list(registry.SOURCES) == dataset["properties"]["source"]["enum"]
+    url = next(rule["then"] for rule in dataset["allOf"] if rule["if"]["properties"]["source"] == {"const": "url"})
+    assert list(files.FILE_FORMATS) == url["properties"]["format"]["enum"]
+
+
+def test_an_unknown_source_or_format_names_the_valid_ones():
+    from zooprobe.data import registry
+
+    with pytest.raises(ValueError, match=r"unknown dataset source 'sklearn'; valid: \['packaged', 'procedural'.*"
+                                         r"'middlebury'\]"):
+        registry.build_image_set({"source": "sklearn"})
+    with pytest.raises(ValueError, match=r"unknown file format 'tar'; valid: \['mnist-idx', 'npz', 'things-triplets'"):
+        files.build_from_files({}, format="tar")
+    with pytest.raises(ValueError, match=r"unknown generator 'blobs'; valid: \['scenes', 'shapes'\]"):
+        procedural.build_procedural(generator="blobs", n_per_class=1, size=8, splits={"test": 1.0}, seed=0)
+
+
+def test_shifted_sources_need_a_base_and_url_sources_a_download_folder():
+    from zooprobe.data import registry
+
+    with pytest.raises(ValueError, match="a 'corrupt' dataset needs --base"):
+        registry.build_image_set({"source": "corrupt", "corruption": "contrast", "severity": 1, "seed": 0})
+    with pytest.raises(ValueError, match="a 'url' dataset needs --download-dir"):
+        registry.build_image_set({"source": "url", "format": "npz", "files": {}, "seed": 0})
+
+
+def test_procedural_scenes_come_from_the_same_source_with_dense_labels():
+    scenes = procedural.build_procedural(generator="scenes", n_per_class=3, size=8, splits={"test": 1.0}, seed=0)
+    assert scenes.class_names == ["scene"] and set(scenes.dense) == {"depth", "normals", "mask"}
+    assert scenes.images.shape == (3, 8, 8, 3)
+
+
+def test_build_dataset_records_name_params_and_provenance_and_refuses_a_wrong_sha256(tmp_path):
+    from zooprobe.data import registry
+    from zooprobe.io import h5io
+    from zooprobe.io.fetch import ChecksumError
+
+    spec = {"source": "procedural", "generator": "shapes", "n_per_class": 1, "size": 8, "seed": 0,
+            "splits": {"test": 1.0}}
+    built = registry.build_dataset(name="s", spec=spec, out=tmp_path / "s.h5", provenance={"zooprobe_version": "v"})
+    stored = h5io.read_image_set(tmp_path / "s.h5").attrs
+    assert stored["name"] == "s" and stored["params"] == spec and stored["zooprobe_version"] == "v"
+    assert stored["content_sha256"] == built.content_sha256() and spec["source"] == "procedural"  # spec not consumed
+    with pytest.raises(ChecksumError, match="sha256 mismatch for dataset 't'"):
+        registry.build_dataset(name="t", spec=dict(spec, sha256="f" * 64), out=tmp_path / "t.h5")
+    assert not (tmp_path / "t.h5").exists()
+
+
+# ----------------------------------------------------------------------------- shared helpers
+def test_shifted_copy_keeps_labels_of_the_split_and_the_first_per_class():
+    images = np.arange(6 * 2 * 2 * 3, dtype=np.uint8).reshape(6, 2, 2, 3)
+    base = imageset.ImageSet(images, np.array([0, 1, 0, 1, 0, 0]), np.array(["test", "test", "train", "test", "test",
+                             "test"]), ["a", "b"], {"source": "x"})
+    copy = shifted.shifted_copy(base, split="test", shift_images=lambda im: 255 - im, attrs={"source": "y"},
+                                max_per_class=2)
+    assert copy.labels.tolist() == [0, 1, 1, 0] and set(copy.split) == {"test"} and copy.class_names == ["a", "b"]
+    np.testing.assert_array_equal(copy.images, 255 - images[[0, 1, 3, 4]])
+    assert copy.attrs == {"source": "y"}
+
+
+def test_as_rgb_repeats_grey_and_resizes():
+    grey = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4)
+    rgb = imageset.as_rgb(grey, None)
+    assert rgb.shape == (2, 4, 4, 3) and (rgb == grey[..., None]).all()
+    assert imageset.as_rgb(grey, 8).shape == (2, 8, 8, 3)

@@ -24,7 +24,7 @@ from zooprobe.io.fetch import fetch
 
 # ----------------------------------------------------------------------------- packaged
 def _sklearn_digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    # scikit-learn only for this set: importing it costs about a second.
+    # scikit-learn only for this set: importing it takes seconds, which no other source should pay.
     from sklearn.datasets import load_digits
 
     digits = load_digits()

@@ -199,7 +199,7 @@ class FeatureWriter:
     ``rows_done``, provided it was started with the same provenance (model weights, dataset,
     layers, pooling, preprocessing, precision, code version; not the ``execution`` entry) and layout; anything
     else (including a partial file HDF5 cannot open) starts afresh. Read :attr:`rows_done`
-    after entering to know where to start.
+    after entering to know where to start. Inside the block it holds a :class:`~zooprobe.io.atomic.WriterLock`.
     """
 
     def __init__(self, path: str | Path, *, n: int, layer_dims: Mapping[str, int | tuple[int, ...]],

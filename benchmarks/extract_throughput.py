@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from zooprobe.io import h5io  # noqa: E402
-from zooprobe.data.datasets import ImageSet  # noqa: E402
+from zooprobe.data.imageset import ImageSet  # noqa: E402
 from zooprobe.zoo.devices import pick_device  # noqa: E402
 from zooprobe.extract.features import ExtractSettings, autocast, extract_to_writer, layer_dims, prepare_model  # noqa: E402
 from zooprobe.zoo.models import ModelSpec, create_model  # noqa: E402

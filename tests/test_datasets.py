@@ -3,7 +3,9 @@ import io
 import numpy as np
 import pytest
 
-from zooprobe.data import datasets
+from zooprobe.data import files
+from zooprobe.data import imageset
+from zooprobe.data import shifted
 from zooprobe.data import procedural
 
 
@@ -27,7 +29,7 @@ def test_texture_background_is_a_style_shift_of_the_same_shapes():
 
 def test_stratified_split_keeps_class_proportions():
     labels = np.repeat(np.arange(4), 50)
-    split = datasets.stratified_split(labels, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
+    split = imageset.stratified_split(labels, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
     for label in range(4):
         counts = {name: int(((split == name) & (labels == label)).sum()) for name in ("train", "val", "test")}
         assert counts == {"train": 30, "val": 10, "test": 10}
@@ -35,36 +37,36 @@ def test_stratified_split_keeps_class_proportions():
 
 def test_split_fractions_must_sum_to_one():
     with pytest.raises(ValueError, match="sum to 1"):
-        datasets.stratified_split(np.zeros(10, int), {"train": 0.5, "test": 0.4}, seed=0)
+        imageset.stratified_split(np.zeros(10, int), {"train": 0.5, "test": 0.4}, seed=0)
 
 
 def test_packaged_digits_are_rgb_at_requested_size():
-    digits = datasets.build_packaged(name="sklearn:digits", size=16, splits={"train": 0.5, "test": 0.5}, seed=0)
+    digits = files.build_packaged(name="sklearn:digits", size=16, splits={"train": 0.5, "test": 0.5}, seed=0)
     assert digits.images.shape == (1797, 16, 16, 3)
     assert set(digits.split) == {"train", "test"}
     assert digits.class_names == [str(i) for i in range(10)]
 
 
 def test_shift_keeps_labels_changes_pixels_and_marks_everything_test():
-    base = datasets.build_procedural(generator="shapes", n_per_class=6, size=32,
+    base = procedural.build_procedural(generator="shapes", n_per_class=6, size=32,
                                      splits={"train": 0.5, "test": 0.5}, seed=0)
-    for shift in datasets.SHIFTS:
-        shifted = datasets.build_shift(base, shift=shift, severity=3, seed=0)
+    for shift in shifted.SHIFTS:
+        copy = shifted.build_shift(base, shift=shift, severity=3, seed=0)
         test = base.subset("test")
-        assert np.array_equal(shifted.labels, test.labels)
-        assert set(shifted.split) == {"test"}
-        assert np.abs(shifted.images.astype(int) - test.images).mean() > 1, shift
-        assert shifted.attrs["of_sha256"] == base.content_sha256()
+        assert np.array_equal(copy.labels, test.labels)
+        assert set(copy.split) == {"test"}
+        assert np.abs(copy.images.astype(int) - test.images).mean() > 1, shift
+        assert copy.attrs["of_sha256"] == base.content_sha256()
 
 
 def test_unknown_shift_names_the_valid_ones():
-    base = datasets.build_procedural(generator="shapes", n_per_class=2, size=16, splits={"test": 1.0}, seed=0)
+    base = procedural.build_procedural(generator="shapes", n_per_class=2, size=16, splits={"test": 1.0}, seed=0)
     with pytest.raises(ValueError, match="gaussian_noise"):
-        datasets.build_shift(base, shift="fog", severity=1, seed=0)
+        shifted.build_shift(base, shift="fog", severity=1, seed=0)
 
 
 def test_content_hash_changes_with_one_pixel():
-    base = datasets.build_procedural(generator="shapes", n_per_class=2, size=16, splits={"test": 1.0}, seed=0)
+    base = procedural.build_procedural(generator="shapes", n_per_class=2, size=16, splits={"test": 1.0}, seed=0)
     before = base.content_sha256()
     base.images[0, 0, 0, 0] ^= 1
     assert base.content_sha256() != before
@@ -86,10 +88,10 @@ PUBLISHED_CIFAR_C = {
 }
 
 
-def _grey(n: int, side: int, value: int = 128) -> datasets.ImageSet:
+def _grey(n: int, side: int, value: int = 128) -> imageset.ImageSet:
     images = np.full((n, side, side, 3), value, dtype=np.uint8)
     labels = np.arange(n) % 2
-    return datasets.ImageSet(images, labels, np.full(n, "test", dtype="U5"), ["a", "b"], {"source": "test"})
+    return imageset.ImageSet(images, labels, np.full(n, "test", dtype="U5"), ["a", "b"], {"source": "test"})
 
 
 def test_cifar_scale_parameters_are_the_published_ones():
@@ -105,23 +107,23 @@ def test_gaussian_noise_at_cifar_scale_has_the_published_std():
     # Mid-grey never clips at these noise levels, so the pixel noise is the published std (in 0..255 units);
     # truncation to uint8 adds 1/12 to the variance and shifts the mean by -0.5.
     for severity, sigma in ((1, 0.04), (4, 0.09)):
-        built = datasets.build_corrupt(_grey(64, 32), corruption="gaussian_noise", severity=severity, seed=3)
+        built = shifted.build_corrupt(_grey(64, 32), corruption="gaussian_noise", severity=severity, seed=3)
         noise = built.images.astype(float) - 128
         assert built.attrs["corruption_parameters"] == "cifar" and built.attrs["corruption_constant"] == sigma
         assert abs(noise.std() - np.sqrt((255 * sigma) ** 2 + 1 / 12)) < 0.1, (severity, noise.std())
         assert abs(noise.mean() + 0.5) < 0.1
     # The ImageNet-C parameter set is twice as strong at severity 1 (0.08).
-    photo = datasets.build_corrupt(_grey(64, 32), corruption="gaussian_noise", severity=1, seed=3,
+    photo = shifted.build_corrupt(_grey(64, 32), corruption="gaussian_noise", severity=1, seed=3,
                                    parameters="imagenet")
     assert photo.attrs["corruption_parameters"] == "imagenet"
     assert abs((photo.images.astype(float) - 128).std() - 255 * 0.08) < 0.2
 
 
 def test_parameters_follow_image_size_unless_set():
-    small = datasets.build_corrupt(_grey(4, 32), corruption="contrast", severity=2, seed=0)
-    side = datasets.CIFAR_SCALE_MAX_SIDE + 1
-    large = datasets.build_corrupt(_grey(4, side), corruption="contrast", severity=2, seed=0)
-    forced = datasets.build_corrupt(_grey(4, side), corruption="contrast", severity=2, seed=0, parameters="cifar")
+    small = shifted.build_corrupt(_grey(4, 32), corruption="contrast", severity=2, seed=0)
+    side = shifted.CIFAR_SCALE_MAX_SIDE + 1
+    large = shifted.build_corrupt(_grey(4, side), corruption="contrast", severity=2, seed=0)
+    forced = shifted.build_corrupt(_grey(4, side), corruption="contrast", severity=2, seed=0, parameters="cifar")
     assert (small.attrs["corruption_parameters"], large.attrs["corruption_parameters"],
             forced.attrs["corruption_parameters"]) == ("cifar", "imagenet", "cifar")
     assert small.attrs["corruption_parameters_requested"] == "auto"
@@ -133,13 +135,13 @@ def test_cifar_scale_corruptions_follow_the_published_formulas():
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
-    base = datasets.ImageSet(images, np.zeros(6, dtype=np.int64), np.full(6, "test", dtype="U5"), ["a"], {})
-    contrast = datasets.build_corrupt(base, corruption="contrast", severity=2, seed=0)
+    base = imageset.ImageSet(images, np.zeros(6, dtype=np.int64), np.full(6, "test", dtype="U5"), ["a"], {})
+    contrast = shifted.build_corrupt(base, corruption="contrast", severity=2, seed=0)
     x = images / 255.0
     means = x.mean(axis=(1, 2), keepdims=True)
     expected = (np.clip((x - means) * 0.5 + means, 0, 1) * 255).astype(np.uint8)
     np.testing.assert_array_equal(contrast.images, expected)
-    jpeg = datasets.build_corrupt(base, corruption="jpeg_compression", severity=2, seed=0)
+    jpeg = shifted.build_corrupt(base, corruption="jpeg_compression", severity=2, seed=0)
     for image, got in zip(images, jpeg.images):
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, "JPEG", quality=65)
@@ -148,8 +150,8 @@ def test_cifar_scale_corruptions_follow_the_published_formulas():
     from zooprobe.data import cifar_corruptions
 
     for corruption in cifar_corruptions.CORRUPTIONS:
-        first = datasets.build_corrupt(base, corruption=corruption, severity=3, seed=1)
-        again = datasets.build_corrupt(base, corruption=corruption, severity=3, seed=1)
+        first = shifted.build_corrupt(base, corruption=corruption, severity=3, seed=1)
+        again = shifted.build_corrupt(base, corruption=corruption, severity=3, seed=1)
         assert np.array_equal(first.images, again.images), corruption
         assert np.abs(first.images.astype(int) - images).mean() > 0.5, corruption
 
@@ -157,8 +159,83 @@ def test_cifar_scale_corruptions_follow_the_published_formulas():
 def test_corruption_parameters_fail_early_naming_the_valid_choices():
     base = _grey(2, 32)
     with pytest.raises(ValueError, match=r"implemented at the CIFAR scale: .*gaussian_noise"):
-        datasets.build_corrupt(base, corruption="snow", severity=2, seed=0)
+        shifted.build_corrupt(base, corruption="snow", severity=2, seed=0)
     with pytest.raises(ValueError, match=r"parameters: imagenet the valid ones are .*motion_blur"):
-        datasets.build_corrupt(base, corruption="glass_blur", severity=2, seed=0, parameters="imagenet")
+        shifted.build_corrupt(base, corruption="glass_blur", severity=2, seed=0, parameters="imagenet")
     with pytest.raises(ValueError, match=r"valid: \['auto', 'cifar', 'imagenet'\]"):
-        datasets.build_corrupt(base, corruption="contrast", severity=2, seed=0, parameters="cifar10")
+        shifted.build_corrupt(base, corruption="contrast", severity=2, seed=0, parameters="cifar10")
+
+
+# ----------------------------------------------------------------------------- the one registry of sources
+def test_registry_lists_exactly_the_sources_and_formats_the_schema_allows():
+    import yaml
+
+    from zooprobe.data import registry
+
+    schema = yaml.safe_load(open("schemas/params.schema.yaml"))
+    dataset = schema["$defs"]["dataset"]
+    assert list(registry.SOURCES) == dataset["properties"]["source"]["enum"]
+    url = next(rule["then"] for rule in dataset["allOf"] if rule["if"]["properties"]["source"] == {"const": "url"})
+    assert list(files.FILE_FORMATS) == url["properties"]["format"]["enum"]
+
+
+def test_an_unknown_source_or_format_names_the_valid_ones():
+    from zooprobe.data import registry
+
+    with pytest.raises(ValueError, match=r"unknown dataset source 'sklearn'; valid: \['packaged', 'procedural'.*"
+                                         r"'middlebury'\]"):
+        registry.build_image_set({"source": "sklearn"})
+    with pytest.raises(ValueError, match=r"unknown file format 'tar'; valid: \['mnist-idx', 'npz', 'things-triplets'"):
+        files.build_from_files({}, format="tar")
+    with pytest.raises(ValueError, match=r"unknown generator 'blobs'; valid: \['scenes', 'shapes'\]"):
+        procedural.build_procedural(generator="blobs", n_per_class=1, size=8, splits={"test": 1.0}, seed=0)
+
+
+def test_shifted_sources_need_a_base_and_url_sources_a_download_folder():
+    from zooprobe.data import registry
+
+    with pytest.raises(ValueError, match="a 'corrupt' dataset needs --base"):
+        registry.build_image_set({"source": "corrupt", "corruption": "contrast", "severity": 1, "seed": 0})
+    with pytest.raises(ValueError, match="a 'url' dataset needs --download-dir"):
+        registry.build_image_set({"source": "url", "format": "npz", "files": {}, "seed": 0})
+
+
+def test_procedural_scenes_come_from_the_same_source_with_dense_labels():
+    scenes = procedural.build_procedural(generator="scenes", n_per_class=3, size=8, splits={"test": 1.0}, seed=0)
+    assert scenes.class_names == ["scene"] and set(scenes.dense) == {"depth", "normals", "mask"}
+    assert scenes.images.shape == (3, 8, 8, 3)
+
+
+def test_build_dataset_records_name_params_and_provenance_and_refuses_a_wrong_sha256(tmp_path):
+    from zooprobe.data import registry
+    from zooprobe.io import h5io
+    from zooprobe.io.fetch import ChecksumError
+
+    spec = {"source": "procedural", "generator": "shapes", "n_per_class": 1, "size": 8, "seed": 0,
+            "splits": {"test": 1.0}}
+    built = registry.build_dataset(name="s", spec=spec, out=tmp_path / "s.h5", provenance={"zooprobe_version": "v"})
+    stored = h5io.read_image_set(tmp_path / "s.h5").attrs
+    assert stored["name"] == "s" and stored["params"] == spec and stored["zooprobe_version"] == "v"
+    assert stored["content_sha256"] == built.content_sha256() and spec["source"] == "procedural"  # spec not consumed
+    with pytest.raises(ChecksumError, match="sha256 mismatch for dataset 't'"):
+        registry.build_dataset(name="t", spec=dict(spec, sha256="f" * 64), out=tmp_path / "t.h5")
+    assert not (tmp_path / "t.h5").exists()
+
+
+# ----------------------------------------------------------------------------- shared helpers
+def test_shifted_copy_keeps_labels_of_the_split_and_the_first_per_class():
+    images = np.arange(6 * 2 * 2 * 3, dtype=np.uint8).reshape(6, 2, 2, 3)
+    base = imageset.ImageSet(images, np.array([0, 1, 0, 1, 0, 0]), np.array(["test", "test", "train", "test", "test",
+                             "test"]), ["a", "b"], {"source": "x"})
+    copy = shifted.shifted_copy(base, split="test", shift_images=lambda im: 255 - im, attrs={"source": "y"},
+                                max_per_class=2)
+    assert copy.labels.tolist() == [0, 1, 1, 0] and set(copy.split) == {"test"} and copy.class_names == ["a", "b"]
+    np.testing.assert_array_equal(copy.images, 255 - images[[0, 1, 3, 4]])
+    assert copy.attrs == {"source": "y"}
+
+
+def test_as_rgb_repeats_grey_and_resizes():
+    grey = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4)
+    rgb = imageset.as_rgb(grey, None)
+    assert rgb.shape == (2, 4, 4, 3) and (rgb == grey[..., None]).all()
+    assert imageset.as_rgb(grey, 8).shape == (2, 8, 8, 3)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from zooprobe.io import h5io
-from zooprobe.data.datasets import ImageSet
+from zooprobe.data.imageset import ImageSet
 from zooprobe.extract.features import ExtractSettings
 
 SPEC = {"source": "timm", "arch": "resnet10t", "input_size": 32}

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from zooprobe.data import datasets
+from zooprobe.data import procedural
 from zooprobe.io import h5io
 
 
 @pytest.fixture
 def image_set():
-    return datasets.build_procedural(generator="shapes", n_per_class=4, size=16,
+    return procedural.build_procedural(generator="shapes", n_per_class=4, size=16,
                                      splits={"train": 0.5, "val": 0.25, "test": 0.25}, seed=0)
 
 
@@ -76,3 +76,38 @@ def test_probe_result_round_trip(tmp_path):
     assert list(back["id"]) == ["l1", "l2"]
     assert np.array_equal(back["id"]["l2"], predictions["id"]["l2"])
     assert np.array_equal(back_labels["ood"], labels["ood"])
+
+
+def test_content_sha256_is_the_same_in_any_chunking_and_changes_with_a_label(image_set):
+    from zooprobe.data.imageset import content_sha256
+
+    whole = image_set.content_sha256()
+    parts = dict(labels=image_set.labels, split=image_set.split, class_names=image_set.class_names, human={}, dense={})
+    assert {content_sha256(image_set.images, chunk_rows=rows, **parts) for rows in (1, 7, None, 10_000)} == {whole}
+    other = dict(parts, labels=image_set.labels[::-1].copy())
+    assert content_sha256(image_set.images, **other) != whole
+
+
+def test_resume_key_ignores_how_the_job_ran_but_not_what_it_computed():
+    from zooprobe.io.records import feature_resume_key
+
+    layout = dict(n=4, dims={"a": 3}, dtype="float32", with_head=False, head_classes=0, labels=np.arange(4))
+    key = feature_resume_key({"model": "m", "execution": {"batch_size": 8}}, **layout)
+    assert feature_resume_key({"model": "m", "execution": {"batch_size": 64}}, **layout) == key
+    assert feature_resume_key({"model": "n", "execution": {"batch_size": 8}}, **layout) != key
+    assert feature_resume_key({"model": "m"}, **dict(layout, labels=np.arange(4)[::-1])) != key
+
+
+def test_writer_lock_refuses_a_second_holder_and_frees_on_release(tmp_path):
+    import os
+
+    from zooprobe.io.atomic import PartialInUseError, WriterLock
+
+    first, second = WriterLock(tmp_path / ".f.partial"), WriterLock(tmp_path / ".f.partial")
+    first.acquire()
+    with pytest.raises(PartialInUseError, match=rf"being written right now by process {os.getpid()} on "):
+        second.acquire()
+    first.release()
+    assert not first.path.exists()
+    second.acquire()
+    second.release()

@@ -19,8 +19,11 @@ from PIL import Image
 
 from workflow_helpers import REPO, copy_checkout, rules_run, run, snakemake
 from zooprobe.io import h5io
-from zooprobe.data.datasets import ImageSet, build_imagefolder
+from zooprobe.data.files import build_imagefolder
+from zooprobe.data.imageset import ImageSet
+from zooprobe.io.atomic import PartialInUseError
 from zooprobe.io.fetch import ChecksumError
+from zooprobe.io.records import StaleFileError
 from zooprobe.zoo.models import ModelConfigError, ModelSpec, create_model, state_dict_sha256
 
 # Every character a shell would act on, in a title, a folder name, a class name and a checkpoint path.
@@ -41,7 +44,7 @@ def test_pixels_changed_in_place_fail_every_reader_naming_the_file_and_the_fix(t
     with h5py.File(path, "r+") as f:  # same size, same layout: only the bytes differ
         f["images"][3, 0, 0, 0] = 255 - f["images"][3, 0, 0, 0]
     for reader in (h5io.read_image_set, h5io.read_image_labels, h5io.verify_image_set):
-        with pytest.raises(h5io.StaleFileError, match=rf"{path} was changed after it was written.*dvc checkout --force {path}"):
+        with pytest.raises(StaleFileError, match=rf"{path} was changed after it was written.*dvc checkout --force {path}"):
             reader(path)
     result = subprocess.run([sys.executable, "-m", "zooprobe", "extract", "--model", "m", "--spec",
                              json.dumps({"source": "timm", "arch": "resnet10t", "input_size": 16}),
@@ -139,7 +142,7 @@ def test_a_live_writers_partial_file_is_refused_naming_the_process_not_deleted(t
         before = partial.read_bytes()
         again = h5io.FeatureWriter(out, n=20, layer_dims={"a": 2}, labels=np.zeros(20, int),
                                    split=np.array(["test"] * 20), provenance={"model": "m"}, resume=True)
-        with pytest.raises(h5io.PartialInUseError, match=rf"being written right now by process {holder.pid} on .*"
+        with pytest.raises(PartialInUseError, match=rf"being written right now by process {holder.pid} on .*"
                                                          rf"kill {holder.pid}"):
             with again:
                 pass

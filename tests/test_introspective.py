@@ -15,7 +15,7 @@ import yaml
 import zooprobe.train.icn.introspective as icn
 import zooprobe.train.recipe as train_module
 from zooprobe.params.config import ConfigError, check_config
-from zooprobe.data.datasets import build_packaged
+from zooprobe.data.files import build_packaged
 from zooprobe.zoo.models import ModelSpec, build_timm, create_model, preprocessing_of
 from zooprobe.train.recipe import Recipe, train_model
 from workflow_helpers import REPO, snakemake

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from zooprobe.data import datasets
+from zooprobe.data import torchvision_sets
 from zooprobe.params.config import ConfigError, check_config
 from zooprobe.extract.features import extract_batches
 from zooprobe.zoo.models import ModelConfigError, ModelSpec, create_model, state_dict_sha256
@@ -68,13 +68,13 @@ def test_torchvision_dataset_from_a_prepopulated_root(tmp_path):
     for prefix, n in (("train", 20), ("t10k", 10)):
         _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
         _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
-    built = datasets.build_torchvision(name="MNIST", root=tmp_path, split_kwargs={"train": {"train": True},
+    built = torchvision_sets.build_torchvision(name="MNIST", root=tmp_path, split_kwargs={"train": {"train": True},
                                        "test": {"train": False}}, val_fraction=0.5, size=16, seed=0)
     assert built.images.shape == (30, 16, 16, 3)
     assert {s: int((built.split == s).sum()) for s in ("train", "val", "test")} == {"train": 10, "val": 10, "test": 10}
     assert built.class_names[0].startswith("0")
     with pytest.raises(ValueError, match="CIFAR10"):
-        datasets.build_torchvision(name="CIFAR11", root=tmp_path, split_kwargs={"test": {}})
+        torchvision_sets.build_torchvision(name="CIFAR11", root=tmp_path, split_kwargs={"test": {}})
 
 
 def test_torchvision_mnist_on_the_shared_test_files(assets_dir, tmp_path):
@@ -86,7 +86,7 @@ def test_torchvision_mnist_on_the_shared_test_files(assets_dir, tmp_path):
     # torchvision also checks for the training files; the test split never reads them.
     _write_idx(raw / "train-images-idx3-ubyte", np.zeros((1, 28, 28)))
     _write_idx(raw / "train-labels-idx1-ubyte", np.zeros(1))
-    built = datasets.build_torchvision(name="MNIST", root=tmp_path, split_kwargs={"test": {"train": False}},
+    built = torchvision_sets.build_torchvision(name="MNIST", root=tmp_path, split_kwargs={"test": {"train": False}},
                                        max_per_class=5, seed=0)
     assert built.images.shape == (50, 28, 28, 3) and np.bincount(built.labels).tolist() == [5] * 10
 

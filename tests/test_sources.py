@@ -9,7 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from zooprobe.data import datasets
+from zooprobe.data import files
+from zooprobe.data import procedural
+from zooprobe.data import shifted
 from zooprobe.io import h5io
 from zooprobe.cli.main import main
 from zooprobe.params.config import ConfigError, expand_path
@@ -37,7 +39,7 @@ def image_folder(tmp_path) -> Path:
 
 
 def test_imagefolder_keeps_the_csv_order_and_carves_val(image_folder):
-    built = datasets.build_imagefolder(root=image_folder, split_dirs={"train": "train", "test": "test"},
+    built = files.build_imagefolder(root=image_folder, split_dirs={"train": "train", "test": "test"},
                                        order_csv="order.csv", val_fraction=0.5, seed=0)
     assert built.class_names == ["cat", "dog"]
     assert {s: int((built.split == s).sum()) for s in ("train", "val", "test")} == {"train": 4, "val": 4, "test": 8}
@@ -45,13 +47,13 @@ def test_imagefolder_keeps_the_csv_order_and_carves_val(image_folder):
     assert test.labels.tolist() == [1, 0] * 4
     expected = np.asarray(Image.open(image_folder / "test" / "dog" / "3.png"))
     assert np.array_equal(test.images[0], expected)
-    limited = datasets.build_imagefolder(root=image_folder, split_dirs={"test": "test"}, max_per_class=1, seed=0)
+    limited = files.build_imagefolder(root=image_folder, split_dirs={"test": "test"}, max_per_class=1, seed=0)
     assert len(limited.labels) == 2
 
 
 def test_imagefolder_on_the_shared_cifar10_jpegs_matches_the_original_order(assets_dir):
     root = assets_dir / "cifar10-jpeg"
-    built = datasets.build_imagefolder(root=root, split_dirs={"test": "test"}, order_csv="test_order.csv",
+    built = files.build_imagefolder(root=root, split_dirs={"test": "test"}, order_csv="test_order.csv",
                                        max_per_class=20, seed=0)
     import csv
 
@@ -70,15 +72,15 @@ def _running(labels):
 
 
 def test_corrupt_uses_imagecorruptions_and_is_seeded():
-    base = datasets.build_procedural(generator="shapes", n_per_class=3, size=32, splits={"test": 1.0}, seed=0)
-    first = datasets.build_corrupt(base, corruption="gaussian_noise", severity=2, seed=1, parameters="imagenet")
-    again = datasets.build_corrupt(base, corruption="gaussian_noise", severity=2, seed=1, parameters="imagenet")
+    base = procedural.build_procedural(generator="shapes", n_per_class=3, size=32, splits={"test": 1.0}, seed=0)
+    first = shifted.build_corrupt(base, corruption="gaussian_noise", severity=2, seed=1, parameters="imagenet")
+    again = shifted.build_corrupt(base, corruption="gaussian_noise", severity=2, seed=1, parameters="imagenet")
     assert first.attrs["corruption_parameters"] == "imagenet" and "imagecorruptions" in first.attrs["corruption_code"]
     assert np.array_equal(first.images, again.images)
     assert np.array_equal(first.labels, base.labels)
     assert np.abs(first.images.astype(int) - base.images).mean() > 5
     with pytest.raises(ValueError, match="motion_blur"):
-        datasets.build_corrupt(base, corruption="fog", severity=2, seed=1)
+        shifted.build_corrupt(base, corruption="fog", severity=2, seed=1)
 
 
 def _mirror(tmp_path) -> tuple[str, dict]:
@@ -138,7 +140,7 @@ def test_checkpoint_with_a_wrong_sha256_is_refused(tmp_path):
 
 def test_published_cifar_resnets_load_strictly_and_classify_the_jpegs(assets_dir):
     root = assets_dir / "cifar10-jpeg"
-    test = datasets.build_imagefolder(root=root, split_dirs={"test": "test"}, order_csv="test_order.csv",
+    test = files.build_imagefolder(root=root, split_dirs={"test": "test"}, order_csv="test_order.csv",
                                       max_per_class=30, seed=0)
     for path in sorted((assets_dir / "weights" / "akamaster-cifar10-resnets").glob("*.th")):
         arch = "cifar_" + path.name.split("-")[0]

@@ -1,6 +1,6 @@
 """Image sets with per-pixel labels for dense probes: procedural scenes, NYUv2, Middlebury.
 
-Each builder returns an :class:`~zooprobe.data.datasets.ImageSet` whose ``dense`` mapping holds the
+Each builder returns an :class:`~zooprobe.data.imageset.ImageSet` whose ``dense`` mapping holds the
 labels aligned with the images: ``depth`` (N, H, W) float32 with 0 where unknown,
 ``normals`` (N, H, W, 3) and ``mask`` (N, H, W) uint8 figure-ground, where the source has them.
 """
@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from zooprobe.data.datasets import ImageSet, stratified_split
+from zooprobe.data.imageset import ImageSet, carve_val, stratified_split
 from zooprobe.data.scenes import render_scenes
+from zooprobe.io.h5io import read_mat_arrays
 
 # Middlebury 2014 "Motorcycle" as scikit-image ships it (down-sampled 4x); from its docstring.
 MOTORCYCLE_FOCAL_PX = 994.978
@@ -88,10 +89,8 @@ def read_nyuv2_splits(path: str | Path, *, n_frames: int) -> np.ndarray:
     try:
         arrays = scipy.io.loadmat(str(path), variable_names=list(NYUV2_SPLIT_KEYS))
     except (NotImplementedError, ValueError) as not_v5:  # MATLAB v7.3 files are HDF5, which only h5io reads
-        from zooprobe.io.h5io import read_mat_arrays
-
         try:
-            arrays = read_mat_arrays(path, NYUV2_SPLIT_KEYS)
+            arrays, _found = read_mat_arrays(path, NYUV2_SPLIT_KEYS)
         except OSError as not_hdf5:
             raise ValueError(f"{path}: not a MATLAB split file (v5: {not_v5}; v7.3/HDF5: {not_hdf5})") from not_hdf5
     missing = [key for key in NYUV2_SPLIT_KEYS if key not in arrays]
@@ -115,6 +114,22 @@ def read_nyuv2_splits(path: str | Path, *, n_frames: int) -> np.ndarray:
     return split
 
 
+def read_nyuv2_mat(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, H, W, 3) uint8 and depths (N, H, W) float32 metres from NYUv2's labeled ``.mat``.
+
+    The file is MATLAB v7.3, i.e. HDF5, which stores MATLAB's column-major arrays with their axes
+    reversed: ``images`` is (N, 3, W, H) and ``depths`` (N, W, H) as h5py reads them.
+    """
+    arrays, found = read_mat_arrays(path, ("images", "depths"))
+    missing = [name for name in ("images", "depths") if name not in arrays]
+    if missing:
+        raise ValueError(f"{path}: no {missing} in this file; expected NYUv2's nyu_depth_v2_labeled.mat "
+                         f"(found {found})")
+    images = np.ascontiguousarray(arrays["images"].transpose(0, 3, 2, 1)).astype(np.uint8)
+    depths = np.ascontiguousarray(arrays["depths"].transpose(0, 2, 1)).astype(np.float32)
+    return images, depths
+
+
 def build_nyuv2(path: str | Path, *, split_file: str | Path, size: int | None = None, val_fraction: float = 0.0,
                 seed: int = 0, **_: Any) -> ImageSet:
     """NYU Depth v2 labeled set from its MATLAB v7.3 file, split as NYU's ``splits.mat`` says.
@@ -131,9 +146,6 @@ def build_nyuv2(path: str | Path, *, split_file: str | Path, size: int | None = 
     Returns:
         RGB images with ``dense["depth"]`` in metres (0 where the sensor gave none).
     """
-    from zooprobe.data.datasets import carve_val
-    from zooprobe.io.h5io import read_nyuv2_mat
-
     images, depths = read_nyuv2_mat(path)
     split = read_nyuv2_splits(split_file, n_frames=len(images))
     labels = np.zeros(len(images), dtype=np.int64)

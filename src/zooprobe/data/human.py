@@ -1,6 +1,6 @@
 """Human-judgement data as image sets: the stimuli, with the human data stored beside them.
 
-Each builder returns an :class:`~zooprobe.data.datasets.ImageSet` whose ``human`` mapping holds
+Each builder returns an :class:`~zooprobe.data.imageset.ImageSet` whose ``human`` mapping holds
 the judgements, aligned with the images' rows:
 
 * ``similarity`` (N, N): pairwise similarity, higher is more similar (Peterson et al. 2018);
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from zooprobe.data.datasets import ImageSet, resize_images
+from zooprobe.data.imageset import ImageSet, resize_images
 
 PETERSON_DOMAINS: tuple[str, ...] = ("animals", "automobiles", "fruits", "furniture", "various", "vegetables")
 HUMAN_KINDS: tuple[str, ...] = ("similarity", "rdms", "label_probs", "triplets")

@@ -1,5 +1,8 @@
 """Procedurally generated image sets: deterministic by seed, any resolution, no download.
 
+The ``procedural`` source: :func:`build_procedural` builds one generator's set (``shapes`` here,
+``scenes`` from :mod:`zooprobe.data.dense_sets`, which carries dense labels).
+
 ``shapes`` draws one of ten filled shapes at a random position, scale, rotation and colour.
 The ``background`` argument is the shift knob: ``plain`` for in-distribution, ``texture``
 (random stripes and blobs) for a style/background shift that keeps the label.
@@ -7,9 +10,12 @@ The ``background`` argument is the shift knob: ``plain`` for in-distribution, ``
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
+
+from zooprobe.data.dense_sets import build_scenes
+from zooprobe.data.imageset import ImageSet, stratified_split
 
 SHAPE_CLASSES: tuple[str, ...] = (
     "circle", "square", "triangle", "ring", "cross", "diamond", "ellipse", "star", "ell", "crescent",
@@ -105,3 +111,32 @@ def generate_shapes(*, n_per_class: int, size: int, seed: int, background: str =
 GENERATORS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray, list[str]]]] = {
     "shapes": generate_shapes,
 }
+
+# The generator of the dense-label scenes: rendered by zooprobe.data.scenes, one class.
+SCENES_GENERATOR = "scenes"
+
+
+def build_procedural(*, generator: str, n_per_class: int, size: int, splits: dict[str, float],
+                     seed: int, background: str = "plain", **_: Any) -> ImageSet:
+    """Build a procedurally generated set, deterministic given ``seed``.
+
+    Args:
+        generator: one of ``GENERATORS``, or ``scenes`` (:func:`zooprobe.data.dense_sets.build_scenes`,
+            ``n_per_class`` scenes of one class, no background choice).
+        n_per_class: examples per class.
+        size: side length in pixels.
+        splits: split fractions.
+        seed: seed of images and split.
+        background: one of ``BACKGROUNDS``; a non-plain one is a style shift.
+
+    Returns:
+        :class:`ImageSet`.
+    """
+    if generator == SCENES_GENERATOR:
+        return build_scenes(n=n_per_class, size=size, splits=splits, seed=seed)
+    if generator not in GENERATORS:
+        raise ValueError(f"unknown generator {generator!r}; valid: {sorted([*GENERATORS, SCENES_GENERATOR])}")
+    images, labels, class_names = GENERATORS[generator](
+        n_per_class=n_per_class, size=size, seed=seed, background=background)
+    return ImageSet(images, labels, stratified_split(labels, splits, seed + 1), class_names,
+                    {"source": "procedural", "generator": generator, "background": background})

@@ -7,35 +7,21 @@ shows them). Every writer goes through :func:`zooprobe.io.atomic.atomic_output`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
 
-from zooprobe.io.atomic import atomic_output
-from zooprobe.data.datasets import ImageSet
+from zooprobe.data.imageset import ImageSet, content_sha256
+from zooprobe.io.atomic import WriterLock, atomic_output
+from zooprobe.io.records import Features, feature_resume_key, require_recorded_content, restore_hint
 
 FORMAT_VERSION = 1
 # Rows of images hashed at a time when a file is verified (about 50 MB of 224-px photographs).
 VERIFY_ROWS = 1024
-
-
-class StaleFileError(ValueError):
-    """A file whose content no longer matches the sha256 recorded when it was written."""
-
-
-class PartialInUseError(RuntimeError):
-    """Another live process is writing the partial file a job would resume or replace."""
-
-
-def _restore_hint(path: str | Path) -> str:
-    return (f"restore it with `dvc checkout --force {path}`, or delete it and rerun the job that writes it "
-            f"(`snakemake {path}`)")
 
 
 def _open(path: str | Path, mode: str = "r") -> h5py.File:
@@ -46,7 +32,7 @@ def _open(path: str | Path, mode: str = "r") -> h5py.File:
         raise
     except OSError as error:
         raise OSError(f"{path} cannot be read as HDF5 ({error}): it is truncated or not a file zooprobe wrote; "
-                      f"{_restore_hint(path)}") from None
+                      f"{restore_hint(path)}") from None
 
 
 def _set_provenance(node: h5py.Group, provenance: Mapping[str, Any]) -> None:
@@ -73,8 +59,7 @@ def write_image_set(path: str | Path, images: ImageSet) -> None:
         path: output ``.h5`` path.
         images: the set; its ``attrs`` become the provenance, with the content sha256 added.
     """
-    provenance = dict(images.attrs, content_sha256=images.content_sha256(), class_names=images.class_names,
-                      n=len(images.labels), image_shape=list(images.images.shape[1:]))
+    provenance = images.stored_provenance()
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("images", data=images.images, chunks=(min(256, len(images.images)), *images.images.shape[1:]))
         f.create_dataset("labels", data=images.labels.astype(np.int64))
@@ -100,21 +85,14 @@ def read_image_set(path: str | Path) -> ImageSet:
         images = ImageSet(f["images"][...], f["labels"][...], _strings(f["split"][...]),
                           list(provenance["class_names"]), provenance, human=_read_group(f, "human"),
                           dense=_read_group(f, "dense"))
-    _check_content(path, provenance["content_sha256"], images.content_sha256())
+    require_recorded_content(path, recorded=provenance["content_sha256"], actual=images.content_sha256())
     return images
-
-
-def _check_content(path: str | Path, recorded: str, actual: str) -> None:
-    if actual != recorded:
-        raise StaleFileError(f"{path} was changed after it was written: its content sha256 is {actual[:16]}..., "
-                             f"not the {recorded[:16]}... recorded in it (and in the provenance of everything "
-                             f"computed from it); {_restore_hint(path)}")
 
 
 def verify_image_set(path: str | Path) -> dict[str, Any]:
     """Check an image-set file's content against its recorded sha256, reading the pixels in chunks.
 
-    The hash is :meth:`zooprobe.data.datasets.ImageSet.content_sha256`, computed without holding the
+    The hash is :func:`zooprobe.data.imageset.content_sha256`, computed without holding the
     images in memory.
 
     Returns:
@@ -125,15 +103,10 @@ def verify_image_set(path: str | Path) -> dict[str, Any]:
     """
     with _open(path) as f:
         provenance = _get_provenance(f)
-        images = f["images"]
-        digest = hashlib.sha256()
-        for start in range(0, len(images), VERIFY_ROWS):
-            digest.update(np.ascontiguousarray(images[start:start + VERIFY_ROWS]).tobytes())
-        stand_in = ImageSet(np.zeros((len(images), 0, 0, 0), dtype=np.uint8), f["labels"][...], _strings(f["split"][...]),
-                            list(provenance["class_names"]), {}, human=_read_group(f, "human"),
-                            dense=_read_group(f, "dense"))
-        digest.update(stand_in.content_sha256_tail())
-    _check_content(path, provenance["content_sha256"], digest.hexdigest())
+        actual = content_sha256(f["images"], chunk_rows=VERIFY_ROWS, labels=f["labels"][...],
+                                split=_strings(f["split"][...]), class_names=list(provenance["class_names"]),
+                                human=_read_group(f, "human"), dense=_read_group(f, "dense"))
+    require_recorded_content(path, recorded=provenance["content_sha256"], actual=actual)
     return provenance
 
 
@@ -199,41 +172,21 @@ class ImageBatches:
         return dict(self.__dict__, _file=None, _pid=None)
 
 
-def read_nyuv2_mat(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, H, W, 3) uint8 and depths (N, H, W) float32 metres from NYUv2's labeled ``.mat``.
+def read_mat_arrays(path: str | Path, names: Sequence[str]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Numeric arrays from a MATLAB v7.3 file (HDF5 inside), axes reversed as MATLAB stores them.
 
-    The file is MATLAB v7.3, i.e. HDF5, which stores MATLAB's column-major arrays with their axes
-    reversed: ``images`` is (N, 3, W, H) and ``depths`` (N, W, H) as h5py reads them.
+    Args:
+        path: the ``.mat`` file.
+        names: the arrays to read.
+
+    Returns:
+        (the arrays of ``names`` that the file has, by name; the names of everything in the file).
     """
     with h5py.File(path, "r") as f:
-        missing = [name for name in ("images", "depths") if name not in f]
-        if missing:
-            raise ValueError(f"{path}: no {missing} in this file; expected NYUv2's nyu_depth_v2_labeled.mat "
-                             f"(found {sorted(f)})")
-        images = np.ascontiguousarray(f["images"][...].transpose(0, 3, 2, 1)).astype(np.uint8)
-        depths = np.ascontiguousarray(f["depths"][...].transpose(0, 2, 1)).astype(np.float32)
-    return images, depths
-
-
-def read_mat_arrays(path: str | Path, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Numeric arrays ``names`` (those present) from a MATLAB v7.3 file, which is HDF5 inside."""
-    with h5py.File(path, "r") as f:
-        return {name: np.asarray(f[name][...]) for name in names if name in f}
+        return {name: np.asarray(f[name][...]) for name in names if name in f}, sorted(f)
 
 
 # ----------------------------------------------------------------------------- features
-@dataclass
-class Features:
-    """Layer-wise features of one model on one image set."""
-
-    layers: dict[str, np.ndarray]
-    labels: np.ndarray
-    split: np.ndarray
-    provenance: dict[str, Any]
-    head_pred: np.ndarray | None = None
-    head_logits: np.ndarray | None = None
-
-
 class FeatureWriter:
     """Write features batch by batch, so host memory holds one batch, not the whole set.
 
@@ -246,7 +199,7 @@ class FeatureWriter:
     ``rows_done``, provided it was started with the same provenance (model weights, dataset,
     layers, pooling, preprocessing, precision, code version; not the ``execution`` entry) and layout; anything
     else (including a partial file HDF5 cannot open) starts afresh. Read :attr:`rows_done`
-    after entering to know where to start.
+    after entering to know where to start. Inside the block it holds a :class:`~zooprobe.io.atomic.WriterLock`.
     """
 
     def __init__(self, path: str | Path, *, n: int, layer_dims: Mapping[str, int | tuple[int, ...]],
@@ -254,56 +207,12 @@ class FeatureWriter:
                  with_head: bool = False, head_classes: int = 0, resume: bool = False) -> None:
         if with_head and head_classes < 1:
             raise ValueError("with_head needs head_classes, the width of the model's logits")
-        self._path, self._n, self._dims, self._with_head = Path(path), n, dict(layer_dims), with_head
-        self._head_classes = head_classes
-        self._labels, self._split, self._provenance, self._dtype = labels, split, dict(provenance), dtype
-        self._resume = resume
+        self._path, self._n, self._dims, self._dtype, self._resume = Path(path), n, dict(layer_dims), dtype, resume
+        self._with_head, self._head_classes = with_head, head_classes
+        self._labels, self._split, self._provenance = labels, split, dict(provenance)
         self._partial = self._path.with_name(f".{self._path.name}.partial")
-        self._lock_path = self._partial.with_name(f"{self._partial.name}.lock")
-        self._lock: Any = None
+        self._lock = WriterLock(self._partial)
         self.rows_done = 0
-
-    def _acquire_lock(self) -> None:
-        """Hold an exclusive lock on the partial file's lock file while writing it.
-
-        A writer that is still alive (an orphaned job whose parent shell was killed, say) holds the
-        lock, so a rerun refuses, naming it, instead of deleting the file under its feet. The lock
-        dies with its process, so a killed writer never blocks the next run.
-        """
-        import fcntl
-        import socket
-
-        handle = open(self._lock_path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().split()
-            handle.close()
-            who = f"process {holder[0]} on {holder[1]}" if len(holder) >= 2 else "another process"
-            end = f" or end it (`kill {holder[0]}`)" if holder else ""
-            raise PartialInUseError(f"{self._partial} is being written right now by {who}, which holds "
-                                    f"{self._lock_path}; wait for it to finish{end}, then run again") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()} {socket.gethostname()}\n")
-        handle.flush()
-        self._lock = handle
-
-    def _release_lock(self) -> None:
-        if self._lock is not None:
-            self._lock_path.unlink(missing_ok=True)
-            self._lock.close()  # closing releases the flock
-            self._lock = None
-
-    def _resume_key(self) -> str:
-        # How the rows were computed must match for them to be reusable; how the job ran (batch size,
-        # device, workers) changes them by rounding at most, so a resumed run may differ there.
-        stable = {k: v for k, v in self._provenance.items() if k != "execution"}
-        layout = dict(provenance=stable, n=self._n, dims=self._dims, dtype=self._dtype, with_head=self._with_head,
-                      head_classes=self._head_classes,
-                      labels=hashlib.sha256(np.ascontiguousarray(self._labels, dtype=np.int64)).hexdigest())
-        return hashlib.sha256(json.dumps(layout, sort_keys=True, default=str).encode()).hexdigest()
 
     def _open_partial(self, key: str) -> h5py.File | None:
         """The partial file of an earlier run with the same key, or ``None``."""
@@ -320,15 +229,16 @@ class FeatureWriter:
 
     def __enter__(self) -> "FeatureWriter":
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._acquire_lock()
+        self._lock.acquire()
         try:
             return self._start()
         except BaseException:
-            self._release_lock()
+            self._lock.release()
             raise
 
     def _start(self) -> "FeatureWriter":
-        key = self._resume_key()
+        key = feature_resume_key(self._provenance, n=self._n, dims=self._dims, dtype=self._dtype,
+                                 with_head=self._with_head, head_classes=self._head_classes, labels=self._labels)
         self._file = self._open_partial(key)
         if self._file is not None:
             self.rows_done = int(self._file.attrs["rows_done"])
@@ -374,22 +284,20 @@ class FeatureWriter:
         try:
             return self._finish(exc_type)
         finally:
-            self._release_lock()
+            self._lock.release()
 
     def _finish(self, exc_type: Any) -> bool:
-        if exc_type is None and self.rows_done != self._n:
-            self._file.close()
-            if not self._resume:
-                self._partial.unlink(missing_ok=True)
-            raise RuntimeError(f"{self._path}: wrote {self.rows_done} of {self._n} rows")
-        if exc_type is None:
+        complete = exc_type is None and self.rows_done == self._n
+        if complete:
             del self._file.attrs["rows_done"], self._file.attrs["resume_key"]
-            self._file.close()
+        self._file.close()
+        if complete:
             os.replace(self._partial, self._path)
             return False
-        self._file.close()
         if not self._resume:
             self._partial.unlink(missing_ok=True)
+        if exc_type is None:
+            raise RuntimeError(f"{self._path}: wrote {self.rows_done} of {self._n} rows")
         return False
 
 
@@ -413,6 +321,16 @@ def read_features(path: str | Path, layers: list[str] | None = None) -> Features
 
 
 # ----------------------------------------------------------------------------- probe results
+def _write_predictions(group: h5py.Group, per_layer: Mapping[str, np.ndarray]) -> None:
+    for layer, predicted in per_layer.items():
+        group.create_dataset(f"pred/{layer}", data=np.asarray(predicted, dtype=np.int64))
+
+
+def _read_predictions(group: h5py.Group, order: Sequence[str] | None) -> dict[str, np.ndarray]:
+    """Layer -> predictions of one group, in the provenance's layer ``order`` (else the stored one)."""
+    return {layer: group["pred"][layer][...] for layer in order or list(group["pred"])}
+
+
 def write_probe_result(path: str | Path, *, predictions: Mapping[str, Mapping[str, np.ndarray]],
                        labels: Mapping[str, np.ndarray], provenance: Mapping[str, Any],
                        head: Mapping[str, np.ndarray] | None = None,
@@ -434,13 +352,11 @@ def write_probe_result(path: str | Path, *, predictions: Mapping[str, Mapping[st
             group = f.create_group(f"transfer/{name}")
             group.create_dataset("labels", data=np.asarray(truth, dtype=np.int64))
             group.create_dataset("rows", data=np.asarray(rows, dtype=np.int64))
-            for layer, predicted in per_layer.items():
-                group.create_dataset(f"pred/{layer}", data=np.asarray(predicted, dtype=np.int64))
+            _write_predictions(group, per_layer)
         for eval_name, per_layer in predictions.items():
             group = f.create_group(f"evals/{eval_name}")
             group.create_dataset("labels", data=np.asarray(labels[eval_name], dtype=np.int64))
-            for layer, predicted in per_layer.items():
-                group.create_dataset(f"pred/{layer}", data=np.asarray(predicted, dtype=np.int64))
+            _write_predictions(group, per_layer)
             if head is not None:
                 group.create_dataset("head", data=np.asarray(head[eval_name], dtype=np.int64))
         _set_provenance(f, provenance)
@@ -459,8 +375,7 @@ def read_probe_result(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]
         order = provenance.get("layers")
         predictions, labels, head = {}, {}, {}
         for eval_name, group in f["evals"].items():
-            names = order or list(group["pred"])
-            predictions[eval_name] = {layer: group["pred"][layer][...] for layer in names}
+            predictions[eval_name] = _read_predictions(group, order)
             labels[eval_name] = group["labels"][...]
             if "head" in group:
                 head[eval_name] = group["head"][...]
@@ -479,6 +394,6 @@ def read_transfer_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
         order = _get_provenance(f).get("layers")
         out = {}
         for name, group in (f["transfer"].items() if "transfer" in f else ()):
-            out[name] = {"predictions": {layer: group["pred"][layer][...] for layer in order or list(group["pred"])},
+            out[name] = {"predictions": _read_predictions(group, order),
                          "labels": group["labels"][...], "rows": group["rows"][...]}
         return out

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from zooprobe.data.datasets import ImageSet
+from zooprobe.data.imageset import ImageSet
 from zooprobe.zoo.devices import pick_device
 from zooprobe.zoo.models import ModelSpec, build_timm, preprocessing_of, state_dict_sha256
 from zooprobe.params.sections import section_from_config

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zooprobe.data.datasets import ImageSet
+from zooprobe.data.imageset import ImageSet
 from zooprobe.params.sections import section_from_config
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,187 @@
+"""The image-set type and the pure helpers every source shares.
+
+A leaf module: it imports nothing from zooprobe, so :mod:`zooprobe.io.h5io` (which stores an
+:class:`ImageSet`) and every source module can import it without a cycle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
+
+
+def content_sha256(images: Any, *, labels: np.ndarray, split: np.ndarray, class_names: Sequence[str],
+                   human: Mapping[str, np.ndarray], dense: Mapping[str, np.ndarray],
+                   chunk_rows: int | None = None) -> str:
+    """The sha256 of an image set's content: pixels, labels, splits, class names and annotations.
+
+    Args:
+        images: the uint8 images (N, H, W, C): an array, or anything sliced by rows into arrays
+            (an HDF5 dataset), so a reader can hash a large file without holding every pixel.
+        labels: int labels (N,).
+        split: split names (N,).
+        class_names: the name of each label.
+        human: human judgements by kind (see :class:`ImageSet`).
+        dense: per-pixel labels by kind (see :class:`ImageSet`).
+        chunk_rows: hash the pixels this many rows at a time (``None``: all at once).
+
+    Returns:
+        The hex digest; the same for the same content whatever ``chunk_rows`` is.
+    """
+    digest = hashlib.sha256()
+    step = chunk_rows or max(1, len(images))
+    for start in range(0, len(images), step):
+        digest.update(np.ascontiguousarray(images[start:start + step]).tobytes())
+    digest.update(np.ascontiguousarray(labels.astype(np.int64)).tobytes())
+    digest.update(np.ascontiguousarray(split.astype("U5")).tobytes())
+    digest.update("\n".join(class_names).encode())
+    # Absent for ordinary sets, so their hashes are unchanged.
+    for group, arrays in (("human", human), ("dense", dense)):
+        for kind in sorted(arrays):
+            digest.update(f"{group}/{kind}".encode())
+            digest.update(np.ascontiguousarray(arrays[kind], dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class ImageSet:
+    """A labelled image set with a split per example.
+
+    Attributes:
+        images: uint8 array (N, H, W, C).
+        labels: int64 array (N,).
+        split: per-example split name, one of ``SPLIT_NAMES``.
+        class_names: the name of each label.
+        attrs: provenance (source, parameters) stored beside the data.
+        human: human judgements aligned with the rows (see :mod:`zooprobe.data.human`), e.g.
+            ``similarity`` (N, N) or ``label_probs`` (N, K); empty for ordinary sets.
+        dense: per-pixel labels aligned with the images (see :mod:`zooprobe.data.dense_sets`):
+            ``depth`` (N, H, W), ``normals`` (N, H, W, 3), ``mask`` (N, H, W); empty for ordinary sets.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    class_names: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    human: dict[str, np.ndarray] = field(default_factory=dict)
+    dense: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be uint8 (N, H, W, C), got {self.images.dtype} {self.images.shape}")
+        if self.labels.shape != (n,) or self.split.shape != (n,):
+            raise ValueError(f"labels and split must have shape ({n},), got {self.labels.shape} and {self.split.shape}")
+        unknown = set(np.unique(self.split)) - set(SPLIT_NAMES)
+        if unknown:
+            raise ValueError(f"unknown split names {sorted(unknown)}; valid: {list(SPLIT_NAMES)}")
+
+    def content_sha256(self) -> str:
+        """Return a sha256 over images, labels and splits, so a changed pixel changes the hash."""
+        return content_sha256(self.images, labels=self.labels, split=self.split, class_names=self.class_names,
+                              human=self.human, dense=self.dense)
+
+    def stored_provenance(self) -> dict[str, Any]:
+        """The provenance a file of this set records: its ``attrs``, then its content sha256 and shape.
+
+        Returns:
+            ``attrs`` with ``content_sha256``, ``class_names``, ``n`` and ``image_shape`` added, in that order.
+        """
+        return dict(self.attrs, content_sha256=self.content_sha256(), class_names=self.class_names,
+                    n=len(self.labels), image_shape=list(self.images.shape[1:]))
+
+    def subset(self, split: str) -> "ImageSet":
+        """Return the examples of one split, in their stored order (per-row human labels kept)."""
+        keep = self.split == split
+        human = {"label_probs": self.human["label_probs"][keep]} if "label_probs" in self.human else {}
+        return ImageSet(self.images[keep], self.labels[keep], self.split[keep], list(self.class_names), dict(self.attrs),
+                        human=human)
+
+
+def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int) -> np.ndarray:
+    """Assign each example a split, keeping class proportions in every split.
+
+    Args:
+        labels: int labels (N,).
+        fractions: split name to fraction; must sum to 1.
+        seed: seed of the shuffle.
+
+    Returns:
+        Array (N,) of split names.
+    """
+    if abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise ValueError(f"split fractions must sum to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    split = np.empty(len(labels), dtype="U5")
+    names = list(fractions)
+    for label in np.unique(labels):
+        index = rng.permutation(np.flatnonzero(labels == label))
+        bounds = np.round(np.cumsum([fractions[name] for name in names]) * len(index)).astype(int)
+        for name, start, stop in zip(names, np.r_[0, bounds[:-1]], bounds):
+            split[index[start:stop]] = name
+    return split
+
+
+def carve_val(labels: np.ndarray, split: np.ndarray, fraction: float, seed: int) -> None:
+    """Move a stratified ``fraction`` of the ``train`` examples into ``val``, in place."""
+    if not fraction:
+        return
+    train = np.flatnonzero(split == "train")
+    moved = stratified_split(labels[train], {"train": 1 - fraction, "val": fraction}, seed)
+    split[train[moved == "val"]] = "val"
+
+
+def first_per_class(part: ImageSet, max_per_class: int) -> ImageSet:
+    """The first ``max_per_class`` examples of each class of ``part``, in stored order.
+
+    Args:
+        part: the set to thin out.
+        max_per_class: examples kept per class.
+
+    Returns:
+        A new :class:`ImageSet` with those rows (same class names and attrs).
+    """
+    seen = np.zeros(len(part.class_names), dtype=int)
+    keep = np.zeros(len(part.labels), dtype=bool)
+    for i, label in enumerate(part.labels):
+        keep[i], seen[label] = seen[label] < max_per_class, seen[label] + 1
+    return ImageSet(part.images[keep], part.labels[keep], part.split[keep], part.class_names, part.attrs)
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize uint8 (N, H, W, C) images to (N, size, size, C) with bilinear filtering."""
+    # PIL only here, so a reader that merely stores or hashes sets never imports it.
+    from PIL import Image
+
+    if images.shape[1:3] == (size, size):
+        return images
+    out = np.empty((len(images), size, size, images.shape[3]), dtype=np.uint8)
+    for i, image in enumerate(images):
+        pil = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image)
+        resized = np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR))
+        out[i] = resized.reshape(size, size, -1)
+    return out
+
+
+def as_rgb(images: np.ndarray, size: int | None) -> np.ndarray:
+    """Uint8 (N, H, W[, C]) arrays as RGB (N, size, size, 3): resized when ``size`` is set, grey repeated.
+
+    Args:
+        images: (N, H, W) or (N, H, W, C) with C 1 or 3, any integer dtype in 0..255.
+        size: output side; ``None`` keeps the input size.
+
+    Returns:
+        uint8 (N, H', W', 3).
+    """
+    if images.ndim == 3:
+        images = images[..., None]
+    images = resize_images(images.astype(np.uint8), size) if size else images.astype(np.uint8)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return images

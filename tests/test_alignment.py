@@ -438,3 +438,68 @@ def test_kriegeskorte_fraction_of_ceiling_on_the_real_rdms(assets_dir: Path) -> 
     assert all(s["chosen_on_first_half"] == "group_mean" for s in result.selection["splits"])
     assert all(r["ci_low"] <= 1 for (layer, metric), r in rows.items()
                if metric.startswith("rsa_fraction") and layer != "group_mean")
+
+
+# ----------------------------------------------------------------------------- the align stages (issue 19)
+def test_softmax_equals_the_max_shifted_exponential_bit_for_bit_in_float64() -> None:
+    """scipy's softmax replaced a hand-written one; written probabilities must not move by a bit."""
+    rng = np.random.default_rng(0)
+    for logits in (rng.normal(size=(200, 10)).astype(np.float32) * 30, rng.normal(size=(50, 4)) * 1e3):
+        z = np.asarray(logits, dtype=np.float64)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        probs = human_labels.softmax(logits)
+        assert probs.dtype == np.float64
+        np.testing.assert_array_equal(probs, z / z.sum(axis=1, keepdims=True))
+
+
+def _labelled_set(path: Path, n: int = 12, k: int = 3) -> None:
+    from zooprobe.data.datasets import ImageSet
+    from zooprobe.io import h5io
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(k), size=n)
+    probs[0] = np.nan  # an image without human labels is left out
+    split = np.array(["test"] * n, dtype="U5")
+    h5io.write_image_set(path, ImageSet(rng.integers(0, 255, size=(n, 4, 4, 3), dtype=np.uint8), np.arange(n) % k,
+                                        split, [f"c{i}" for i in range(k)], {"name": "labelled"},
+                                        human={"label_probs": probs, "order_rank": np.arange(n)[::-1].copy()}))
+
+
+def test_align_tables_scores_every_table_in_name_order_and_refuses_a_short_one(tmp_path: Path) -> None:
+    from zooprobe.probes.alignment.stage import align_tables
+    from zooprobe.probes.inputs import ProbeInputError
+
+    _labelled_set(tmp_path / "set.h5")
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    rng = np.random.default_rng(1)
+    np.savez(tables / "b_test.npz", logits=rng.normal(size=(12, 3)))
+    np.savez(tables / "a.npz", probs=rng.dirichlet(np.ones(3), size=12))
+    settings = {"n_boot": 10, "seed": 0}
+    payload = align_tables(data=tmp_path / "set.h5", tables=tables, benchmark="h", settings=settings, run={"v": 1})
+    assert [p["model"] for p in payload] == ["a", "b"]
+    assert [p["provenance"]["table"] for p in payload] == ["a.npz", "b_test.npz"]
+    assert all(p["provenance"]["v"] == 1 and p["rows"][0]["n"] == 11 for p in payload)
+    np.savez(tables / "c.npz", probs=rng.dirichlet(np.ones(3), size=5))
+    with pytest.raises(ProbeInputError, match="c.npz has 5 rows; the human labels reach row 10"):
+        align_tables(data=tmp_path / "set.h5", tables=tables, benchmark="h", settings=settings, run={})
+
+
+def test_annotated_features_from_another_version_of_the_dataset_are_refused(tmp_path: Path) -> None:
+    from zooprobe.io import h5io
+    from zooprobe.probes.inputs import ProbeInputError, read_annotated_features
+
+    _labelled_set(tmp_path / "set.h5")
+    info = h5io.read_annotations(tmp_path / "set.h5", "human")[2]
+    for name, sha in (("same.h5", info["content_sha256"]), ("other.h5", "0" * 64)):
+        with h5io.FeatureWriter(tmp_path / name, n=12, layer_dims={"l": 2}, labels=np.zeros(12, dtype=int),
+                                split=np.array(["test"] * 12), provenance={"dataset_sha256": sha,
+                                                                           "weights_sha256": "w"}) as writer:
+            writer.write({"l": np.zeros((12, 2))})
+    inputs = read_annotated_features(tmp_path / "set.h5", tmp_path / "same.h5", "human")
+    assert set(inputs.annotations) == {"label_probs", "order_rank"}
+    assert inputs.provenance({"v": 1}, model="m", settings={}, benchmark="b") == {
+        "v": 1, "model": "m", "dataset_sha256": info["content_sha256"], "weights_sha256": "w", "settings": {},
+        "benchmark": "b"}
+    with pytest.raises(ProbeInputError, match="other.h5 was extracted from another version of .*set.h5; rerun extract"):
+        read_annotated_features(tmp_path / "set.h5", tmp_path / "other.h5", "human")

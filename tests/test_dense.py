@@ -357,3 +357,41 @@ def test_configs_give_dense_datasets_a_val_split_when_the_layer_is_chosen() -> N
     del nyu["datasets"]["nyuv2"]["val_fraction"]
     with pytest.raises(ConfigError, match="'nyuv2' has no val split"):
         check_config(nyu, check_architectures=False)
+
+
+# ----------------------------------------------------------------------------- the dense-probe stage (issue 19)
+def test_concat_layer_resamples_every_layer_to_the_finest_grid_and_stacks_channels() -> None:
+    coarse = np.ones((2, 3, 2, 2), dtype=np.float32)
+    fine = np.arange(2 * 1 * 4 * 4, dtype=np.float32).reshape(2, 1, 4, 4)
+    stacked = probe.concat_layer({"coarse": coarse, "fine": fine})
+    assert stacked.shape == (2, 4, 4, 4) and stacked.dtype == np.float32
+    np.testing.assert_array_equal(stacked[:, :3], 1.0)  # a constant map stays constant when upsampled
+    np.testing.assert_array_equal(stacked[:, 3:], fine)  # the finest layer is not resampled
+
+
+def test_dense_probe_stage_adds_the_concat_layer_and_refuses_a_set_without_dense_labels(tmp_path) -> None:
+    from zooprobe.data.datasets import ImageSet
+    from zooprobe.data.dense_sets import build_scenes
+    from zooprobe.io import h5io
+    from zooprobe.probes.inputs import ProbeInputError
+
+    scenes = build_scenes(n=8, size=8, splits={"train": 0.5, "test": 0.5}, seed=0)
+    plain = ImageSet(scenes.images, scenes.labels, scenes.split, scenes.class_names, {"name": "plain"})
+    for name, images in (("scenes.h5", scenes), ("plain.h5", plain)):
+        h5io.write_image_set(tmp_path / name, images)
+        rng = np.random.default_rng(0)
+        with h5io.FeatureWriter(tmp_path / f"f_{name}", n=8, layer_dims={"a": (2, 2, 2), "b": (1, 4, 4)},
+                                labels=images.labels, split=images.split,
+                                provenance={"dataset_sha256": images.content_sha256(), "weights_sha256": "w"}) as w:
+            w.write({"a": rng.normal(size=(8, 2, 2, 2)), "b": rng.normal(size=(8, 1, 4, 4))})
+    settings = {"tasks": ["depth", "figure_ground"], "head": "linear", "epochs": 1, "lr": 0.01, "batch_size": 4,
+                "seed": 0, "concat": True, "layer": "last", "n_boot": 5, "depth_alignment": "median"}
+    results = probe.dense_probe(data=tmp_path / "scenes.h5", features=tmp_path / "f_scenes.h5", dataset="s",
+                                model="m", settings=settings, run={"v": 1})
+    assert [r["benchmark"] for r in results] == ["depth@s", "figure_ground@s"]
+    assert all(r["selected_layer"] == "concat" and r["model"] == "m" for r in results)
+    assert {row["layer"] for row in results[0]["rows"]} == {"a", "b", "concat"}
+    assert results[0]["provenance"]["split_counts"] == {"train": 4, "val": 0, "test": 4}
+    with pytest.raises(ProbeInputError, match=r"plain.h5 has none of the labels of the tasks .*no dense labels"):
+        probe.dense_probe(data=tmp_path / "plain.h5", features=tmp_path / "f_plain.h5", dataset="p", model="m",
+                          settings=settings, run={})

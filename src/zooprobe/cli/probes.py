@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from zooprobe.cli.common import _json, _named_paths, _provenance_base, _write_json
 
@@ -58,31 +58,31 @@ def cmd_probe(args: argparse.Namespace) -> None:
                             provenance=result.provenance, head=result.head, transfer=result.transfer)
 
 
+def _write_payload(stage: Callable[..., Any], args: argparse.Namespace, **inputs: Any) -> None:
+    """Call a stage that returns a JSON payload with the run's settings and provenance; write it to ``--out``."""
+    with _inputs_refused():
+        payload = stage(settings=args.settings, run=_provenance_base(), **inputs)
+    _write_json(args.out, payload)
+
+
 def cmd_align(args: argparse.Namespace) -> None:
     from zooprobe.probes.alignment.stage import align_model
 
-    with _inputs_refused():
-        payload = align_model(data=args.data, features=args.features, benchmark=args.benchmark, model=args.model,
-                              settings=args.settings, run=_provenance_base())
-    _write_json(args.out, payload)
+    _write_payload(align_model, args, data=args.data, features=args.features, benchmark=args.benchmark,
+                   model=args.model)
 
 
 def cmd_align_tables(args: argparse.Namespace) -> None:
     from zooprobe.probes.alignment.stage import align_tables
 
-    with _inputs_refused():
-        payload = align_tables(data=args.data, tables=args.tables, benchmark=args.benchmark, settings=args.settings,
-                               run=_provenance_base())
-    _write_json(args.out, payload)
+    _write_payload(align_tables, args, data=args.data, tables=args.tables, benchmark=args.benchmark)
 
 
 def cmd_dense_probe(args: argparse.Namespace) -> None:
     from zooprobe.probes.dense.probe import dense_probe
 
-    with _inputs_refused():
-        payload = dense_probe(data=args.data, features=args.features, dataset=args.dataset, model=args.model,
-                              settings=args.settings, run=_provenance_base())
-    _write_json(args.out, payload)
+    _write_payload(dense_probe, args, data=args.data, features=args.features, dataset=args.dataset,
+                   model=args.model)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -89,7 +89,7 @@ def align_similarities(model_sims: dict[str, np.ndarray], human: dict[str, np.nd
     counts = stimulus_counts(n, n_boot=n_boot, seed=seed)
     observed, replicates = scorer.score(np.ones((1, n))), scorer.score(counts)
     rows = [layer_row(name, metric, stats.Estimate(float(observed[metric][0, i]),
-                                              *stats.percentile_interval(replicates[metric][:, i]), n))
+                                                   *stats.percentile_interval(replicates[metric][:, i]), n))
             for i, name in enumerate(names) for metric in scorer.metrics]
     metric = scorer.score_metric
     if layer_choice == "last":

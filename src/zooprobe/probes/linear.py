@@ -176,12 +176,24 @@ class ProbeResult:
     transfer: dict[str, tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]]
 
 
-def _layer_rows(features: Features, layers: list[str], rows: np.ndarray) -> dict[str, np.ndarray]:
+def _layer_rows(features: Features, layers: list[str], rows: np.ndarray | slice) -> dict[str, np.ndarray]:
+    """layer -> the given rows of each layer's features."""
     return {layer: features.layers[layer][rows] for layer in layers}
 
 
 def _transfer_probes(features: Features, layers: list[str], *, name: str, sweep: Mapping[str, Any]) -> dict[str, Any]:
-    """Probes of a transfer set's own, fitted on its own train split (:func:`transfer_split`)."""
+    """Probes of a transfer set's own, fitted on its own train split (:func:`transfer_split`).
+
+    Args:
+        features: the model's features on the transfer set.
+        layers: layer names, in order.
+        name: the set's name.
+        sweep: ``c_grid``, ``max_iter`` and ``seed`` of the probes (the seed also carves the split).
+
+    Returns:
+        Its test predictions per layer, test labels and rows, and what provenance records (row count,
+        how the split was made, chosen C and val accuracy per layer, number of classes).
+    """
     split, how = transfer_split(features.labels, features.split, seed=sweep["seed"])
     rows = {s: np.flatnonzero(split == s) for s in PROBE_SPLITS}
     own = probe_every_layer(layers=layers, train_x=_layer_rows(features, layers, rows["train"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zooprobe.probes import dense
+from zooprobe.probes.dense import heads, metrics, probe
 from zooprobe.data.scenes import render_scene, render_scenes
 
 SIZE = 24
@@ -19,26 +19,26 @@ def scenes():
 def test_depth_metrics_by_hand() -> None:
     gt = np.array([1.0, 2.0, 4.0, 8.0])
     pred = np.array([1.1, 2.0, 6.0, 4.0])  # ratios 1.1, 1, 1.5, 2
-    m = dense.depth_metrics(pred, gt)
+    m = metrics.depth_metrics(pred, gt)
     # 1.25^2 = 1.5625 admits 1.5; 1.25^3 = 1.953 still excludes 2.
     assert m["delta1"] == 0.5 and m["delta2"] == 0.75 and m["delta3"] == 0.75
     assert m["abs_rel"] == pytest.approx((0.1 + 0 + 0.5 + 0.5) / 4)
     assert m["rmse"] == pytest.approx(np.sqrt((0.01 + 0 + 4 + 16) / 4))
     # Invalid pixels (and gt = 0) are left out.
-    assert dense.depth_metrics(pred, gt, valid=np.array([1, 1, 0, 0]))["delta1"] == 1.0
+    assert metrics.depth_metrics(pred, gt, valid=np.array([1, 1, 0, 0]))["delta1"] == 1.0
 
 
 def test_normal_and_figure_ground_metrics_by_hand() -> None:
     gt = np.array([[0, 0, 1.0]] * 4)
     angles = np.radians([0.0, 10.0, 20.0, 45.0])
     pred = np.stack([np.sin(angles), np.zeros(4), np.cos(angles)], axis=1) * 3  # not unit length
-    m = dense.normal_metrics(pred, gt)
+    m = metrics.normal_metrics(pred, gt)
     assert m["mean_angle"] == pytest.approx(18.75) and m["median_angle"] == pytest.approx(15.0)
     assert m["within_11.25"] == 50.0 and m["within_22.5"] == 75.0 and m["within_30"] == 75.0
-    f = dense.figure_ground_metrics(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0]))
+    f = metrics.figure_ground_metrics(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0]))
     assert f == {"iou": pytest.approx(1 / 3), "pixel_accuracy": 0.5}
     with pytest.raises(ValueError, match="valid: \\['depth', 'normals', 'figure_ground'\\]"):
-        dense.task_metrics("edges", gt, gt)
+        metrics.task_metrics("edges", gt, gt)
 
 
 def test_scenes_are_deterministic_and_consistent_across_resolutions() -> None:
@@ -53,21 +53,21 @@ def test_scenes_are_deterministic_and_consistent_across_resolutions() -> None:
     assert a.depth.min() > 0 and 0 < a.mask.mean() < 1
 
 
-@pytest.mark.parametrize("task", dense.DENSE_TASKS)
+@pytest.mark.parametrize("task", metrics.DENSE_TASKS)
 def test_probe_fed_the_ground_truth_is_near_perfect(scenes, task) -> None:
     labels = {"depth": scenes.depth, "normals": scenes.normals, "figure_ground": scenes.mask}[task]
     # The truth itself, as a feature map at the label resolution.
     features = {"depth": np.log(scenes.depth)[:, None], "normals": np.moveaxis(scenes.normals, -1, 1),
                 "figure_ground": scenes.mask[:, None].astype(np.float32) * 2 - 1}[task]
-    settings = dense.DenseProbeSettings(head="linear", epochs=60, lr=0.05)
-    head = dense.fit_dense_probe(features[:32], labels[:32], task=task, settings=settings)
-    pred = dense.predict_dense(head, features[32:], task=task, size=(SIZE, SIZE))
+    settings = heads.DenseProbeSettings(head="linear", epochs=60, lr=0.05)
+    head = heads.fit_dense_probe(features[:32], labels[:32], task=task, settings=settings)
+    pred = heads.predict_dense(head, features[32:], task=task, size=(SIZE, SIZE))
     if task == "depth":
         # probe3d's least-squares scale and shift, and the median ratio.
-        shifted = dense.depth_metrics(dense.align_depth(pred, labels[32:], method="scale_shift"), labels[32:])
+        shifted = metrics.depth_metrics(metrics.align_depth(pred, labels[32:], method="scale_shift"), labels[32:])
         assert shifted["delta1"] > 0.99 and shifted["abs_rel"] < 0.05, shifted
-        pred = dense.align_depth(pred, labels[32:], method="median")
-    m = dense.task_metrics(task, pred, labels[32:])
+        pred = metrics.align_depth(pred, labels[32:], method="median")
+    m = metrics.task_metrics(task, pred, labels[32:])
     if task == "depth":
         assert m["delta1"] > 0.98 and m["abs_rel"] < 0.05
     elif task == "normals":
@@ -76,29 +76,29 @@ def test_probe_fed_the_ground_truth_is_near_perfect(scenes, task) -> None:
         assert m["iou"] > 0.97 and m["pixel_accuracy"] > 0.99
 
 
-@pytest.mark.parametrize("task", dense.DENSE_TASKS)
+@pytest.mark.parametrize("task", metrics.DENSE_TASKS)
 def test_probe_on_random_features_stays_at_chance(scenes, task) -> None:
     labels = {"depth": scenes.depth, "normals": scenes.normals, "figure_ground": scenes.mask}[task]
     features = np.random.default_rng(0).normal(size=(48, 16, SIZE // 4, SIZE // 4)).astype(np.float32)
-    settings = dense.DenseProbeSettings(head="linear", epochs=30, lr=0.01)
-    head = dense.fit_dense_probe(features[:32], labels[:32], task=task, settings=settings)
-    pred = dense.predict_dense(head, features[32:], task=task, size=(SIZE, SIZE))
+    settings = heads.DenseProbeSettings(head="linear", epochs=30, lr=0.01)
+    head = heads.fit_dense_probe(features[:32], labels[:32], task=task, settings=settings)
+    pred = heads.predict_dense(head, features[32:], task=task, size=(SIZE, SIZE))
     test = labels[32:]
     # Chance: the best prediction that ignores the image, fitted on the training labels.
     if task == "depth":
         constant = np.broadcast_to(np.median(labels[:32], axis=0), test.shape)
-        chance = dense.depth_metrics(dense.align_depth_scale(constant, test), test)["delta1"]
-        got = dense.depth_metrics(dense.align_depth_scale(pred, test), test)["delta1"]
+        chance = metrics.depth_metrics(metrics.align_depth_scale(constant, test), test)["delta1"]
+        got = metrics.depth_metrics(metrics.align_depth_scale(pred, test), test)["delta1"]
         assert got < chance + 0.05, (got, chance)
     elif task == "normals":
         mean_normal = labels[:32].mean(axis=0)
-        chance = dense.normal_metrics(np.broadcast_to(mean_normal, test.shape), test)["mean_angle"]
-        got = dense.normal_metrics(pred, test)["mean_angle"]
+        chance = metrics.normal_metrics(np.broadcast_to(mean_normal, test.shape), test)["mean_angle"]
+        got = metrics.normal_metrics(pred, test)["mean_angle"]
         assert got > chance - 3, (got, chance)
     else:
         prior = labels[:32].mean(axis=0) > 0.5
-        chance = dense.figure_ground_metrics(np.broadcast_to(prior, test.shape), test)["iou"]
-        got = dense.figure_ground_metrics(pred, test)["iou"]
+        chance = metrics.figure_ground_metrics(np.broadcast_to(prior, test.shape), test)["iou"]
+        got = metrics.figure_ground_metrics(pred, test)["iou"]
         assert got < chance + 0.1, (got, chance)
 
 
@@ -249,39 +249,39 @@ def test_spatial_maps_from_cnn_and_vit_layers() -> None:
 def test_scale_shift_alignment_scores_an_affine_copy_of_the_truth_as_perfect() -> None:
     gt = np.random.default_rng(1).uniform(1, 10, (5, 8, 8))
     affine = 0.5 * gt + 3.0  # right shape, wrong scale and offset
-    aligned = dense.align_depth(affine, gt, method="scale_shift")
+    aligned = metrics.align_depth(affine, gt, method="scale_shift")
     np.testing.assert_allclose(aligned, gt, rtol=1e-9)
-    assert dense.depth_metrics(aligned, gt)["delta1"] > 0.99
+    assert metrics.depth_metrics(aligned, gt)["delta1"] > 0.99
     # The median ratio fixes the scale only: the offset squeezes the range, and delta1 drops.
-    median = dense.depth_metrics(dense.align_depth(affine, gt, method="median"), gt)
+    median = metrics.depth_metrics(metrics.align_depth(affine, gt, method="median"), gt)
     assert median["delta1"] < 0.9 and median["abs_rel"] > 0.1
     # Without an offset both alignments recover the truth.
-    for method in dense.DEPTH_ALIGNMENTS:
-        np.testing.assert_allclose(dense.align_depth(2.5 * gt, gt, method=method), gt, rtol=1e-9)
+    for method in metrics.DEPTH_ALIGNMENTS:
+        np.testing.assert_allclose(metrics.align_depth(2.5 * gt, gt, method=method), gt, rtol=1e-9)
     # The fit is ordinary least squares over valid pixels (here: by hand with polyfit on one image).
     pred = np.random.default_rng(2).uniform(1, 5, (1, 8, 8))
     gt_holes = gt[:1].copy()
     gt_holes[0, :2] = 0  # unknown depth takes no part in the fit
     scale, shift = np.polyfit(pred[0][gt_holes[0] > 0], gt_holes[0][gt_holes[0] > 0], 1)
-    np.testing.assert_allclose(dense.align_depth_scale_shift(pred, gt_holes), scale * pred + shift)
+    np.testing.assert_allclose(metrics.align_depth_scale_shift(pred, gt_holes), scale * pred + shift)
     # A constant prediction gets the mean true depth, not a division by zero.
-    flat = dense.align_depth_scale_shift(np.full((1, 8, 8), 2.0), gt[:1])
+    flat = metrics.align_depth_scale_shift(np.full((1, 8, 8), 2.0), gt[:1])
     np.testing.assert_allclose(flat, gt[:1].mean())
     with pytest.raises(ValueError, match="valid: \\['median', 'scale_shift'\\]"):
-        dense.align_depth(affine, gt, method="affine")
+        metrics.align_depth(affine, gt, method="affine")
 
 
 def test_unlabelled_pixels_are_left_out_of_scores_and_training() -> None:
     gt = np.array([[0, 0, 1.0], [0, 0, 1.0], [0, 0, 0.0], [np.nan, 0, 1.0]])
     pred = np.array([[0, 0, 1.0], [0, 0, 1.0], [1.0, 0, 0], [1.0, 0, 0]])
-    m = dense.normal_metrics(pred, gt)
+    m = metrics.normal_metrics(pred, gt)
     # The zero vector and the NaN normal have no direction: not 90 degrees, not NaN, just absent.
     assert m["mean_angle"] == pytest.approx(0.0) and m["within_11.25"] == 100.0
-    np.testing.assert_array_equal(dense.valid_normals(gt), [True, True, False, False])
-    assert np.isnan(dense.normal_metrics(pred[2:], gt[2:])["mean_angle"])  # nothing to score
+    np.testing.assert_array_equal(metrics.valid_normals(gt), [True, True, False, False])
+    assert np.isnan(metrics.normal_metrics(pred[2:], gt[2:])["mean_angle"])  # nothing to score
     depth_gt = np.array([2.0, 4.0, 0.0, -1.0, np.nan, np.inf])
     depth_pred = np.array([2.0, 4.0, 9.0, 9.0, 9.0, 9.0])
-    assert dense.depth_metrics(depth_pred, depth_gt) == pytest.approx(
+    assert metrics.depth_metrics(depth_pred, depth_gt) == pytest.approx(
         {"delta1": 1.0, "delta2": 1.0, "delta3": 1.0, "abs_rel": 0.0, "rmse": 0.0})
     # A head still trains (finite weights) on labels with holes, NaN ones included.
     rng = np.random.default_rng(0)
@@ -292,7 +292,7 @@ def test_unlabelled_pixels_are_left_out_of_scores_and_training() -> None:
     depth[:, 0] = np.nan
     features = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
     for task, labels in (("normals", normals), ("depth", depth)):
-        head = dense.fit_dense_probe(features, labels, task=task, settings=dense.DenseProbeSettings(epochs=2))
+        head = heads.fit_dense_probe(features, labels, task=task, settings=heads.DenseProbeSettings(epochs=2))
         assert all(torch_param.isfinite().all() for torch_param in head.parameters()), task
 
 
@@ -309,8 +309,8 @@ def test_the_layer_is_chosen_on_val_not_on_test(scenes) -> None:
     noise = np.random.default_rng(0).normal(size=truth.shape).astype(np.float32)
     val_good = np.where((split != "test")[:, None, None, None], truth, noise)
     test_good = np.where((split != "val")[:, None, None, None], truth, noise)
-    settings = dense.DenseProbeSettings(head="linear", epochs=12, lr=0.05)
-    [result] = dense.probe_layers({"val_good": val_good, "test_good": test_good}, {"mask": masks}, split,
+    settings = heads.DenseProbeSettings(head="linear", epochs=12, lr=0.05)
+    [result] = probe.probe_layers({"val_good": val_good, "test_good": test_good}, {"mask": masks}, split,
                                   tasks=["figure_ground"], dataset="scenes", settings=settings, layer_choice="best",
                                   n_boot=20, depth_alignment="scale_shift")
     test_iou = {row["layer"]: row["value"] for row in result["rows"] if row["metric"] == "iou"}
@@ -319,13 +319,13 @@ def test_the_layer_is_chosen_on_val_not_on_test(scenes) -> None:
     assert result["selected_layer"] == "val_good" and result["layer_chosen_on"] == "val"
     assert result["score"] == pytest.approx(test_iou["val_good"])  # reported on test, chosen on val
     assert result["n_val"] == (split == "val").sum()
-    last = dense.probe_layers({"val_good": val_good, "test_good": test_good}, {"mask": masks}, split,
+    last = probe.probe_layers({"val_good": val_good, "test_good": test_good}, {"mask": masks}, split,
                               tasks=["figure_ground"], dataset="scenes", settings=settings, layer_choice="last",
                               n_boot=20, depth_alignment="median")[0]
     assert last["selected_layer"] == "test_good" and last["layer_chosen_on"] == "none"
     no_val = np.where(split == "val", "train", split)
     with pytest.raises(ValueError, match="'scenes' has none.*set dense.layer: last"):
-        dense.probe_layers({"a": val_good}, {"mask": masks}, no_val, tasks=["figure_ground"], dataset="scenes",
+        probe.probe_layers({"a": val_good}, {"mask": masks}, no_val, tasks=["figure_ground"], dataset="scenes",
                            settings=settings, layer_choice="best", n_boot=20, depth_alignment="median")
 
 
@@ -357,3 +357,41 @@ def test_configs_give_dense_datasets_a_val_split_when_the_layer_is_chosen() -> N
     del nyu["datasets"]["nyuv2"]["val_fraction"]
     with pytest.raises(ConfigError, match="'nyuv2' has no val split"):
         check_config(nyu, check_architectures=False)
+
+
+# ----------------------------------------------------------------------------- the dense-probe stage (issue 19)
+def test_concat_layer_resamples_every_layer_to_the_finest_grid_and_stacks_channels() -> None:
+    coarse = np.ones((2, 3, 2, 2), dtype=np.float32)
+    fine = np.arange(2 * 1 * 4 * 4, dtype=np.float32).reshape(2, 1, 4, 4)
+    stacked = probe.concat_layer({"coarse": coarse, "fine": fine})
+    assert stacked.shape == (2, 4, 4, 4) and stacked.dtype == np.float32
+    np.testing.assert_array_equal(stacked[:, :3], 1.0)  # a constant map stays constant when upsampled
+    np.testing.assert_array_equal(stacked[:, 3:], fine)  # the finest layer is not resampled
+
+
+def test_dense_probe_stage_adds_the_concat_layer_and_refuses_a_set_without_dense_labels(tmp_path) -> None:
+    from zooprobe.data.datasets import ImageSet
+    from zooprobe.data.dense_sets import build_scenes
+    from zooprobe.io import h5io
+    from zooprobe.probes.inputs import ProbeInputError
+
+    scenes = build_scenes(n=8, size=8, splits={"train": 0.5, "test": 0.5}, seed=0)
+    plain = ImageSet(scenes.images, scenes.labels, scenes.split, scenes.class_names, {"name": "plain"})
+    for name, images in (("scenes.h5", scenes), ("plain.h5", plain)):
+        h5io.write_image_set(tmp_path / name, images)
+        rng = np.random.default_rng(0)
+        with h5io.FeatureWriter(tmp_path / f"f_{name}", n=8, layer_dims={"a": (2, 2, 2), "b": (1, 4, 4)},
+                                labels=images.labels, split=images.split,
+                                provenance={"dataset_sha256": images.content_sha256(), "weights_sha256": "w"}) as w:
+            w.write({"a": rng.normal(size=(8, 2, 2, 2)), "b": rng.normal(size=(8, 1, 4, 4))})
+    settings = {"tasks": ["depth", "figure_ground"], "head": "linear", "epochs": 1, "lr": 0.01, "batch_size": 4,
+                "seed": 0, "concat": True, "layer": "last", "n_boot": 5, "depth_alignment": "median"}
+    results = probe.dense_probe(data=tmp_path / "scenes.h5", features=tmp_path / "f_scenes.h5", dataset="s",
+                                model="m", settings=settings, run={"v": 1})
+    assert [r["benchmark"] for r in results] == ["depth@s", "figure_ground@s"]
+    assert all(r["selected_layer"] == "concat" and r["model"] == "m" for r in results)
+    assert {row["layer"] for row in results[0]["rows"]} == {"a", "b", "concat"}
+    assert results[0]["provenance"]["split_counts"] == {"train": 4, "val": 0, "test": 4}
+    with pytest.raises(ProbeInputError, match=r"plain.h5 has none of the labels of the tasks .*no dense labels"):
+        probe.dense_probe(data=tmp_path / "plain.h5", features=tmp_path / "f_plain.h5", dataset="p", model="m",
+                          settings=settings, run={})

@@ -7,14 +7,22 @@ split (the tunnel effect as Harun et al. 2024 measure it).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from zooprobe.data.label_space import require_same_label_space
+from zooprobe.io.h5io import Features
+from zooprobe.probes.inputs import ProbeInputError
+
+log = logging.getLogger("zooprobe")
 
 # Inverse L2 strengths swept on the validation split (dinov2-style named sweep).
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0)
@@ -147,3 +155,123 @@ def transfer_split(labels: np.ndarray, split: np.ndarray, *, seed: int) -> tuple
         carved[rows[:n_train]], carved[rows[n_train:n_train + n_val]], carved[rows[n_train + n_val:]] = PROBE_SPLITS
     fractions = "/".join(f"{name} {share:g}" for name, share in TRANSFER_CARVE_OUT.items())
     return carved, f"carved from all rows per class ({fractions}), seed {seed}"
+
+
+@dataclass
+class ProbeResult:
+    """What :func:`zooprobe.io.h5io.write_probe_result` writes for one model and task (its keyword arguments).
+
+    Attributes:
+        predictions: evaluation set -> layer -> predicted labels of the ID probes (ID: its test rows).
+        labels: evaluation set -> true labels of the same rows.
+        provenance: how the probes were fitted and on what.
+        head: evaluation set -> the model's own head predictions, or None when not scored.
+        transfer: transfer set -> (layer -> predictions of its own probes, its test labels, its test rows).
+    """
+
+    predictions: dict[str, dict[str, np.ndarray]]
+    labels: dict[str, np.ndarray]
+    provenance: dict[str, Any]
+    head: dict[str, np.ndarray] | None
+    transfer: dict[str, tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]]
+
+
+def _layer_rows(features: Features, layers: list[str], rows: np.ndarray | slice) -> dict[str, np.ndarray]:
+    """layer -> the given rows of each layer's features."""
+    return {layer: features.layers[layer][rows] for layer in layers}
+
+
+def _transfer_probes(features: Features, layers: list[str], *, name: str, sweep: Mapping[str, Any]) -> dict[str, Any]:
+    """Probes of a transfer set's own, fitted on its own train split (:func:`transfer_split`).
+
+    Args:
+        features: the model's features on the transfer set.
+        layers: layer names, in order.
+        name: the set's name.
+        sweep: ``c_grid``, ``max_iter`` and ``seed`` of the probes (the seed also carves the split).
+
+    Returns:
+        Its test predictions per layer, test labels and rows, and what provenance records (row count,
+        how the split was made, chosen C and val accuracy per layer, number of classes).
+    """
+    split, how = transfer_split(features.labels, features.split, seed=sweep["seed"])
+    rows = {s: np.flatnonzero(split == s) for s in PROBE_SPLITS}
+    own = probe_every_layer(layers=layers, train_x=_layer_rows(features, layers, rows["train"]),
+                            train_y=features.labels[rows["train"]], val_x=_layer_rows(features, layers, rows["val"]),
+                            val_y=features.labels[rows["val"]],
+                            evaluate={name: _layer_rows(features, layers, rows["test"])}, **sweep)
+    return {"predictions": own.predictions[name], "labels": features.labels[rows["test"]], "rows": rows["test"],
+            "n_rows": len(features.labels), "split": how, "chosen_c": own.chosen_c, "val_accuracy": own.val_accuracy,
+            "num_classes": len(features.provenance["class_names"])}
+
+
+def probe_features(*, model: str, task: str, id_name: str, id_features: Features, ood: Mapping[str, Features],
+                   transfer: Mapping[str, Features], settings: Mapping[str, Any], score_head: bool,
+                   run: Mapping[str, Any]) -> ProbeResult:
+    """The ``probe`` stage: ID probes per layer scored on the ID test split and every OOD set, transfer probes.
+
+    The ID probe of each layer is fitted on the ID train split with C chosen on its val split, and
+    predicts the ID test rows and every row of each OOD set; each transfer set gets probes of its
+    own (the tunnel effect as Harun et al. define it).
+
+    Args:
+        model: the model's name.
+        task: the task's name (``probe.tasks.<task>``).
+        id_name: the ID set's name.
+        id_features: the model's features on the ID set.
+        ood: OOD set name -> features; each must share the ID label space.
+        transfer: transfer set name -> features (any classes).
+        settings: the probe params (c_grid, max_iter, seed).
+        score_head: also keep the model's own head predictions on every evaluation set.
+        run: what every output of this run records (the code version).
+
+    Returns:
+        :class:`ProbeResult`.
+
+    Raises:
+        LabelSpaceError: an OOD set has other classes than the ID set.
+        ProbeInputError: ``score_head`` and a set without head predictions.
+    """
+    for name, features in ood.items():
+        # A probe's predictions only mean something on a set with the same label space.
+        require_same_label_space(ood_name=name, ood_classes=features.provenance["class_names"], id_name=id_name,
+                                 id_classes=id_features.provenance["class_names"],
+                                 hint=f" (a set with other classes can be a transfer set: probe.tasks.{task}.transfer)")
+    evals = {id_name: id_features, **ood}
+    sweep = dict(c_grid=tuple(settings["c_grid"]), max_iter=settings["max_iter"], seed=settings["seed"])
+    train, val, test = (id_features.split == s for s in PROBE_SPLITS)
+    layers = list(id_features.provenance["layers"])
+    # The ID set is scored on its test rows; an OOD set on all of its rows.
+    scored_rows = {name: (test if name == id_name else slice(None)) for name in evals}
+    on_id = probe_every_layer(
+        layers=layers, train_x=_layer_rows(id_features, layers, train), train_y=id_features.labels[train],
+        val_x=_layer_rows(id_features, layers, val), val_y=id_features.labels[val],
+        evaluate={name: _layer_rows(f, layers, scored_rows[name]) for name, f in evals.items()}, **sweep)
+    for layer in layers:
+        log.info("%s/%s %s: C=%g val=%.3f", model, task, layer, on_id.chosen_c[layer], on_id.val_accuracy[layer])
+    labels = {name: f.labels[scored_rows[name]] for name, f in evals.items()}
+    versions = {name: f.provenance["zooprobe_version"] for name, f in evals.items()}
+    own: dict[str, dict[str, Any]] = {}
+    for name, features in transfer.items():
+        versions[name] = features.provenance["zooprobe_version"]
+        own[name] = _transfer_probes(features, layers, name=name, sweep=sweep)
+        log.info("%s/%s transfer probes on %s (%s): val %s", model, task, name, own[name]["split"],
+                 {layer: round(acc, 3) for layer, acc in own[name]["val_accuracy"].items()})
+    head = None
+    if score_head:
+        missing = [name for name, f in evals.items() if f.head_pred is None]
+        if missing:
+            raise ProbeInputError(f"--score-head: no head predictions in the features of {missing}; the model's head "
+                                  f"has {id_features.provenance.get('num_classes', '?')} outputs, not one per class")
+        head = {name: f.head_pred[scored_rows[name]] for name, f in evals.items()}
+    source = id_features.provenance
+    provenance = dict(run, model=model, task=task, probe="linear", id_eval=id_name, layers=layers,
+                      chosen_c=on_id.chosen_c, val_accuracy=on_id.val_accuracy, seed=settings["seed"],
+                      c_grid=settings["c_grid"], weights_sha256=source["weights_sha256"], pooling=source["pooling"],
+                      preprocessing=source["preprocessing"], arch=source["arch"],
+                      checkpoint_info=source.get("checkpoint_info", {}), head_scored=head is not None,
+                      transfer={name: {k: v for k, v in t.items() if k not in ("predictions", "labels", "rows")}
+                                for name, t in own.items()},
+                      feature_versions=versions)
+    return ProbeResult(predictions=on_id.predictions, labels=labels, provenance=provenance, head=head,
+                       transfer={name: (t["predictions"], t["labels"], t["rows"]) for name, t in own.items()})

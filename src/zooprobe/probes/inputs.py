@@ -1,0 +1,68 @@
+"""What the align and dense-probe stages read: a dataset's extra labels and a model's features on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from zooprobe.io import h5io
+
+
+class ProbeInputError(ValueError):
+    """Inputs a probe stage cannot score: stale features, missing labels, a head without the needed outputs."""
+
+
+@dataclass(frozen=True)
+class AnnotatedFeatures:
+    """A model's features on a dataset, with that dataset's human or dense labels.
+
+    Attributes:
+        annotations: the dataset's ``human`` or ``dense`` arrays, aligned with its rows.
+        split: per-row split name.
+        dataset: the dataset file's provenance (``name``, ``content_sha256``, ``class_names``, ...).
+        features: the model's features on those rows.
+    """
+
+    annotations: dict[str, np.ndarray]
+    split: np.ndarray
+    dataset: dict[str, Any]
+    features: h5io.Features
+
+    def provenance(self, run: Mapping[str, Any], *, model: str, settings: Any, **more: Any) -> dict[str, Any]:
+        """Provenance of scores computed from these inputs.
+
+        Args:
+            run: what every output of this run records (the code version).
+            model: the model's name.
+            settings: the stage's params section.
+            **more: stage-specific entries (benchmark, dataset, ...).
+
+        Returns:
+            ``run`` with the model, the dataset's and the weights' sha256, the settings and ``more``.
+        """
+        return dict(run, model=model, dataset_sha256=self.dataset["content_sha256"],
+                    weights_sha256=self.features.provenance["weights_sha256"], settings=settings, **more)
+
+
+def read_annotated_features(data: str | Path, features: str | Path, group: str) -> AnnotatedFeatures:
+    """Read a dataset's ``human`` or ``dense`` labels and a model's features on it, checked to match.
+
+    Args:
+        data: the dataset file (its content is checked against its recorded sha256).
+        features: the model's features on it.
+        group: ``human`` or ``dense``.
+
+    Returns:
+        :class:`AnnotatedFeatures`.
+
+    Raises:
+        ProbeInputError: the features were extracted from another version of the dataset.
+    """
+    annotations, split, dataset = h5io.read_annotations(data, group)
+    read = h5io.read_features(features)
+    if read.provenance["dataset_sha256"] != dataset["content_sha256"]:
+        raise ProbeInputError(f"{features} was extracted from another version of {data}; rerun extract")
+    return AnnotatedFeatures(annotations, split, dataset, read)

@@ -385,7 +385,8 @@ def test_subject_mean_and_cross_validated_payloads_reach_the_scores_and_the_repo
 
     from zooprobe.analysis.scores import SCORE_COLUMNS, alignment_rows
     from zooprobe.cli.probes import _alignment_payload
-    from zooprobe.report.html import _curve_rsa, alignment_section
+    from zooprobe.report.alignment import alignment_section
+    from zooprobe.report.figures import curve_rsa
 
     truth, rdms = simulated_subjects(n=40, subjects=6)
     rng = np.random.default_rng(1)
@@ -408,7 +409,7 @@ def test_subject_mean_and_cross_validated_payloads_reach_the_scores_and_the_repo
     assert rankings["k92"].n == 40
     fraction = scores[scores.metric.str.startswith("rsa_fraction_of_ceiling")]
     assert len(fraction) == 3 * 4 and (fraction.ci_low <= 1).all()
-    curves = _curve_rsa(scores, ["k92"])
+    curves = curve_rsa(scores, ["k92"])
     assert set(curves.metric) == {"rsa_subject_mean"} and set(curves.layer) == {"layer0", "layer1", "layer2"}
     html_text = alignment_section(scores, ["k92"], [])
     assert "a, mean over subjects" in html_text

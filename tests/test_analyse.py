@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from zooprobe.analysis.scores import ALL_MODELS, SCORE_COLUMNS, Design, ProbeRun, agreement_matrix, score_table
+from zooprobe.analysis.agreement import agreement_matrix
+from zooprobe.analysis.scores import ALL_MODELS, SCORE_COLUMNS, Design, ProbeRun, score_table
 from zooprobe.analysis.imagenot import imagenot_table, variable_table
 
 
@@ -48,7 +49,7 @@ def test_score_table_ranks_selects_layers_and_compares_benchmarks():
 
 
 def test_own_head_and_published_accuracy_are_scored_and_reported():
-    from zooprobe.report.html import head_section
+    from zooprobe.report.sections import head_section
 
     rng = np.random.default_rng(1)
     runs = []
@@ -156,7 +157,7 @@ def test_variable_table_pairs_models_that_differ_in_one_variable():
 
 
 def test_report_shows_imagenot_tau_with_ci_improvement_fit_and_seed_check():
-    from zooprobe.report.html import imagenot_section
+    from zooprobe.report.sections import imagenot_section
 
     sweep = dict(SWEEP, architectures=dict(SWEEP["architectures"], huge={"arch": "resnet26"}))
     runs = _sweep_runs(np.random.default_rng(4), sweep=sweep)
@@ -169,7 +170,7 @@ def test_report_shows_imagenot_tau_with_ci_improvement_fit_and_seed_check():
 
 
 def test_seed_replicas_get_mean_and_sd_and_the_report_checks_rank_gaps():
-    from zooprobe.report.html import seed_section
+    from zooprobe.report.sections import seed_section
 
     rng = np.random.default_rng(5)
     runs = [_run(f"{name}-s{seed}", {"b0": skill, "pre_logits": skill + 0.01 * seed}, rng)

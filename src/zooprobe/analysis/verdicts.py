@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zooprobe.analysis import stats
+
 ALPHA = 0.05
 
 
@@ -21,7 +23,7 @@ def _value(frame: pd.DataFrame, metric: str, column: str = "value") -> float:
     return float(part[column].iloc[0]) if len(part) else float("nan")
 
 
-def _smallest_p(n_units: int, n_perm: int = 10_000) -> float:
+def _smallest_p(n_units: int, n_perm: int = stats.PERMUTATIONS) -> float:
     """The smallest two-sided permutation p-value m units can give (2 / m! when enumerated exactly)."""
     return 2 / math.factorial(n_units) if math.factorial(n_units) <= n_perm else 1 / (n_perm + 1)
 

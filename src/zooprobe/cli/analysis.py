@@ -26,9 +26,18 @@ def cmd_report(args: argparse.Namespace) -> None:
     log.info("wrote %s (%.0f kB)", args.out, len(page) / 1024)
 
 
+def _score_files() -> argparse.ArgumentParser:
+    """The options both commands share: analyse writes these two files, report reads them."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--scores", required=True, help="the tidy score table (CSV)")
+    parent.add_argument("--summary", required=True, help="the analysis summary (JSON) beside it")
+    return parent
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add this module's subcommands to ``sub``."""
-    p = sub.add_parser("analyse", help="rank models and compare rankings across benchmarks")
+    files = _score_files()
+    p = sub.add_parser("analyse", parents=[files], help="rank models and compare rankings across benchmarks")
     p.add_argument("--probes", nargs="+", required=True)
     p.add_argument("--settings", type=_json, required=True)
     p.add_argument("--sweep", type=_json, default=None, help="the sweep params section, as JSON (null: none)")
@@ -36,13 +45,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dense", nargs="*", default=[], help="dense-probe results (JSON) from dense-probe")
     p.add_argument("--design", type=_json, default=None,
                    help="units, shared test rows and random-init pairs, as JSON (zooprobe.params.config.analysis_design)")
-    p.add_argument("--scores", required=True)
-    p.add_argument("--summary", required=True)
     p.set_defaults(func=cmd_analyse)
 
-    p = sub.add_parser("report", help="render the HTML report")
-    p.add_argument("--scores", required=True)
-    p.add_argument("--summary", required=True)
+    p = sub.add_parser("report", parents=[files], help="render the HTML report")
     p.add_argument("--config", type=_json, required=True)
     p.add_argument("--settings", type=_json, default={})
     p.add_argument("--icn-summary", nargs="*", default=[], help="icn-table summary (JSON), if the run has one")

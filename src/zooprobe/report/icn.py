@@ -64,8 +64,8 @@ def introspective_section(introspective: dict[str, Any] | None) -> str:
     for entry in introspective.get("grids", []):
         caption = f"{entry['dataset']}, {entry['arch']}, seed {entry['seed']}: pseudo-negatives per round"
         if entry["rounds"]:
-            parts += [f"<h3>{html.escape(caption)}</h3>",
-                      f"<img alt='{html.escape(caption)}' src='{png_data_uri(sample_grid_figure(entry['rounds'], caption))}'>"]
+            uri = png_data_uri(sample_grid_figure(entry["rounds"], caption))
+            parts += [f"<h3>{html.escape(caption)}</h3>", f"<img alt='{html.escape(caption)}' src='{uri}'>"]
     if probes:
         parts += ["<h3>Introspective probe on frozen features</h3>",
                   "<p>A head with K+1 outputs on standardised features; its pseudo-negatives are synthesised in "

@@ -176,8 +176,9 @@ def imagenot_section(scores: pd.DataFrame, sweep: dict[str, Any] | None) -> str:
         parts.append(
             f"<p><b>{html.escape(a)} vs {html.escape(b)}:</b> the ranking {record['verdict']} (Kendall tau "
             f"{record['value']:.2f}, Holm-adjusted p = {record['p_holm']:.3g}{html.escape(reason)}); "
-            f"improvements on {html.escape(b)} against {html.escape(a)}: slope {interval_text(**record['slope'], digits=2)}, "
-            f"R² {interval_text(**record['r2'], digits=2)} (95% CIs over seeds and test examples).</p>")
+            f"improvements on {html.escape(b)} against {html.escape(a)}: slope "
+            f"{interval_text(**record['slope'], digits=2)}, R² {interval_text(**record['r2'], digits=2)} "
+            f"(95% CIs over seeds and test examples).</p>")
         parts.append(f"<img alt='improvement scatter' src='{png_data_uri(improvement_scatter(scores, a, b))}'>")
     parts.append("<h3>Seed variation against rank differences</h3><ul>")
     for record in verdicts.seed_check(scores, prefix="imagenot_"):

@@ -134,7 +134,8 @@ def test_cifar10h_in_shuffled_order_agrees_clearly_worse(assets_dir: Path) -> No
 
 def test_alignment_results_join_the_agreement_matrix_on_shared_models() -> None:
     from zooprobe.analysis.agreement import Ranking, Resampler
-    from zooprobe.analysis.scores import agreement_rows, alignment_rows
+    from zooprobe.analysis.comparisons import agreement_rows
+    from zooprobe.analysis.scores import alignment_rows
 
     rng = np.random.default_rng(0)
     models = ["a", "b", "c", "d", "e"]
@@ -383,7 +384,8 @@ def test_subject_mean_and_cross_validated_payloads_reach_the_scores_and_the_repo
 
     import pandas as pd
 
-    from zooprobe.analysis.scores import SCORE_COLUMNS, alignment_rows
+    from zooprobe.analysis.rows import SCORE_COLUMNS
+    from zooprobe.analysis.scores import alignment_rows
     from zooprobe.cli.probes import _alignment_payload
     from zooprobe.report.alignment import alignment_section
     from zooprobe.report.figures import curve_rsa

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from zooprobe.analysis.agreement import agreement_matrix
-from zooprobe.analysis.scores import ALL_MODELS, SCORE_COLUMNS, Design, ProbeRun, score_table
+from zooprobe.analysis.rows import ALL_MODELS, SCORE_COLUMNS
+from zooprobe.analysis.scores import Design, ProbeRun, score_table
 from zooprobe.analysis.imagenot import imagenot_table, variable_table
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from zooprobe.analysis import verdicts
-from zooprobe.analysis.scores import ALL_MODELS, SCORE_COLUMNS
+from zooprobe.analysis.rows import ALL_MODELS, SCORE_COLUMNS
 from zooprobe.analysis.stats import Estimate, no_interval
 
 NAN = float("nan")

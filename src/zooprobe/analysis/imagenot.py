@@ -18,8 +18,9 @@ import pandas as pd
 
 from zooprobe.analysis import agreement
 from zooprobe.analysis import stats
-from zooprobe.analysis.scores import (ALL_MODELS, SCORE_COLUMNS, ProbeRun, adjusted_rows, agreement_rows, score_row,
-                                      seed_rows)
+from zooprobe.analysis.comparisons import agreement_rows, seed_rows
+from zooprobe.analysis.rows import ALL_MODELS, SCORE_COLUMNS, adjusted_rows, score_row
+from zooprobe.analysis.scores import ProbeRun
 
 
 def _relative_improvement(accuracy: np.ndarray | float, baseline: np.ndarray | float) -> np.ndarray:
@@ -38,7 +39,7 @@ def imagenot_table(runs: list[ProbeRun], sweep: dict[str, Any], *, n_boot: int, 
         seed: seed of the resamples.
 
     Returns:
-        Rows in :data:`zooprobe.analysis.scores.SCORE_COLUMNS`, layer ``head``. Per dataset and configuration:
+        Rows in :data:`zooprobe.analysis.rows.SCORE_COLUMNS`, layer ``head``. Per dataset and configuration:
         ``imagenot_accuracy`` (seed mean), ``seed_sd`` and ``relative_improvement`` (% over the
         baseline's accuracy), with intervals over seeds and test examples; the seed check of
         neighbouring configurations (``imagenot_seed_check_difference``, Holm-adjusted). Per pair of

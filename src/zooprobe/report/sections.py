@@ -106,7 +106,17 @@ def agreement_table(scores: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
 
 
 def interval_text(value: float, ci_low: float, ci_high: float, digits: int = 3) -> str:
-    """``value [low, high]`` with ``digits`` decimals, the report's one way to print an estimate."""
+    """The report's one way to print an estimate.
+
+    Args:
+        value: point estimate.
+        ci_low: lower end of its interval.
+        ci_high: upper end.
+        digits: decimals.
+
+    Returns:
+        ``value [low, high]``.
+    """
     return f"{value:.{digits}f} [{ci_low:.{digits}f}, {ci_high:.{digits}f}]"
 
 

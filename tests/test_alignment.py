@@ -134,7 +134,8 @@ def test_cifar10h_in_shuffled_order_agrees_clearly_worse(assets_dir: Path) -> No
 
 def test_alignment_results_join_the_agreement_matrix_on_shared_models() -> None:
     from zooprobe.analysis.agreement import Ranking, Resampler
-    from zooprobe.analysis.scores import agreement_rows, alignment_rows
+    from zooprobe.analysis.comparisons import agreement_rows
+    from zooprobe.analysis.scores import alignment_rows
 
     rng = np.random.default_rng(0)
     models = ["a", "b", "c", "d", "e"]
@@ -383,9 +384,11 @@ def test_subject_mean_and_cross_validated_payloads_reach_the_scores_and_the_repo
 
     import pandas as pd
 
-    from zooprobe.analysis.scores import SCORE_COLUMNS, alignment_rows
+    from zooprobe.analysis.rows import SCORE_COLUMNS
+    from zooprobe.analysis.scores import alignment_rows
     from zooprobe.probes.alignment.result import alignment_payload
-    from zooprobe.report.html import _curve_rsa, alignment_section
+    from zooprobe.report.alignment import alignment_section
+    from zooprobe.report.figures import curve_rsa
 
     truth, rdms = simulated_subjects(n=40, subjects=6)
     rng = np.random.default_rng(1)
@@ -408,7 +411,7 @@ def test_subject_mean_and_cross_validated_payloads_reach_the_scores_and_the_repo
     assert rankings["k92"].n == 40
     fraction = scores[scores.metric.str.startswith("rsa_fraction_of_ceiling")]
     assert len(fraction) == 3 * 4 and (fraction.ci_low <= 1).all()
-    curves = _curve_rsa(scores, ["k92"])
+    curves = curve_rsa(scores, ["k92"])
     assert set(curves.metric) == {"rsa_subject_mean"} and set(curves.layer) == {"layer0", "layer1", "layer2"}
     html_text = alignment_section(scores, ["k92"], [])
     assert "a, mean over subjects" in html_text

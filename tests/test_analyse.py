@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from zooprobe.analysis.scores import ALL_MODELS, SCORE_COLUMNS, Design, ProbeRun, agreement_matrix, score_table
+from zooprobe.analysis.agreement import agreement_matrix
+from zooprobe.analysis.rows import ALL_MODELS, SCORE_COLUMNS
+from zooprobe.analysis.scores import Design, ProbeRun, score_table
 from zooprobe.analysis.imagenot import imagenot_table, variable_table
 
 
@@ -48,7 +50,7 @@ def test_score_table_ranks_selects_layers_and_compares_benchmarks():
 
 
 def test_own_head_and_published_accuracy_are_scored_and_reported():
-    from zooprobe.report.html import head_section
+    from zooprobe.report.sections import head_section
 
     rng = np.random.default_rng(1)
     runs = []
@@ -156,7 +158,7 @@ def test_variable_table_pairs_models_that_differ_in_one_variable():
 
 
 def test_report_shows_imagenot_tau_with_ci_improvement_fit_and_seed_check():
-    from zooprobe.report.html import imagenot_section
+    from zooprobe.report.sections import imagenot_section
 
     sweep = dict(SWEEP, architectures=dict(SWEEP["architectures"], huge={"arch": "resnet26"}))
     runs = _sweep_runs(np.random.default_rng(4), sweep=sweep)
@@ -169,7 +171,7 @@ def test_report_shows_imagenot_tau_with_ci_improvement_fit_and_seed_check():
 
 
 def test_seed_replicas_get_mean_and_sd_and_the_report_checks_rank_gaps():
-    from zooprobe.report.html import seed_section
+    from zooprobe.report.sections import seed_section
 
     rng = np.random.default_rng(5)
     runs = [_run(f"{name}-s{seed}", {"b0": skill, "pre_logits": skill + 0.01 * seed}, rng)
@@ -256,3 +258,68 @@ def test_analysis_design_from_the_params():
     assert design["shared_rows"] == {"noisy": "base", "noisier": "base"}  # a subset does not share rows
     assert design["random_init_pairs"] == [["net-s0", "net_random"], ["net-s1", "net_random"]]
     assert analysis_design_keys(config) == ["models.net", "models.net_random", "datasets.noisier", "datasets.noisy"]
+
+
+def test_run_analysis_reads_results_in_order_and_writes_the_table_and_its_summary(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from zooprobe.analysis import verdicts
+    from zooprobe.analysis.run import read_alignment_payloads, run_analysis
+    from zooprobe.io import h5io
+
+    rng = np.random.default_rng(7)
+    paths = []
+    for model, skill in (("weak", 0.6), ("strong", 0.9), ("mid", 0.75)):
+        run = _run(model, {"b0": skill - 0.1, "pre_logits": skill}, rng)
+        provenance = dict(run.provenance, model=model, task="t", arch=model, weights_sha256="0" * 64,
+                          pooling="avg", preprocessing={}, seed=0, zooprobe_version="test")
+        paths.append(tmp_path / f"{model}.h5")
+        h5io.write_probe_result(paths[-1], predictions=run.predictions, labels=run.labels, provenance=provenance)
+    # One file holding one payload, one holding a list: both are flattened; kind "dense" sorts them apart.
+    (tmp_path / "align.json").write_text(json.dumps({"benchmark": "sim", "kind": "alignment"}))
+    (tmp_path / "dense.json").write_text(json.dumps([{"benchmark": "depth@s", "kind": "dense"}]))
+    assert read_alignment_payloads([tmp_path / "align.json", tmp_path / "dense.json"]) == [
+        {"benchmark": "sim", "kind": "alignment"}, {"benchmark": "depth@s", "kind": "dense"}]
+    scores = run_analysis(probes=paths, alignment=[], settings={"n_bootstrap": 50, "seed": 0}, sweep=None,
+                          design=None, scores_path=tmp_path / "scores.csv", summary_path=tmp_path / "summary.json")
+    written = pd.read_csv(tmp_path / "scores.csv")
+    assert len(written) == len(scores) and list(written.columns) == SCORE_COLUMNS
+    assert not any(written.metric.str.startswith("imagenot_"))  # no sweep, no ImageNot rows
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [p["model"] for p in summary["provenance"]] == ["weak", "strong", "mid"]  # the order given
+    assert summary["provenance"][1]["selected_layer"] == "pre_logits"
+    assert summary["layer_order"] == {m: ["b0", "pre_logits"] for m in ("weak", "strong", "mid")}
+    assert summary["id_benchmarks"] == ["id"] and summary["dense_benchmarks"] == []
+    assert [r["verdict"] for r in summary["agreement"]["kendall_tau"]] == \
+        [r["verdict"] for r in verdicts.agreement_findings(scores)]
+    assert summary["agreement"]["imagenot_kendall_tau"] == []
+
+
+def test_report_inputs_are_explicit_and_icn_grids_come_in_round_order(tmp_path):
+    import json
+
+    from zooprobe.report.render import read_icn_grids, read_report_inputs
+
+    summary = {"layer_order": {"m": ["b0", "pre_logits"]}, "id_benchmarks": ["id"], "provenance": [{"model": "m"}],
+               "dense_benchmarks": ["depth@s"]}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "scores.csv").write_text(",".join(SCORE_COLUMNS) + "\nid,m,b0,accuracy,0.5,0.4,0.6,10,percentile,x\n")
+    rounds = {f"round_{i}": np.full((2, 2, 3), i, dtype=np.uint8) for i in (10, 2, 1)}
+    np.savez(tmp_path / "grid.npz", dataset="mnist", arch="small", seed=3, **rounds)
+    (tmp_path / "icn.json").write_text(json.dumps({"verdicts": []}))
+    (grid,) = read_icn_grids([tmp_path / "grid.npz"])
+    assert (grid["dataset"], grid["arch"], grid["seed"]) == ("mnist", "small", 3)
+    assert [int(r[0, 0, 0]) for r in grid["rounds"]] == [1, 2, 10]  # numeric order, not round_1, round_10, round_2
+    inputs = read_report_inputs(scores_path=tmp_path / "scores.csv", summary_path=tmp_path / "summary.json",
+                                config={"k": 1}, settings={})
+    assert inputs.id_benchmarks == ["id"] and inputs.layer_order == {"m": ["b0", "pre_logits"]}
+    assert inputs.alignment_benchmarks == [] and inputs.dense_benchmarks == ["depth@s"]
+    assert inputs.title == "zooprobe report" and inputs.introspective is None and len(inputs.scores) == 1
+    # The grids are read only beside an ICN summary, as the report shows them only in its ICN section.
+    inputs = read_report_inputs(scores_path=tmp_path / "scores.csv", summary_path=tmp_path / "summary.json",
+                                config={}, settings={"title": "t"}, icn_summary=[tmp_path / "icn.json"],
+                                icn_grids=[tmp_path / "grid.npz"])
+    assert inputs.title == "t" and inputs.introspective["verdicts"] == []
+    assert inputs.introspective["grids"][0]["seed"] == 3

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from zooprobe.analysis.leaderboard import (LeaderboardError, compare_rankings, join_leaderboards, prediction_table,
-                                  read_leaderboard)
+from zooprobe.analysis.leaderboard import (LeaderboardError, compare_leaderboard_files, compare_rankings,
+                                          join_leaderboards, prediction_table, read_leaderboard)
 
 TIMM_SHIFTS = ["imagenetv2-matched-frequency", "imagenet-real", "imagenet-a", "imagenet-r", "sketch"]
 
@@ -140,3 +140,21 @@ def test_cifar10_1_original_against_v6_from_prediction_tables(assets_dir):
     assert out["resampled"]["kendall_tau"].startswith("units (Bayesian bootstrap") and \
         "test examples" in out["resampled"]["kendall_tau"]
     assert out["kendall_tau_pvalue"] < 0.01
+
+
+def test_compare_leaderboard_files_asks_for_keys_and_score_and_formats_text_or_json(tmp_path):
+    board(["a", "b", "c", "d"], [1, 2, 3, 4]).to_csv(tmp_path / "a.csv", index=False)
+    board(["a", "b", "c", "d"], [1, 3, 2, 4]).to_csv(tmp_path / "b.csv", index=False)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    with pytest.raises(LeaderboardError, match="give the key columns to join on"):
+        compare_leaderboard_files(a, b, score="score")
+    with pytest.raises(LeaderboardError, match=r"give the score column.*table A has \[.model., .score.\]"):
+        compare_leaderboard_files(a, b, on="model")
+    with pytest.raises(LeaderboardError, match=r"unknown output format 'yaml'; valid: \['text', 'json'\]"):
+        compare_leaderboard_files(a, b, on="model", score="score", output_format="yaml")
+    found = json.loads(compare_leaderboard_files(a, b, on=" model, ", score="score", n_bootstrap=0,
+                                                 output_format="json"))
+    assert found["n"] == 4 and found["kendall_tau"] == pytest.approx(sps.kendalltau([1, 2, 3, 4], [1, 3, 2, 4])[0])
+    text = compare_leaderboard_files(a, b, on="model", score="score", n_bootstrap=0, movers=2)
+    assert text.startswith(f"A: {a}\nB: {b}\nn = 4 models joined on model;")
+    assert "the 2 biggest rank moves: b (-1.0), c (+1.0)" in text  # rank 1 is the best score

@@ -26,11 +26,14 @@ Two intervals answer two questions about a rank correlation between benchmarks A
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from zooprobe.analysis import stats
+
+if TYPE_CHECKING:  # only annotations name the score table; this module works on arrays
+    import pandas as pd
 
 # Fewer shared units than this make a rank correlation meaningless.
 MIN_SHARED_UNITS = 3
@@ -337,3 +340,23 @@ def adjust(p_values: Sequence[float], *, family: str) -> tuple[np.ndarray, np.nd
     size = int(np.isfinite(p).sum())
     return (stats.holm(p), stats.benjamini_hochberg(p), f"Holm over {size} {family}",
             f"Benjamini-Hochberg over {size} {family}")
+
+
+def agreement_matrix(scores: pd.DataFrame, metric: str = f"kendall_tau_{GIVEN_ZOO}"
+                     ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Square (value, ci_low, ci_high) matrices of one agreement metric over benchmarks.
+
+    Returns:
+        (benchmark names, values, lower bounds, upper bounds); the diagonal is 1, and a pair with
+        too few shared units is NaN.
+    """
+    pairs = scores[scores.metric == metric]
+    names = list(dict.fromkeys(name for pair in pairs.benchmark for name in pair.split("~")))
+    size = len(names)
+    value, low, high = (np.where(np.eye(size) == 1, 1.0, np.nan) for _ in range(3))
+    for row in pairs.itertuples():
+        a, b = row.benchmark.split("~")
+        i, j = names.index(a), names.index(b)
+        for matrix, x in ((value, row.value), (low, row.ci_low), (high, row.ci_high)):
+            matrix[i, j] = matrix[j, i] = x
+    return names, value, low, high

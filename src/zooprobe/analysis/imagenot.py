@@ -18,7 +18,9 @@ import pandas as pd
 
 from zooprobe.analysis import agreement
 from zooprobe.analysis import stats
-from zooprobe.analysis.scores import ALL_MODELS, SCORE_COLUMNS, ProbeRun, _adjusted_rows, _row, agreement_rows, seed_rows
+from zooprobe.analysis.comparisons import agreement_rows, seed_rows
+from zooprobe.analysis.rows import ALL_MODELS, SCORE_COLUMNS, adjusted_rows, score_row
+from zooprobe.analysis.scores import ProbeRun
 
 
 def _relative_improvement(accuracy: np.ndarray | float, baseline: np.ndarray | float) -> np.ndarray:
@@ -37,7 +39,7 @@ def imagenot_table(runs: list[ProbeRun], sweep: dict[str, Any], *, n_boot: int, 
         seed: seed of the resamples.
 
     Returns:
-        Rows in :data:`zooprobe.analysis.scores.SCORE_COLUMNS`, layer ``head``. Per dataset and configuration:
+        Rows in :data:`zooprobe.analysis.rows.SCORE_COLUMNS`, layer ``head``. Per dataset and configuration:
         ``imagenot_accuracy`` (seed mean), ``seed_sd`` and ``relative_improvement`` (% over the
         baseline's accuracy), with intervals over seeds and test examples; the seed check of
         neighbouring configurations (``imagenot_seed_check_difference``, Holm-adjusted). Per pair of
@@ -76,10 +78,10 @@ def imagenot_table(runs: list[ProbeRun], sweep: dict[str, Any], *, n_boot: int, 
         base = scores.index(baseline)
         for i, configuration in enumerate(configurations):
             mean, sd = agreement.seed_summary(scores, rankings[dataset], configuration)
-            rows.append(_row(dataset, configuration, "head", "imagenot_accuracy", mean))
-            rows.append(_row(dataset, configuration, "head", "seed_sd", sd))
+            rows.append(score_row(dataset, configuration, "head", "imagenot_accuracy", mean))
+            rows.append(score_row(dataset, configuration, "head", "seed_sd", sd))
             improvement = _relative_improvement(scores.replicates[:, i], scores.replicates[:, base])
-            rows.append(_row(dataset, configuration, "head", "relative_improvement", stats.Estimate(
+            rows.append(score_row(dataset, configuration, "head", "relative_improvement", stats.Estimate(
                 float(_relative_improvement(scores.point[i], scores.point[base])), *stats.percentile_interval(improvement),
                 mean.n, "percentile", scores.resampled)))
     rows.extend(r for r in seed_rows(rankings, units=unit_of, resampler=resampler, prefix="imagenot_", layer="head")
@@ -102,7 +104,7 @@ def _improvement_fit_rows(a: agreement.UnitScores, b: agreement.UnitScores, othe
     boot_y = _relative_improvement(b.replicates[:rows_used, others], b.replicates[:rows_used, [base]])
     boot_fit = np.array([stats.linear_fit(bx, by) for bx, by in zip(boot_x, boot_y)]).reshape(-1, 3)
     resampled = f"{a.resampled} (each dataset's own draw)"
-    return [_row(pair, ALL_MODELS, "head", metric, stats.Estimate(
+    return [score_row(pair, ALL_MODELS, "head", metric, stats.Estimate(
         value, *stats.percentile_interval(boot_fit[:, column]), len(others), "percentile", resampled))
         for column, (metric, value) in enumerate(zip(("improvement_slope", "improvement_intercept", "improvement_r2"),
                                                      fit))]
@@ -157,9 +159,9 @@ def variable_table(scores: pd.DataFrame, sweep: dict[str, Any]) -> pd.DataFrame:
                            "cliffs_delta": (stats.cliffs_delta(other, first), ""),
                            "median_difference": (float(np.median(other - first)) if len(first) else float("nan"), "")}
                 for name, (value, method) in results.items():
-                    rows.append(_row(f"variable:{variable}", label, metric, name,
+                    rows.append(score_row(f"variable:{variable}", label, metric, name,
                                      stats.no_interval(value, len(first), method)))
-    rows += _adjusted_rows(rows, "wilcoxon_p", "variable tests")
+    rows += adjusted_rows(rows, "wilcoxon_p", "variable tests")
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 

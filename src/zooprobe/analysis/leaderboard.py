@@ -333,3 +333,55 @@ def format_text(result: RankComparison, *, on: Sequence[str], names: tuple[str, 
             f"{' / '.join(str(getattr(row, c)) for c in on)} ({row.rank_shift:+.1f})"
             for row in result.movers(movers).itertuples(index=False)))
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the compare-rankings tool
+OUTPUT_FORMATS = ("text", "json")
+
+
+def compare_leaderboard_files(table_a: str | Path, table_b: str | Path, *, on: str | None = None,
+                              score: str | None = None, score_b: str | None = None, labels_a: str | Path | None = None,
+                              labels_b: str | Path | None = None, n_bootstrap: int = DEFAULT_BOOTSTRAP,
+                              top_k: int = DEFAULT_TOP_K, seed: int = 0, movers: int = DEFAULT_MOVERS,
+                              output_format: str = "text") -> str:
+    """Read two leaderboards (CSV tables or prediction folders), compare their rankings, and format the result.
+
+    Args:
+        table_a: CSV leaderboard, or a folder of per-model prediction files.
+        table_b: likewise.
+        on: key columns to join on, comma-separated (prediction folders default to ``model``).
+        score: score column of A (and of B unless ``score_b``); prediction folders default to ``accuracy``.
+        score_b: score column of B, when it differs.
+        labels_a: true labels of a prediction folder A.
+        labels_b: true labels of a prediction folder B.
+        n_bootstrap: bootstrap resamples.
+        top_k: K of the top-K tau.
+        seed: seed of the resampling.
+        movers: how many of the biggest rank moves to list.
+        output_format: one of :data:`OUTPUT_FORMATS`.
+
+    Returns:
+        The comparison as text (:func:`format_text`) or as indented JSON (``RankComparison.to_json``).
+
+    Raises:
+        LeaderboardError: an unknown format, missing key or score columns, or tables that do not join.
+    """
+    if output_format not in OUTPUT_FORMATS:
+        raise LeaderboardError(f"unknown output format {output_format!r}; valid: {list(OUTPUT_FORMATS)}")
+    keys = [c.strip() for c in on.split(",") if c.strip()] if on else None
+    board_a, correct_a = read_board(Path(table_a), labels=labels_a and Path(labels_a))
+    board_b, correct_b = read_board(Path(table_b), labels=labels_b and Path(labels_b))
+    from_predictions = Path(table_a).is_dir() or Path(table_b).is_dir()
+    keys = keys or ([MODEL_COLUMN] if from_predictions else None)
+    if keys is None:
+        raise LeaderboardError("give the key columns to join on, e.g. --on model,img_size")
+    score = score or (SCORE_COLUMN if from_predictions else None)
+    if score is None:
+        raise LeaderboardError(f"give the score column, e.g. --score top1; table A has {list(board_a.columns)}")
+    joined = join_leaderboards(board_a, board_b, on=keys, score_a=score, score_b=score_b)
+    result = compare_rankings(joined, n_bootstrap=n_bootstrap, top_k=top_k, seed=seed,
+                              correct_a=aligned_correctness(joined, correct_a),
+                              correct_b=aligned_correctness(joined, correct_b))
+    if output_format == "json":
+        return json.dumps(result.to_json(movers=movers), indent=2, default=float)
+    return format_text(result, on=keys, names=(str(table_a), str(table_b)), movers=movers)

@@ -8,7 +8,6 @@ take architectures, not seeds, as their units (:mod:`zooprobe.analysis.agreement
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -18,18 +17,16 @@ import pandas as pd
 from zooprobe.analysis import agreement
 from zooprobe.analysis import stats
 from zooprobe.analysis import tunnel
+from zooprobe.analysis.comparisons import agreement_rows, published_order_rows, random_init_rows, seed_rows
+from zooprobe.analysis.rows import HUMAN, SCORE_COLUMNS, score_row
 from zooprobe.params.spec import PRE_LOGITS
 
-SCORE_COLUMNS = ["benchmark", "model", "layer", "metric", "value", "ci_low", "ci_high", "n", "method", "resampled"]
-ALL_MODELS = "(all)"
-HUMAN = "(human)"
 # The checkpoint entry holding a published top-1 accuracy in percent (akamaster's CIFAR ResNets).
 PUBLISHED_KEY = "best_prec1"
 # What an alignment or dense benchmark's replicates redrew, by its score metric.
 REPLICATE_UNITS = {"rsa": "stimuli", "rsa_subject_mean": "stimuli", "odd_one_out_accuracy": "stimuli",
                    "neg_cross_entropy": "images",
                    "delta1": "test images", "neg_mean_angle": "test images", "iou": "test images"}
-AGREEMENT_STATISTICS = ("kendall_tau", "spearman_rho")
 
 
 @dataclass
@@ -87,9 +84,10 @@ def benchmarks_of(runs: list[ProbeRun]) -> list[tuple[str, str, bool]]:
     return sorted(((t, e, ood) for (t, e), ood in seen.items()), key=lambda item: (item[0], item[2], item[1]))
 
 
-def _row(benchmark: str, model: str, layer: str, metric: str, est: stats.Estimate) -> dict[str, Any]:
-    return dict(benchmark=benchmark, model=model, layer=layer, metric=metric, value=est.value,
-                ci_low=est.ci_low, ci_high=est.ci_high, n=est.n, method=est.method, resampled=est.resampled)
+def published_accuracies(runs: list[ProbeRun]) -> dict[str, float]:
+    """Model -> the top-1 accuracy published with its checkpoint (in percent), for the runs that have one."""
+    return {run.model: run.provenance["checkpoint_info"][PUBLISHED_KEY] for run in runs
+            if PUBLISHED_KEY in run.provenance.get("checkpoint_info", {})}
 
 
 class _Counts:
@@ -128,7 +126,7 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
         :mod:`zooprobe.analysis.tunnel`; on transfer sets ``transfer_accuracy`` per layer and the ``tunnel_*`` metrics;
         per pair of benchmarks (model ``(all)``) ``<statistic>_given_zoo`` and ``<statistic>_population``
         for Kendall tau and Spearman rho, ``<statistic>_pvalue`` and its ``_holm`` and ``_bh``
-        adjustments over the matrix; seed summaries and the paired checks of :func:`check_rows`.
+        adjustments over the matrix; seed summaries and the paired checks of :mod:`zooprobe.analysis.comparisons`.
     """
     design = design or Design()
     stats.warn_if_few_resamples(n_boot, "analyse.n_bootstrap")
@@ -164,7 +162,7 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
     resampler = agreement.Resampler(n_boot=n_boot, seed=seed)
     rows.extend(agreement_rows(rankings, units=design.units, resampler=resampler))
     rows.extend(seed_rows(rankings, units=design.units, resampler=resampler))
-    rows.extend(published_order_rows(runs, heads, resampler=resampler))
+    rows.extend(published_order_rows(published_accuracies(runs), heads, resampler=resampler))
     rows.extend(random_init_rows(rankings, design.random_init_pairs, resampler=resampler))
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
@@ -175,22 +173,22 @@ def _probe_rows(run: ProbeRun, eval_name: str, is_ood: bool, boot: np.ndarray) -
     per_layer = {layer: stats.bootstrap_accuracy(run.correct(eval_name, layer), counts=boot)
                  for layer in run.provenance["layers"]}
     for layer, est in per_layer.items():
-        rows.append(_row(eval_name, run.model, layer, "accuracy", est))
-    rows.append(_row(eval_name, run.model, run.selected_layer, "score", per_layer[run.selected_layer]))
+        rows.append(score_row(eval_name, run.model, layer, "accuracy", est))
+    rows.append(score_row(eval_name, run.model, run.selected_layer, "score", per_layer[run.selected_layer]))
     best_layer = max(per_layer, key=lambda layer: per_layer[layer].value)
-    rows.append(_row(eval_name, run.model, best_layer, "best_layer_accuracy", per_layer[best_layer]))
+    rows.append(score_row(eval_name, run.model, best_layer, "best_layer_accuracy", per_layer[best_layer]))
     if run.head:
-        rows.append(_row(eval_name, run.model, "head", "head_accuracy",
+        rows.append(score_row(eval_name, run.model, "head", "head_accuracy",
                          stats.bootstrap_accuracy(run.head[eval_name] == run.labels[eval_name], counts=boot)))
     published = run.provenance.get("checkpoint_info", {}).get(PUBLISHED_KEY)
     if published is not None and not is_ood:
-        rows.append(_row(eval_name, run.model, "head", "published_accuracy",
+        rows.append(score_row(eval_name, run.model, "head", "published_accuracy",
                          stats.no_interval(published / 100.0, 0, "published with the checkpoint")))
     return rows
 
 
 def _rank_rows(benchmark: str, ranking: agreement.Ranking, layers: list[str]) -> list[dict[str, Any]]:
-    return [_row(benchmark, model, layer, "rank", stats.no_interval(rank, len(ranking.models)))
+    return [score_row(benchmark, model, layer, "rank", stats.no_interval(rank, len(ranking.models)))
             for model, layer, rank in zip(ranking.models, layers, stats.ranks(ranking.scores))]
 
 
@@ -209,10 +207,10 @@ def alignment_rows(payloads: list[dict[str, Any]], rankings: dict[str, agreement
                 rows.append({"benchmark": benchmark, "model": result["model"], "method": "percentile" if interval
                              else "", "resampled": unit if interval else "", **row})
             low, high = stats.percentile_interval(result["replicates"])
-            rows.append(_row(benchmark, result["model"], result["selected_layer"], "score",
+            rows.append(score_row(benchmark, result["model"], result["selected_layer"], "score",
                              stats.Estimate(result["score"], low, high, len(result["replicates"]), "percentile", unit)))
         for name, value in results[0]["extra"].items():  # benchmark-level, e.g. the noise ceiling
-            rows.append(_row(benchmark, HUMAN, "-", name, stats.no_interval(value, 0)))
+            rows.append(score_row(benchmark, HUMAN, "-", name, stats.no_interval(value, 0)))
         replicates = min(len(r["replicates"]) for r in results)
         # Dense benchmarks of one dataset resample its test images with one seed: a joint draw.
         draw = f"dense:{benchmark.split('@')[-1]}" if results[0].get("kind") == "dense" else f"alignment:{benchmark}"
@@ -222,118 +220,6 @@ def alignment_rows(payloads: list[dict[str, Any]], rankings: dict[str, agreement
             int(next((row["n"] for row in results[0]["rows"] if row["layer"] == results[0]["selected_layer"]), 0)))
         rows.extend(_rank_rows(benchmark, rankings[benchmark], [r["selected_layer"] for r in results]))
     return rows
-
-
-def _adjusted_rows(rows: list[dict[str, Any]], metric: str, family: str) -> list[dict[str, Any]]:
-    """Holm and BH rows beside every ``metric`` row of one family."""
-    tests = [row for row in rows if row["metric"] == metric]
-    if not tests:
-        return []
-    holm, bh, holm_method, bh_method = agreement.adjust([row["value"] for row in tests], family=family)
-    out = []
-    for row, h, b in zip(tests, holm, bh):
-        out.append(dict(row, metric=f"{metric}_holm", value=float(h), method=holm_method))
-        out.append(dict(row, metric=f"{metric}_bh", value=float(b), method=bh_method))
-    return out
-
-
-def agreement_rows(rankings: dict[str, agreement.Ranking], *, units: Mapping[str, str],
-                   resampler: agreement.Resampler, prefix: str = "", layer: str = "selected") -> list[dict[str, Any]]:
-    """Both intervals and the permutation p-value of tau and rho for every pair of benchmarks.
-
-    A pair is compared on the units both benchmarks scored (at least ``agreement.MIN_SHARED_UNITS``);
-    p-values get Holm and Benjamini-Hochberg adjustments over all pairs of the matrix, per statistic.
-    """
-    rows: list[dict[str, Any]] = []
-    for a, b in itertools.combinations(rankings, 2):
-        result = agreement.rank_agreement(rankings[a], rankings[b], unit_of=units, resampler=resampler)
-        for statistic, found in (result or {}).items():
-            name = f"{prefix}{statistic}"
-            rows.append(_row(f"{a}~{b}", ALL_MODELS, layer, f"{name}_{agreement.GIVEN_ZOO}", found.given_zoo))
-            rows.append(_row(f"{a}~{b}", ALL_MODELS, layer, f"{name}_{agreement.POPULATION}", found.population))
-            rows.append(_row(f"{a}~{b}", ALL_MODELS, layer, f"{name}_pvalue", found.p_value))
-    for statistic in AGREEMENT_STATISTICS:
-        rows.extend(_adjusted_rows(rows, f"{prefix}{statistic}_pvalue", "pairs of benchmarks"))
-    return rows
-
-
-def difference_rows(benchmark: str, scores: agreement.UnitScores, pairs: list[tuple[str, str]], metric: str,
-                    layer: str) -> list[dict[str, Any]]:
-    """The paired difference (first - second) with its CI and bootstrap p-value for each pair of units."""
-    rows = []
-    for first, second in pairs:
-        estimate, p = agreement.paired_difference(scores, first, second)
-        label = f"{first} - {second}"
-        rows.append(_row(benchmark, label, layer, metric, estimate))
-        rows.append(_row(benchmark, label, layer, f"{metric}_pvalue",
-                         stats.no_interval(p, estimate.n, "paired bootstrap, two-sided")))
-    return rows
-
-
-def seed_rows(rankings: dict[str, agreement.Ranking], *, units: Mapping[str, str], resampler: agreement.Resampler,
-              prefix: str = "", layer: str = "selected") -> list[dict[str, Any]]:
-    """Units trained with several seeds: seed mean and sd per benchmark, and the seed check.
-
-    The seed check compares each pair of neighbours in a benchmark's ranking of those units by the
-    paired difference of their seed means, its interval redrawing both units' seeds and the test
-    data, and Holm-adjusts its p-values over every pair of every benchmark.
-    """
-    rows: list[dict[str, Any]] = []
-    for benchmark, ranking in rankings.items():
-        scores = agreement.unit_scores(ranking, units, resampler)
-        seeded = [u for u, members in zip(scores.units, scores.members) if len(members) > 1]
-        for unit in seeded:
-            mean, sd = agreement.seed_summary(scores, ranking, unit)
-            rows.append(_row(benchmark, unit, layer, f"{prefix}seed_mean", mean))
-            rows.append(_row(benchmark, unit, layer, f"{prefix}seed_sd", sd))
-        order = sorted(seeded, key=lambda u: -scores.point[scores.index(u)])
-        rows.extend(difference_rows(benchmark, scores, list(zip(order, order[1:])), f"{prefix}seed_check_difference",
-                                    layer))
-    return rows + _adjusted_rows(rows, f"{prefix}seed_check_difference_pvalue", "neighbouring pairs")
-
-
-def published_order_rows(runs: list[ProbeRun], heads: dict[str, agreement.Ranking], *,
-                         resampler: agreement.Resampler) -> list[dict[str, Any]]:
-    """Does the published order of accuracies hold on our test set? Own heads against published top-1.
-
-    Per ID benchmark with at least two published models: ``published_order_kendall_tau`` between
-    published and measured accuracy (interval redrawing the test examples; the published numbers
-    are fixed), and the paired difference of measured accuracy for each neighbouring pair in the
-    published order (``published_pair_difference``, upper minus lower), Holm-adjusted over all pairs.
-    """
-    published = {run.model: run.provenance["checkpoint_info"][PUBLISHED_KEY] for run in runs
-                 if PUBLISHED_KEY in run.provenance.get("checkpoint_info", {})}
-    rows: list[dict[str, Any]] = []
-    for benchmark, ranking in heads.items():
-        models = [m for m in ranking.models if m in published]
-        if len(models) < 2:
-            continue
-        scores = agreement.unit_scores(ranking, {}, resampler, units=models)
-        claimed = np.array([published[m] for m in models], dtype=float)
-        value = stats.kendall_tau(claimed, scores.point)
-        taus = stats.kendall_tau_rows(np.broadcast_to(claimed, scores.replicates.shape), scores.replicates)
-        rows.append(_row(benchmark, ALL_MODELS, "head", "published_order_kendall_tau", stats.Estimate(
-            value, *stats.percentile_interval(taus), len(models), "percentile", scores.resampled)))
-        order = sorted(models, key=lambda m: -published[m])
-        rows.extend(difference_rows(benchmark, scores, list(zip(order, order[1:])), "published_pair_difference",
-                                    "head"))
-    return rows + _adjusted_rows(rows, "published_pair_difference_pvalue", "neighbouring published pairs")
-
-
-def random_init_rows(rankings: dict[str, agreement.Ranking], pairs: tuple[tuple[str, str], ...], *,
-                     resampler: agreement.Resampler) -> list[dict[str, Any]]:
-    """Trained minus random-init score of the same architecture on every benchmark both have, paired.
-
-    The two models' replicates redraw the same test data, so the interval is that of the paired
-    difference; p-values are Holm-adjusted over every (pair, benchmark).
-    """
-    rows: list[dict[str, Any]] = []
-    for benchmark, ranking in rankings.items():
-        present = [(t, r) for t, r in pairs if t in ranking.models and r in ranking.models]
-        if present:
-            scores = agreement.unit_scores(ranking, {}, resampler)
-            rows.extend(difference_rows(benchmark, scores, present, "trained_minus_random_init", "selected"))
-    return rows + _adjusted_rows(rows, "trained_minus_random_init_pvalue", "trained/random-init comparisons")
 
 
 def _layer_correctness(predictions: Mapping[str, np.ndarray], labels: np.ndarray, layers: list[str]) -> np.ndarray:
@@ -363,7 +249,7 @@ def _tunnel_rows(run: ProbeRun, ood_name: str, family: str, *, id_boot: np.ndarr
                                         penultimate=layers.index(PRE_LOGITS) if PRE_LOGITS in layers else None,
                                         id_chance=id_chance, ood_chance=ood_chance, n=len(ood_labels),
                                         resampled=resampled)
-    return [_row(ood_name, run.model, "all" if name.endswith("pearson") else PRE_LOGITS, name, est)
+    return [score_row(ood_name, run.model, "all" if name.endswith("pearson") else PRE_LOGITS, name, est)
             for name, est in estimates.items()]
 
 
@@ -386,29 +272,9 @@ def _transfer_rows(run: ProbeRun, counts: "_Counts") -> list[dict[str, Any]]:
             f"transfer test examples (the draw of {counts.draw(name)!r}, whose rows the set copies)"
         for column, layer in enumerate(layers):
             low, high = stats.percentile_interval(curves[1:, column][np.isfinite(curves[1:, column])])
-            rows.append(_row(name, run.model, layer, "transfer_accuracy", stats.Estimate(
+            rows.append(score_row(name, run.model, layer, "transfer_accuracy", stats.Estimate(
                 float(curves[0, column]), low, high, len(found["labels"]), "percentile", resampled)))
         rows.extend(_tunnel_rows(run, name, "tunnel", id_boot=id_boot, ood_boot=boot,
                                  joint=counts.draw(name) == counts.draw(id_eval), ood_predictions=found["predictions"],
                                  ood_labels=found["labels"], ood_classes=info["num_classes"]))
     return rows
-
-
-def agreement_matrix(scores: pd.DataFrame, metric: str = f"kendall_tau_{agreement.GIVEN_ZOO}"
-                     ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Square (value, ci_low, ci_high) matrices of one agreement metric over benchmarks.
-
-    Returns:
-        (benchmark names, values, lower bounds, upper bounds); the diagonal is 1, and a pair with
-        too few shared units is NaN.
-    """
-    pairs = scores[scores.metric == metric]
-    names = list(dict.fromkeys(name for pair in pairs.benchmark for name in pair.split("~")))
-    size = len(names)
-    value, low, high = (np.where(np.eye(size) == 1, 1.0, np.nan) for _ in range(3))
-    for row in pairs.itertuples():
-        a, b = row.benchmark.split("~")
-        i, j = names.index(a), names.index(b)
-        for matrix, x in ((value, row.value), (low, row.ci_low), (high, row.ci_high)):
-            matrix[i, j] = matrix[j, i] = x
-    return names, value, low, high

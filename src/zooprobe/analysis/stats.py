@@ -180,10 +180,8 @@ class Estimate:
     resampled: str = ""
 
     def as_row(self, **keys: Any) -> dict[str, Any]:
-        """One tidy score row: ``keys`` (benchmark, model, layer, metric, ...), then this estimate's fields.
-
-        The one place a score row is built, so every table has the same columns in the same order.
-        """
+        """One tidy score row: ``keys`` (benchmark, model, layer, metric, ...), then this estimate's fields;
+        the one place a score row is built, so every table has the same columns in the same order."""
         return {**keys, "value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n,
                 "method": self.method, "resampled": self.resampled}
 

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zooprobe.analysis import stats
+
 ALPHA = 0.05
 
 
@@ -21,7 +23,7 @@ def _value(frame: pd.DataFrame, metric: str, column: str = "value") -> float:
     return float(part[column].iloc[0]) if len(part) else float("nan")
 
 
-def _smallest_p(n_units: int, n_perm: int = 10_000) -> float:
+def _smallest_p(n_units: int, n_perm: int = stats.PERMUTATIONS) -> float:
     """The smallest two-sided permutation p-value m units can give (2 / m! when enumerated exactly)."""
     return 2 / math.factorial(n_units) if math.factorial(n_units) <= n_perm else 1 / (n_perm + 1)
 
@@ -143,3 +145,53 @@ def seed_check(scores: pd.DataFrame, *, prefix: str = "") -> list[dict[str, Any]
         records.append({"benchmark": benchmark, "pairs": pairs,
                         "resolved": sum(p["significant"] for p in pairs), "total": len(pairs)})
     return records
+
+
+def _interval_of(frame: pd.DataFrame, metric: str) -> dict[str, float]:
+    row = frame[frame.metric == metric].iloc[0]
+    return {"value": float(row.value), "ci_low": float(row.ci_low), "ci_high": float(row.ci_high)}
+
+
+def improvement_findings(scores: pd.DataFrame) -> list[dict[str, Any]]:
+    """ImageNot: does the configurations' ranking hold between two datasets, and how do improvements scale?
+
+    Args:
+        scores: the tidy score table with the ``imagenot_*`` rows of :func:`zooprobe.analysis.imagenot.imagenot_table`.
+
+    Returns:
+        One record per pair of datasets: the Kendall tau record of :func:`agreement_findings`
+        (``verdict``, ``value``, ``p_holm``, ``reason``, ...) plus ``slope`` and ``r2`` of the fit of
+        the improvements on B against those on A, each ``{"value", "ci_low", "ci_high"}``.
+    """
+    records = []
+    for record in agreement_findings(scores, prefix="imagenot_"):
+        pair = scores[scores.benchmark == record["pair"]]
+        records.append(dict(record, slope=_interval_of(pair, "improvement_slope"),
+                            r2=_interval_of(pair, "improvement_r2")))
+    return records
+
+
+def icn_headlines(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Did the ICN help, per dataset and architecture trained from scratch? Read from its test-error verdict.
+
+    Args:
+        records: the ``verdicts`` of the icn-table summary (``zooprobe.train.icn``), one per
+            (experiment, dataset, arch, metric), each with a ``verdict`` of ``helped``, ``hurt`` or
+            ``no clear difference``.
+
+    Returns:
+        One record per (dataset, arch) of the ``from_scratch`` experiment, sorted by both:
+        ``test`` (the test-error record, or None when there is none), ``headline`` (``helped``,
+        ``hurt`` or ``made no clear difference``, from the test error alone) and ``others``, the
+        (metric, verdict) pairs of every other metric.
+    """
+    scratch = [v for v in records if v["experiment"] == "from_scratch"]
+    headlines = []
+    for dataset in sorted({v["dataset"] for v in scratch}):
+        for arch in sorted({v["arch"] for v in scratch if v["dataset"] == dataset}):
+            mine = [v for v in scratch if v["dataset"] == dataset and v["arch"] == arch]
+            test = next((v for v in mine if v["metric"] == "test_error"), None)
+            headline = test["verdict"] if test and test["verdict"] in ("helped", "hurt") else "made no clear difference"
+            headlines.append({"dataset": dataset, "arch": arch, "test": test, "headline": headline,
+                              "others": [(v["metric"], v["verdict"]) for v in mine if v["metric"] != "test_error"]})
+    return headlines

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -21,29 +20,15 @@ def cmd_check_config(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- leaderboards
 def cmd_compare_rankings(args: argparse.Namespace) -> None:
-    from zooprobe.analysis.leaderboard import (LeaderboardError, aligned_correctness, compare_rankings, format_text,
-                                      join_leaderboards, read_board)
+    from zooprobe.analysis.leaderboard import LeaderboardError, compare_leaderboard_files
 
     try:
-        on = [c.strip() for c in args.on.split(",") if c.strip()] if args.on else None
-        table_a, correct_a = read_board(Path(args.table_a), labels=args.labels_a and Path(args.labels_a))
-        table_b, correct_b = read_board(Path(args.table_b), labels=args.labels_b and Path(args.labels_b))
-        from_predictions = Path(args.table_a).is_dir() or Path(args.table_b).is_dir()
-        on = on or (["model"] if from_predictions else None)
-        if on is None:
-            raise LeaderboardError("give the key columns to join on, e.g. --on model,img_size")
-        score = args.score or ("accuracy" if from_predictions else None)
-        if score is None:
-            raise LeaderboardError(f"give the score column, e.g. --score top1; table A has {list(table_a.columns)}")
-        joined = join_leaderboards(table_a, table_b, on=on, score_a=score, score_b=args.score_b)
+        print(compare_leaderboard_files(args.table_a, args.table_b, on=args.on, score=args.score,
+                                        score_b=args.score_b, labels_a=args.labels_a, labels_b=args.labels_b,
+                                        n_bootstrap=args.bootstrap, top_k=args.top, seed=args.seed,
+                                        movers=args.movers, output_format=args.format))
     except LeaderboardError as error:
         raise SystemExit(f"compare-rankings: {error}") from None
-    result = compare_rankings(joined, n_bootstrap=args.bootstrap, top_k=args.top, seed=args.seed,
-                              correct_a=aligned_correctness(joined, correct_a), correct_b=aligned_correctness(joined, correct_b))
-    if args.format == "json":
-        print(json.dumps(result.to_json(movers=args.movers), indent=2, default=float))
-    else:
-        print(format_text(result, on=on, names=(args.table_a, args.table_b), movers=args.movers))
 
 # ----------------------------------------------------------------------------- DVC
 def cmd_dvc_sync(args: argparse.Namespace) -> None:

@@ -25,6 +25,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
+from zooprobe.workflow.imports import import_graph, imported_names, module_files, resolve
+
 PACKAGE = "zooprobe"
 # Every `python -m zooprobe <stage>` runs these, whatever the stage.
 ENTRY_MODULES = ("zooprobe", "zooprobe.__main__", "zooprobe.cli.main")
@@ -155,6 +157,11 @@ def _zooprobe_subcommand(shellcmd: str) -> str | None:
 def code_dependencies(subcommand: str | None, package_dir: Path) -> list[str]:
     """Source files of the zooprobe modules a subcommand can import, found by reading the code.
 
+    A stage depends on its command function's own imports, the module-level imports of its cli
+    module, the helpers of that module the function calls, and everything those import in turn;
+    not on the other commands of the same cli module, so that editing the alignment code does not
+    mark the probe stages as changed.
+
     Args:
         subcommand: the CLI stage, e.g. ``"extract"``; its ``cmd_<stage>`` function's imports count.
         package_dir: the folder of the ``zooprobe`` package.
@@ -163,57 +170,55 @@ def code_dependencies(subcommand: str | None, package_dir: Path) -> list[str]:
         Sorted file paths (as under ``package_dir``), the entry modules always included.
     """
     package_dir = Path(package_dir)
+    modules = module_files(package_dir)
+    graph = import_graph(package_dir)
     start = set(ENTRY_MODULES)
-    seen: set[str] = set()
     if subcommand:
-        function = f"cmd_{subcommand.replace('-', '_')}"
-        owners = [f for f in sorted((package_dir / "cli").glob("*.py"))
-                  if any(isinstance(n, ast.FunctionDef) and n.name == function for n in ast.parse(f.read_text()).body)]
-        if not owners:
-            raise DvcSyncError(f"zooprobe has no stage {subcommand!r} (no {function} in src/zooprobe/cli/)")
-        start.add(f"{PACKAGE}.cli.{owners[0].stem}")
+        cli_module, function = _command_function(subcommand, modules)
+        start |= {cli_module, *_command_imports(modules[cli_module], cli_module, function, modules)}
+        # Its own module's edges would pull in every other command; only the ones found above count.
+        graph = {**graph, cli_module: set()}
+    # The command table imports every command module lazily, by name; a stage needs only its own.
+    graph = {**graph, f"{PACKAGE}.cli.main": set()}
+    seen: set[str] = set()
     todo = sorted(start)
     while todo:
         module = todo.pop()
-        if module in seen:
-            continue
-        file = _module_file(module, package_dir)
-        if file is None:
+        if module in seen or module not in modules:
             continue
         seen.add(module)
-        # The command table imports every command module lazily, by name; a stage needs only its own.
-        if module != f"{PACKAGE}.cli.main":
-            todo.extend(sorted(_imports_in(ast.parse(file.read_text()))))
-    return sorted({_module_file(m, package_dir).as_posix() for m in seen})
+        todo.extend(sorted(graph[module]))
+    return sorted(modules[m].as_posix() for m in seen)
 
 
-def _module_file(module: str, package_dir: Path) -> Path | None:
-    if module != PACKAGE and not module.startswith(PACKAGE + "."):
-        return None
-    parts = module.split(".")[1:]
-    candidate = package_dir.joinpath(*parts).with_suffix(".py") if parts else package_dir / "__init__.py"
-    if candidate.is_file():
-        return candidate
-    init = package_dir.joinpath(*parts, "__init__.py")
-    return init if init.is_file() else None
+def _command_function(subcommand: str, modules: Mapping[str, Path]) -> tuple[str, ast.FunctionDef]:
+    """The cli module that defines ``cmd_<subcommand>``, and that function."""
+    name = f"cmd_{subcommand.replace('-', '_')}"
+    for module in sorted(m for m in modules if m.startswith(f"{PACKAGE}.cli.")):
+        for node in ast.parse(modules[module].read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name == name:
+                return module, node
+    raise DvcSyncError(f"zooprobe has no stage {subcommand!r} (no {name} in src/zooprobe/cli/)")
 
 
-def _imports_in(tree: ast.AST) -> set[str]:
-    """zooprobe modules imported anywhere in ``tree``, including inside functions."""
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            # `from zooprobe import datasets` imports the submodule zooprobe.data.datasets.
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {name for name in found if name == PACKAGE or name.startswith(PACKAGE + ".")}
-
-
-def _module_level_imports(tree: ast.Module) -> set[str]:
+def _command_imports(file: Path, module: str, function: ast.FunctionDef, modules: Mapping[str, Path]) -> set[str]:
+    """What running one command of a cli module imports: the module's top-level imports, the
+    function's own, and those of the module's functions it calls (transitively)."""
+    tree = ast.parse(file.read_text())
     top = ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], type_ignores=[])
-    return _imports_in(top)
+    helpers = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    names = imported_names(top, module)
+    done: set[str] = set()
+    todo = [function]
+    while todo:
+        current = todo.pop()
+        if current.name in done:
+            continue
+        done.add(current.name)
+        names |= imported_names(current, module)
+        called = {n.id for n in ast.walk(current) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        todo.extend(helpers[name] for name in sorted(called & set(helpers)))
+    return resolve(names, modules)
 
 
 # ----------------------------------------------------------------------------- dvc.yaml

@@ -181,7 +181,7 @@ def code_dependencies(subcommand: str | None, package_dir: Path) -> list[str]:
     # The command table imports every command module lazily, by name; a stage needs only its own.
     graph = {**graph, f"{PACKAGE}.cli.main": set()}
     seen: set[str] = set()
-    todo = sorted(start)
+    todo = sorted(resolve(start, modules))  # with the packages above each: importing a module runs them
     while todo:
         module = todo.pop()
         if module in seen or module not in modules:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from workflow_helpers import run
-from zooprobe.workflow import dvcsync
+from zooprobe.workflow import dvcrun, dvcsync
 from zooprobe.workflow.dvcsync import code_dependencies
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def committed_copy(tmp_path_factory) -> tuple[Path, dict]:
                 path.write_text(f"placeholder for {name}\n")
     run([sys.executable, "-m", "dvc", "init", "--no-scm", "--force", "-q"], cwd=checkout)
     run([sys.executable, "-m", "dvc", "commit", "--force", "-q"], cwd=checkout)
-    assert dvcsync.changed_stages(checkout) == {}
+    assert dvcrun.changed_stages(checkout) == {}
     return checkout, stages
 
 
@@ -81,7 +81,7 @@ def test_touching_a_module_marks_only_the_stages_that_import_it(committed_copy, 
     original = path.read_text()
     path.write_text(original + "# a comment changes the file's hash, and nothing else\n")
     try:
-        changed = set(dvcsync.changed_stages(checkout))
+        changed = set(dvcrun.changed_stages(checkout))
     finally:
         path.write_text(original)
     listing = {name for name, stage in stages.items() if module in stage["deps"]}

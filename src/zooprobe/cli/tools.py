@@ -47,43 +47,34 @@ def cmd_compare_rankings(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- DVC
 def cmd_dvc_sync(args: argparse.Namespace) -> None:
+    from zooprobe.workflow.dvcrun import config_arg
     from zooprobe.workflow.dvcsync import sync
 
     problems = sync(Path(args.directory), dvc_yaml=args.dvc_yaml, configfile=args.configfile, check=args.check)
     if problems:
         raise SystemExit(f"{args.dvc_yaml} disagrees with the Snakemake DAG; run "
-                         f"`zooprobe dvc-sync{_config_arg(args)}` and commit it:\n  " + "\n  ".join(problems))
+                         f"`zooprobe dvc-sync{config_arg(args.configfile)}` and commit it:\n  " + "\n  ".join(problems))
     print(f"{args.dvc_yaml} {'matches' if args.check else 'written from'} the Snakemake DAG")
 
 def cmd_dvc_commit(args: argparse.Namespace) -> None:
-    from zooprobe.workflow.dvcsync import run_dvc, sync
+    from zooprobe.workflow.dvcrun import commit_outputs
+    from zooprobe.workflow.dvcsync import DvcSyncError
 
-    root = Path(args.directory)
-    problems = sync(root, dvc_yaml=args.dvc_yaml, configfile=args.configfile, check=True)
-    if problems:
-        raise SystemExit(f"not committing: {args.dvc_yaml} disagrees with the Snakemake DAG; run "
-                         f"`zooprobe dvc-sync{_config_arg(args)}` first:\n  " + "\n  ".join(problems))
-    # One DVC command after the run, never inside parallel jobs: DVC holds a repository lock.
-    run_dvc(root, "commit", "--force", "--quiet")
+    try:
+        commit_outputs(Path(args.directory), dvc_yaml=args.dvc_yaml, configfile=args.configfile)
+    except DvcSyncError as error:
+        raise SystemExit(str(error)) from None
     print("recorded every output in dvc.lock and the DVC cache; now `git add dvc.lock`, commit, and `dvc push`")
 
 def cmd_dvc_restore(args: argparse.Namespace) -> None:
-    import subprocess
+    from zooprobe.workflow.dvcrun import restore_workspace
+    from zooprobe.workflow.dvcsync import DvcSyncError
 
-    from zooprobe.workflow.dvcsync import changed_stages, describe_status, restore_command
-
-    root = Path(args.directory)
-    status = changed_stages(root)
-    if status:
-        raise SystemExit("the workspace does not match dvc.lock, so its files cannot be marked up to date; "
-                         "run `dvc pull` (or `dvc checkout`) first. `dvc status` reports:\n" + describe_status(status))
-    result = subprocess.run(restore_command(args.configfile, args.cores), cwd=root)
-    if result.returncode != 0:
-        raise SystemExit(f"snakemake --touch failed (exit {result.returncode})")
+    try:
+        restore_workspace(Path(args.directory), configfile=args.configfile, cores=args.cores)
+    except DvcSyncError as error:
+        raise SystemExit(str(error)) from None
     print("every output now matches dvc.lock and is up to date for Snakemake")
-
-def _config_arg(args: argparse.Namespace) -> str:
-    return f" --configfile {args.configfile}" if args.configfile else ""
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

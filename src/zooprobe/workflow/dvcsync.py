@@ -8,17 +8,14 @@ outputs. ``zooprobe dvc-sync --check`` fails when the committed file and the DAG
 
 DVC takes a repository lock, so DVC never runs inside Snakemake jobs: ``zooprobe dvc-commit``
 records every output once the run is over, and ``zooprobe dvc-restore`` makes a pulled workspace
-look up to date to Snakemake (see README, "Sharing results with DVC").
+look up to date to Snakemake (both in ``zooprobe.workflow.dvcrun``; see README, "Sharing results with DVC").
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
-import json
 import shlex
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -339,40 +336,3 @@ def workflow_package_dir(root: Path) -> Path:
     import zooprobe
 
     return Path(zooprobe.__file__).resolve().parent
-
-
-# ----------------------------------------------------------------------------- dvc commands
-def run_dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run ``dvc ARGS`` in ``root``; raise DvcSyncError with DVC's message when it fails."""
-    command = [sys.executable, "-m", "dvc", *args]
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise DvcSyncError(f"`dvc {' '.join(args)}` failed:\n{result.stdout}{result.stderr}")
-    return result
-
-
-def changed_stages(root: Path) -> dict[str, Any]:
-    """``dvc status --json``: stages whose deps, params or outs differ from dvc.lock (empty: all match)."""
-    output = run_dvc(root, "status", "--json").stdout.strip()
-    return json.loads(output) if output else {}
-
-
-def describe_status(status: Mapping[str, Any], limit: int = 20) -> str:
-    lines = [f"  {name}: {json.dumps(changes)}" for name, changes in list(status.items())[:limit]]
-    if len(status) > limit:
-        lines.append(f"  ... and {len(status) - limit} more")
-    return "\n".join(lines)
-
-
-def restore_command(configfile: str | None, cores: int = 1) -> list[str]:
-    """Snakemake's --touch with --forceall: touch every output in DAG order and record its metadata.
-
-    DVC checkout gives files arbitrary modification times, and a fresh clone has no Snakemake
-    metadata, so without this Snakemake would rerun jobs whose outputs are older than their inputs,
-    and could not see later param changes.
-    """
-    command = [sys.executable, "-m", "snakemake", "--touch", "--forceall", "--cores", str(cores), "--quiet"]
-    if configfile:
-        command += ["--configfile", configfile, "--replace-workflow-config"]
-    return command
-

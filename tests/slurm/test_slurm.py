@@ -27,7 +27,8 @@ DAEMONS = ("munged", "slurmctld", "slurmd", "slurmstepd")
 # needs accounting), quick first status check, and successful jobs' logs kept so the test can read them.
 CI_OVERLAY = [
     "--default-resources", f"slurm_partition='{PARTITION}'",
-    "--set-resources", f"extract:slurm_partition='{PARTITION}'", f"train:slurm_partition='{PARTITION}'",
+    "--set-resources", *(f"{rule}:slurm_partition='{PARTITION}'" for rule in ("extract", "extract_spatial", "train",
+                                                                              "icn_compare")),
     "--slurm-no-account", "--slurm-status-command", "squeue",
     "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
     "--slurm-keep-successful-logs",

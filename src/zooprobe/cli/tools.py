@@ -96,20 +96,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_compare_rankings)
 
-    for name, func, help_text in (
-        ("dvc-sync", cmd_dvc_sync, "write dvc.yaml from the Snakemake DAG (--check: only compare)"),
-        ("dvc-commit", cmd_dvc_commit, "after a run, record every output in dvc.lock and the DVC cache"),
-        ("dvc-restore", cmd_dvc_restore, "after `dvc pull`, check the files match dvc.lock and mark them up to date"),
-    ):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("--configfile", help="the params file the workflow runs with, if not params.yaml")
-        p.add_argument("--directory", default=".", help="the workflow's folder (default: here)")
-        p.add_argument("--dvc-yaml", default="dvc.yaml")
-        if name == "dvc-sync":
-            p.add_argument("--check", action="store_true", help="fail when dvc.yaml disagrees with the DAG")
-        if name == "dvc-restore":
-            p.add_argument("--cores", type=int, default=1)
-        p.set_defaults(func=func)
+    # What every dvc-* command needs to find the workflow and its files.
+    workflow_options = argparse.ArgumentParser(add_help=False)
+    workflow_options.add_argument("--configfile", help="the params file the workflow runs with, if not params.yaml")
+    workflow_options.add_argument("--directory", default=".", help="the workflow's folder (default: here)")
+    workflow_options.add_argument("--dvc-yaml", default="dvc.yaml")
+
+    p = sub.add_parser("dvc-sync", parents=[workflow_options],
+                       help="write dvc.yaml from the Snakemake DAG (--check: only compare)")
+    p.add_argument("--check", action="store_true", help="fail when dvc.yaml disagrees with the DAG")
+    p.set_defaults(func=cmd_dvc_sync)
+    p = sub.add_parser("dvc-commit", parents=[workflow_options],
+                       help="after a run, record every output in dvc.lock and the DVC cache")
+    p.set_defaults(func=cmd_dvc_commit)
+    p = sub.add_parser("dvc-restore", parents=[workflow_options],
+                       help="after `dvc pull`, check the files match dvc.lock and mark them up to date")
+    p.add_argument("--cores", type=int, default=1)
+    p.set_defaults(func=cmd_dvc_restore)
 
     p = sub.add_parser("check-config", help="check a params file's cross-references")
     p.add_argument("params")

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Callable
 
 
 log = logging.getLogger("zooprobe")
@@ -58,23 +59,25 @@ def cmd_dvc_sync(args: argparse.Namespace) -> None:
 
 def cmd_dvc_commit(args: argparse.Namespace) -> None:
     from zooprobe.workflow.dvcrun import commit_outputs
-    from zooprobe.workflow.dvcsync import DvcSyncError
 
-    try:
-        commit_outputs(Path(args.directory), dvc_yaml=args.dvc_yaml, configfile=args.configfile)
-    except DvcSyncError as error:
-        raise SystemExit(str(error)) from None
-    print("recorded every output in dvc.lock and the DVC cache; now `git add dvc.lock`, commit, and `dvc push`")
+    _dvc_step(lambda: commit_outputs(Path(args.directory), dvc_yaml=args.dvc_yaml, configfile=args.configfile),
+              "recorded every output in dvc.lock and the DVC cache; now `git add dvc.lock`, commit, and `dvc push`")
 
 def cmd_dvc_restore(args: argparse.Namespace) -> None:
     from zooprobe.workflow.dvcrun import restore_workspace
+
+    _dvc_step(lambda: restore_workspace(Path(args.directory), configfile=args.configfile, cores=args.cores),
+              "every output now matches dvc.lock and is up to date for Snakemake")
+
+def _dvc_step(step: Callable[[], None], done: str) -> None:
+    """Run one DVC step; its refusal (DvcSyncError) becomes the command's error message, without a traceback."""
     from zooprobe.workflow.dvcsync import DvcSyncError
 
     try:
-        restore_workspace(Path(args.directory), configfile=args.configfile, cores=args.cores)
+        step()
     except DvcSyncError as error:
         raise SystemExit(str(error)) from None
-    print("every output now matches dvc.lock and is up to date for Snakemake")
+    print(done)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

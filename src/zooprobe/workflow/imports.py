@@ -118,13 +118,25 @@ def import_graph(package_dir: Path, package: str = PACKAGE) -> ImportGraph:
 
 
 def find_cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
-    """One import cycle per strongly connected group of package modules.
+    """One import cycle per strongly connected group of package modules (see ``cycle_groups``).
 
     Args:
         graph: from ``import_graph``.
 
     Returns:
         Each cycle as a list of modules whose last imports the first; sorted, empty when there is none.
+    """
+    return sorted(_cycle_in(group, graph) for group in cycle_groups(graph))
+
+
+def cycle_groups(graph: Mapping[str, set[str]]) -> list[set[str]]:
+    """The groups of package modules that import each other, directly or through others.
+
+    Args:
+        graph: from ``import_graph``.
+
+    Returns:
+        Each group of two or more modules (every one reaches every other), sorted by first member.
     """
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -158,7 +170,7 @@ def find_cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
     for node in sorted(graph):
         if node not in index:
             visit(node)
-    return sorted(_cycle_in(group, graph) for group in groups)
+    return sorted(groups, key=min)
 
 
 def _cycle_in(group: set[str], graph: Mapping[str, set[str]]) -> list[str]:

@@ -92,3 +92,13 @@ def test_touching_a_module_marks_only_the_stages_that_import_it(committed_copy, 
     assert changed == listing
     # Only the stages of the rule that runs this code: no dataset, extract or analyse stage for the report.
     assert changed and {name.split("--")[0] for name in changed} == {package}, (module, changed)
+
+
+def test_a_rule_variant_depends_on_the_rule_file_its_command_comes_from():
+    # extract_spatial is `use rule extract as extract_spatial with:` in dense.smk; its command is extract's.
+    jobs = dvcsync.read_dag(REPO, configfile="tests/configs/tiny.yaml")
+    stages = dvcsync.build_stages(jobs, root=REPO, package_dir=PACKAGE_DIR, configfile="tests/configs/tiny.yaml")
+    spatial = [stage for name, stage in stages.items() if name.startswith("extract_spatial--")]
+    assert spatial and all({"rules/dense.smk", "rules/extract.smk"} <= set(stage["deps"]) for stage in spatial)
+    plain = [stage for name, stage in stages.items() if name.startswith("extract--")]
+    assert plain and all("rules/dense.smk" not in stage["deps"] for stage in plain)

@@ -51,6 +51,8 @@ class DagJob:
     subcommand: str | None
     command: str = ""
     params: Mapping[str, str] = field(default_factory=dict)
+    # A `use rule X as Y with:` variant runs X's command, written in X's rule file.
+    command_file: str | None = None
 
 
 # ----------------------------------------------------------------------------- the DAG
@@ -89,11 +91,27 @@ def _describe_jobs(dag_jobs: Iterable[Any], root: Path) -> list[DagJob]:
             outputs=tuple(_relative(f, root) for f in job.output),
             config_keys=tuple(keys),
             rule_file=_relative(job.rule.snakefile, root),
+            command_file=_command_file(job.rule, root),
             subcommand=_zooprobe_subcommand(job.shellcmd or ""),
             command=job.shellcmd or "",
             params={name: str(value) for name, value in job.params.items()},
         ))
     return sorted(jobs, key=lambda j: (j.rule, sorted(j.wildcards.items())))
+
+
+def _command_file(rule: Any, root: Path) -> str | None:
+    """The rule file a `use rule ... with:` variant takes its command from, when it is not its own.
+
+    Snakemake keeps no link from a variant to its original, so the original is the first rule
+    declared with the same command; a variant cannot change the command, only what fills it in.
+    """
+    if not rule.shellcmd:
+        return None
+    for other in rule.workflow.rules:
+        if other.shellcmd == rule.shellcmd:
+            origin = _relative(other.snakefile, root)
+            return origin if origin != _relative(rule.snakefile, root) else None
+    return None
 
 
 def _snakemake_api() -> Any:
@@ -251,7 +269,8 @@ def build_stages(jobs: Sequence[DagJob], *, root: Path, package_dir: Path, confi
             files = code_dependencies(job.subcommand, package_dir)
             code_cache[job.subcommand] = [(package_rel / Path(f).relative_to(package_dir)).as_posix()
                                           for f in files]
-        deps = list(dict.fromkeys([*job.inputs, job.rule_file, *code_cache[job.subcommand]]))
+        rule_files = [job.rule_file, *([job.command_file] if job.command_file else [])]
+        deps = list(dict.fromkeys([*job.inputs, *rule_files, *code_cache[job.subcommand]]))
         stage: dict[str, Any] = {
             # `dvc repro` also works: it reruns this one job through Snakemake.
             "cmd": f"snakemake --cores {cores} --force{config_args} {' '.join(job.outputs)}",

@@ -12,6 +12,7 @@ validate(config, "schemas/params.schema.yaml")
 
 
 include: "rules/common.smk"
+include: "rules/resources.smk"
 include: "rules/datasets.smk"
 include: "rules/models.smk"
 include: "rules/train.smk"

@@ -1,14 +1,16 @@
 rule align:
     """One model against the human judgements of one alignment benchmark (RSA, odd-one-out, labels)."""
     input:
-        data=lambda wc: f"data/datasets/{ALIGN_BENCHMARKS[wc.benchmark]['dataset']}.h5",
-        features=lambda wc: feature_file(wc.model, ALIGN_BENCHMARKS[wc.benchmark]["dataset"]),
+        data=benchmark_dataset,
+        features=benchmark_features,
     output:
         "results/alignment/{model}/{benchmark}.json",
     log:
         "logs/align/{model}/{benchmark}.log",
+    benchmark:
+        "logs/benchmarks/align/{model}/{benchmark}.tsv"
     params:
-        settings=from_config(*ALIGN_SETTINGS, derive=align_settings),
+        settings=ALIGN_SETTINGS,
     threads: 1
     resources:
         mem_mb=align_mem_mb,
@@ -23,16 +25,17 @@ rule align:
 rule align_tables:
     """Published prediction tables against human label distributions (e.g. CIFAR-10H)."""
     input:
-        data=lambda wc: f"data/datasets/{ALIGN_BENCHMARKS[wc.benchmark]['dataset']}.h5",
-        tables=lambda wc: expand_path(ALIGN_BENCHMARKS[wc.benchmark]["tables"]),
+        data=benchmark_dataset,
+        tables=benchmark_tables,
     output:
         "results/alignment/tables/{benchmark}.json",
     log:
         "logs/align/tables/{benchmark}.log",
+    benchmark:
+        "logs/benchmarks/align_tables/{benchmark}.tsv"
     params:
-        settings=from_config(*ALIGN_SETTINGS, derive=align_settings),
-        tables=from_config("align.benchmarks.{benchmark}.tables",
-                           derive=lambda wc: expand_path(ALIGN_BENCHMARKS[wc.benchmark]["tables"])),
+        settings=ALIGN_SETTINGS,
+        tables=from_config("align.benchmarks.{benchmark}.tables", derive=benchmark_tables),
     threads: 1
     resources:
         mem_mb=2000,

@@ -9,12 +9,14 @@ rule analyse:
         summary="results/analysis/summary.json",
     log:
         "logs/analyse.log",
+    benchmark:
+        "logs/benchmarks/analyse.tsv"
     params:
         settings=from_config("analyse"),
         # The ImageNot sweep, to group its models by architecture, dataset and seed.
         sweep=from_config("sweep") if "sweep" in config else as_json(None),
         # Which models are seeds of one unit, which test sets share rows, which models are random-init copies.
-        design=from_config(lambda wc: analysis_design_keys(config), derive=lambda wc: as_json(analysis_design(config))),
+        design=from_config(analysis_design_config_keys, derive=analysis_design_json),
     threads: 1
     resources:
         mem_mb=2000,

@@ -6,10 +6,12 @@ rule dataset:
         "data/datasets/{dataset}.h5",
     log:
         "logs/datasets/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/dataset/{dataset}.tsv"
     params:
         spec=from_config("datasets.{dataset}"),
-        base=lambda wc, input: ["--base", input.base] if "base" in input.keys() else [],
-        downloads=lambda wc: ["--download-dir", f"data/downloads/{wc.dataset}"],
+        base=base_flag,
+        downloads=download_dir_flag,
     threads: 1
     resources:
         mem_mb=2000,

@@ -1,31 +1,13 @@
-rule extract_spatial:
+use rule extract as extract_spatial with:
     """Spatial (N, C, h, w) feature maps of one model on one dense dataset, for dense probes."""
-    input:
-        data="data/datasets/{dataset}.h5",
-        weights=model_weights,
     output:
         "data/spatial/{model}/{dataset}.h5",
     log:
         "logs/extract_spatial/{model}/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/extract_spatial/{model}/{dataset}.tsv"
     params:
-        spec=from_config(model_keys, derive=model_spec_json),
-        settings=from_config("extract"),
-        grid=from_config("dense.grid"),
-        dtype=from_config("dense.feature_dtype", derive=lambda wc: config["dense"]["feature_dtype"]),
-        weights=lambda wc, input: ["--weights", input.weights] if input.weights else [],
-    threads: 1
-    resources:
-        mem_mb=extract_mem_mb,
-        runtime=extract_runtime,
-        gpu=gpu_wanted(EXTRACT_EXECUTION.get("device", "auto")),
-        # How the job runs, not what it computes: a resource, so that changing it reruns nothing.
-        execution=EXTRACT_EXECUTION_JSON,
-    conda:
-        "../envs/zooprobe.yaml"
-    shell:
-        "python -m zooprobe extract --model {wildcards.model:q} --spec {params.spec:q} --settings {params.settings:q}"
-        " --execution {resources.execution:q} --data {input.data:q} {params.weights:q} --threads {threads} --spatial-grid {params.grid:q}"
-        " --feature-dtype {params.dtype:q} --out {output:q} > {log:q} 2>&1"
+        spatial=from_config("dense.grid", "dense.feature_dtype", derive=spatial_flags),
 
 
 rule dense_probe:
@@ -37,8 +19,10 @@ rule dense_probe:
         "results/dense/{model}/{dataset}.json",
     log:
         "logs/dense/{model}/{dataset}.log",
+    benchmark:
+        "logs/benchmarks/dense_probe/{model}/{dataset}.tsv"
     params:
-        settings=from_config(*DENSE_SETTINGS, derive=dense_settings),
+        settings=DENSE_SETTINGS,
     threads: 1
     resources:
         mem_mb=probe_mem_mb,

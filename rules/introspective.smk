@@ -2,25 +2,25 @@ rule icn_compare:
     """One architecture from scratch with one seed: baseline and introspective classifier, same budget."""
     input:
         data="data/datasets/{dataset}.h5",
-        ood=lambda wc: [f"data/datasets/{name}.h5" for name in ICN_COMPARE["datasets"][wc.dataset].get("ood", [])],
+        ood=icn_ood_datasets,
     output:
         scores="results/introspective/compare/{dataset}/{icn_arch}-s{icn_seed}.json",
         grids="results/introspective/compare/{dataset}/{icn_arch}-s{icn_seed}.npz",
     log:
         "logs/icn_compare/{dataset}/{icn_arch}-s{icn_seed}.log",
+    benchmark:
+        "logs/benchmarks/icn_compare/{dataset}/{icn_arch}-s{icn_seed}.tsv"
     params:
         arch=from_config("introspective.compare.architectures.{icn_arch}"),
         recipe=from_config("train"),
         settings=from_config("introspective.model"),
         epsilons=from_config("introspective.compare.fgsm_eps_255"),
-        ood=from_config("introspective.compare.datasets.{dataset}", derive=lambda wc: [
-            f"{name}=data/datasets/{name}.h5" for name in ICN_COMPARE["datasets"][wc.dataset].get("ood", [])
-        ]),
+        ood=from_config("introspective.compare.datasets.{dataset}", derive=icn_ood_args),
     threads: 1
     resources:
         mem_mb=icn_mem_mb,
         runtime=icn_runtime,
-        gpu=gpu_wanted(config["train"].get("device", "auto")),
+        gpu=TRAIN_GPU,
     conda:
         "../envs/zooprobe.yaml"
     shell:
@@ -33,15 +33,17 @@ rule icn_compare:
 rule icn_probe:
     """Plain and introspective probes (pseudo-negatives in feature space) on one model's frozen features."""
     input:
-        id=lambda wc: feature_file(wc.model, TASKS[wc.task]["id"]),
-        ood=lambda wc: [feature_file(wc.model, name) for name in TASKS[wc.task].get("ood", [])],
+        id=task_id_features,
+        ood=task_ood_features,
     output:
         "results/introspective/probe/{model}/{task}.json",
     log:
         "logs/icn_probe/{model}/{task}.log",
+    benchmark:
+        "logs/benchmarks/icn_probe/{model}/{task}.tsv"
     params:
-        settings=from_config(*ICN_PROBE_SETTINGS, derive=icn_probe_settings),
-        id_name=from_config("probe.tasks.{task}", derive=lambda wc: TASKS[wc.task]["id"]),
+        settings=ICN_PROBE_SETTINGS,
+        id_name=from_config("probe.tasks.{task}", derive=task_id_name),
         ood=from_config("probe.tasks.{task}", derive=ood_feature_args),
     threads: 1
     resources:
@@ -64,6 +66,8 @@ rule icn_table:
         summary="results/introspective/summary.json",
     log:
         "logs/icn_table.log",
+    benchmark:
+        "logs/benchmarks/icn_table.tsv"
     params:
         # The seeds the verdicts pair up; a changed list changes the inputs too.
         seeds=from_config("introspective.compare.seeds") if ICN_COMPARE else as_json(None),

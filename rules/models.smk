@@ -4,9 +4,11 @@ rule fetch_checkpoint:
         "data/weights/{model}.pt",
     log:
         "logs/models/{model}.log",
+    benchmark:
+        "logs/benchmarks/fetch_checkpoint/{model}.tsv"
     params:
-        url=from_config("models.{model}.checkpoint_url", derive=lambda wc: model_spec(wc.model).checkpoint_url),
-        sha256=from_config("models.{model}.checkpoint_sha256", derive=lambda wc: model_spec(wc.model).checkpoint_sha256),
+        url=from_config("models.{model}.checkpoint_url", derive=checkpoint_url),
+        sha256=from_config("models.{model}.checkpoint_sha256", derive=checkpoint_sha256),
     threads: 1
     resources:
         mem_mb=1000,

@@ -2,17 +2,19 @@ rule probe:
     """Linear probes per layer: fit on the ID train split, C chosen on val, scored on ID test and OOD;
     and probes of its own on each transfer set (its train split, C on its val, scored on its test)."""
     input:
-        id=lambda wc: feature_file(wc.model, TASKS[wc.task]["id"]),
-        ood=lambda wc: [feature_file(wc.model, name) for name in TASKS[wc.task].get("ood", [])],
-        transfer=lambda wc: [feature_file(wc.model, name) for name in TASKS[wc.task].get("transfer", [])],
+        id=task_id_features,
+        ood=task_ood_features,
+        transfer=task_transfer_features,
     output:
         "results/probes/{model}/{task}.h5",
     log:
         "logs/probe/{model}/{task}.log",
+    benchmark:
+        "logs/benchmarks/probe/{model}/{task}.tsv"
     params:
-        settings=from_config(*PROBE_SETTINGS, derive=probe_settings),
-        id_name=from_config("probe.tasks.{task}", derive=lambda wc: TASKS[wc.task]["id"]),
-        head=from_config(head_keys, "probe.tasks.{task}", derive=lambda wc: score_head_flag(wc.model, wc.task)),
+        settings=PROBE_SETTINGS,
+        id_name=from_config("probe.tasks.{task}", derive=task_id_name),
+        head=from_config(head_keys, "probe.tasks.{task}", derive=score_head_flag),
         ood=from_config("probe.tasks.{task}", derive=ood_feature_args),
         transfer=from_config("probe.tasks.{task}", derive=transfer_feature_args),
     threads: 1

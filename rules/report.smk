@@ -9,9 +9,11 @@ rule report:
         "results/report/index.html",
     log:
         "logs/report.log",
+    benchmark:
+        "logs/benchmarks/report.tsv"
     params:
         # Every section but execution: how the jobs ran is not part of what the report reports.
-        config=from_config(*SCIENCE_SECTIONS, derive=lambda wc: as_json({k: config[k] for k in SCIENCE_SECTIONS})),
+        config=from_config(*SCIENCE_SECTIONS, derive=science_config_json),
         settings=from_config("report"),
     threads: 1
     resources:

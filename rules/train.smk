@@ -1,11 +1,13 @@
 rule train:
     """Train one architecture from scratch with the shared recipe (ImageNot protocol)."""
     input:
-        data=lambda wc: f"data/datasets/{MODEL_SPECS[wc.model].train_on}.h5",
+        data=training_set,
     output:
         "data/models/{model}.pt",
     log:
         "logs/train/{model}.log",
+    benchmark:
+        "logs/benchmarks/train/{model}.tsv"
     params:
         spec=from_config(model_keys, derive=model_spec_json),
         recipe=from_config("train"),
@@ -14,7 +16,7 @@ rule train:
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,
-        gpu=gpu_wanted(config["train"].get("device", "auto")),
+        gpu=TRAIN_GPU,
     conda:
         "../envs/zooprobe.yaml"
     shell:

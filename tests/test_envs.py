@@ -4,6 +4,8 @@ from pathlib import Path
 
 import yaml
 
+from zooprobe.workflow import dvcsync
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -19,7 +21,16 @@ def test_every_env_matches_pyproject():
 
 
 def test_every_rule_uses_an_env_that_exists():
-    for rule_file in (REPO / "rules").glob("*.smk"):
-        for line in rule_file.read_text().splitlines():
-            if line.strip().startswith('"../envs/'):
-                assert (REPO / "rules" / line.strip().strip('"')).resolve().exists(), line
+    """Every rule that runs a command declares a conda env (as --use-conda needs), and the file exists."""
+    with dvcsync._snakemake_api() as api:
+        workflow = dvcsync._load_workflow(api, REPO, "Snakefile", None)
+        rules = {rule.name: rule for rule in workflow.rules}
+    commands = {name: rule for name, rule in rules.items() if rule.shellcmd}
+    assert {"dataset", "extract", "extract_spatial", "probe", "report"} <= set(commands)
+    missing = sorted(name for name, rule in commands.items() if not rule.conda_env)
+    assert missing == [], f"rules without conda: {missing}"
+    for name, rule in commands.items():
+        env = Path(str(rule.conda_env))
+        env = env if env.is_absolute() else Path(rule.snakefile).parent / env
+        assert env.resolve().is_file(), f"rule {name}: conda env {rule.conda_env} does not exist"
+        assert env.resolve().parent == REPO / "envs", f"rule {name}: env outside envs/: {env}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import copy_checkout, rules_run, run
+from workflow_helpers import TINY, copy_checkout, rules_run, run, snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.workflow
@@ -72,9 +72,41 @@ def test_slurm_profile_plans_extraction_on_the_gpu_partition(tmp_path: Path) -> 
     assert "train" in rules_run(output)
 
 
-def test_default_profile_limits_gpu_jobs() -> None:
+# The rules that run a model, and so request the `gpu` resource.
+MODEL_RULES = {"extract", "extract_spatial", "train", "icn_compare"}
+
+
+def planned_gpu_rules(tmp_path: Path, configfile: Path, device: str) -> dict[str, set[str]]:
+    """Dry-run ``configfile`` with every device set to ``device``: each rule's planned ``gpu`` values."""
+    params = yaml.safe_load(configfile.read_text())
+    params["train"]["device"] = device
+    params.setdefault("execution", {}).setdefault("extract", {})["device"] = device
+    changed = tmp_path / f"{configfile.stem}-{device}.yaml"
+    changed.write_text(yaml.safe_dump(params))
+    workdir = tmp_path / f"work-{configfile.stem}-{device}"
+    workdir.mkdir()
+    output = snakemake(workdir, "-n", configfile=changed)
+    planned = output.stdout + output.stderr
+    return {rule: {job.get("gpu", "none") for job in planned_resources(planned, rule)} for rule in rules_run(planned)}
+
+
+def test_default_profile_limits_the_gpu_resource_the_model_rules_request(tmp_path: Path) -> None:
+    """The default profile caps `gpu` at 1, and `gpu` is what every model-running job requests on a GPU:
+    so at most one of them runs at a time, while CPU jobs (no `gpu`) are not held back."""
     profile = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
-    assert profile["resources"]["gpu"] == 1
+    assert profile["resources"] == {"gpu": 1}
+    planned = {}
+    for configfile in (TINY, REPO / "tests" / "configs" / "icn.yaml"):
+        planned.update(planned_gpu_rules(tmp_path, configfile, "cuda"))
+    requesting = {rule for rule, values in planned.items() if values != {"none"} and values != {"0"}}
+    assert requesting == MODEL_RULES, planned
+    assert all(values == {"1"} for rule, values in planned.items() if rule in MODEL_RULES), planned
+    # On the CPU no job asks for a GPU, so the limit holds nothing back.
+    on_cpu = planned_gpu_rules(tmp_path, TINY, "cpu")
+    assert all(values <= {"0", "none"} for values in on_cpu.values()), on_cpu
+    # The SLURM profile sends exactly these rules to its GPU partition.
+    slurm = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["set-resources"]
+    assert {rule for rule, res in slurm.items() if res.get("slurm_partition") == "'gpu'"} == MODEL_RULES
 
 
 def test_fake_sbatch_receives_gpu_partition_time_and_memory(tiny_checkout_run: Path, tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
-"""The SLURM profile on a real single-node SLURM cluster on localhost (tests/slurm/cluster.sh).
+"""The SLURM profile on a real single-node SLURM cluster on localhost (scripts/slurm-local.sh).
 
-Needs root and Debian's slurmctld, slurmd, slurm-client and munge (`tests/slurm/cluster.sh install`);
+Needs root and Debian's slurmctld, slurmd, slurm-client and munge (`scripts/slurm-local.sh install`);
 skips with the reason otherwise. `.ci/run` installs them.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from workflow_helpers import REPO, TINY, copy_checkout, run
 
 pytestmark = pytest.mark.workflow
 
-CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
+CLUSTER = REPO / "scripts" / "slurm-local.sh"
 PARTITION = "debug"
 DAEMONS = ("munged", "slurmctld", "slurmd", "slurmstepd")
 # The CI overlay on profiles/slurm: this cluster's partition for every rule (also replacing the profile's
@@ -27,7 +27,8 @@ DAEMONS = ("munged", "slurmctld", "slurmd", "slurmstepd")
 # needs accounting), quick first status check, and successful jobs' logs kept so the test can read them.
 CI_OVERLAY = [
     "--default-resources", f"slurm_partition='{PARTITION}'",
-    "--set-resources", f"extract:slurm_partition='{PARTITION}'", f"train:slurm_partition='{PARTITION}'",
+    "--set-resources", *(f"{rule}:slurm_partition='{PARTITION}'" for rule in ("extract", "extract_spatial", "train",
+                                                                              "icn_compare")),
     "--slurm-no-account", "--slurm-status-command", "squeue",
     "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
     "--slurm-keep-successful-logs",
@@ -38,11 +39,11 @@ SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(l
 def why_no_cluster() -> str | None:
     """Why the SLURM tests cannot run here, or None."""
     if os.name != "posix" or os.geteuid() != 0:
-        return "needs root to start slurmctld, slurmd and munged (tests/slurm/cluster.sh)"
+        return "needs root to start slurmctld, slurmd and munged (scripts/slurm-local.sh)"
     missing = [tool for tool in ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol")
                if not (shutil.which(tool) or Path(f"/usr/sbin/{tool}").exists())]
     if missing:
-        return f"SLURM is not installed ({', '.join(missing)} missing); install it with: tests/slurm/cluster.sh install"
+        return f"SLURM is not installed ({', '.join(missing)} missing); install it with: scripts/slurm-local.sh install"
     return None
 
 
@@ -67,7 +68,7 @@ def slurm_cluster():
         pytest.skip(reason)
     before = daemon_pids()
     started = subprocess.run([str(CLUSTER), "start"], capture_output=True, text=True, timeout=120)
-    assert started.returncode == 0, f"cluster.sh start failed:\n{started.stdout}\n{started.stderr}"
+    assert started.returncode == 0, f"slurm-local.sh start failed:\n{started.stdout}\n{started.stderr}"
     yield started.stdout
     stopped = subprocess.run([str(CLUSTER), "stop"], capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0, stopped.stderr

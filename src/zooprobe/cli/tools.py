@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Callable
 
 
 log = logging.getLogger("zooprobe")
@@ -32,43 +33,36 @@ def cmd_compare_rankings(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- DVC
 def cmd_dvc_sync(args: argparse.Namespace) -> None:
+    from zooprobe.workflow.dvcrun import config_arg
     from zooprobe.workflow.dvcsync import sync
 
     problems = sync(Path(args.directory), dvc_yaml=args.dvc_yaml, configfile=args.configfile, check=args.check)
     if problems:
         raise SystemExit(f"{args.dvc_yaml} disagrees with the Snakemake DAG; run "
-                         f"`zooprobe dvc-sync{_config_arg(args)}` and commit it:\n  " + "\n  ".join(problems))
+                         f"`zooprobe dvc-sync{config_arg(args.configfile)}` and commit it:\n  " + "\n  ".join(problems))
     print(f"{args.dvc_yaml} {'matches' if args.check else 'written from'} the Snakemake DAG")
 
 def cmd_dvc_commit(args: argparse.Namespace) -> None:
-    from zooprobe.workflow.dvcsync import run_dvc, sync
+    from zooprobe.workflow.dvcrun import commit_outputs
 
-    root = Path(args.directory)
-    problems = sync(root, dvc_yaml=args.dvc_yaml, configfile=args.configfile, check=True)
-    if problems:
-        raise SystemExit(f"not committing: {args.dvc_yaml} disagrees with the Snakemake DAG; run "
-                         f"`zooprobe dvc-sync{_config_arg(args)}` first:\n  " + "\n  ".join(problems))
-    # One DVC command after the run, never inside parallel jobs: DVC holds a repository lock.
-    run_dvc(root, "commit", "--force", "--quiet")
-    print("recorded every output in dvc.lock and the DVC cache; now `git add dvc.lock`, commit, and `dvc push`")
+    _dvc_step(lambda: commit_outputs(Path(args.directory), dvc_yaml=args.dvc_yaml, configfile=args.configfile),
+              "recorded every output in dvc.lock and the DVC cache; now `git add dvc.lock`, commit, and `dvc push`")
 
 def cmd_dvc_restore(args: argparse.Namespace) -> None:
-    import subprocess
+    from zooprobe.workflow.dvcrun import restore_workspace
 
-    from zooprobe.workflow.dvcsync import changed_stages, describe_status, restore_command
+    _dvc_step(lambda: restore_workspace(Path(args.directory), configfile=args.configfile, cores=args.cores),
+              "every output now matches dvc.lock and is up to date for Snakemake")
 
-    root = Path(args.directory)
-    status = changed_stages(root)
-    if status:
-        raise SystemExit("the workspace does not match dvc.lock, so its files cannot be marked up to date; "
-                         "run `dvc pull` (or `dvc checkout`) first. `dvc status` reports:\n" + describe_status(status))
-    result = subprocess.run(restore_command(args.configfile, args.cores), cwd=root)
-    if result.returncode != 0:
-        raise SystemExit(f"snakemake --touch failed (exit {result.returncode})")
-    print("every output now matches dvc.lock and is up to date for Snakemake")
+def _dvc_step(step: Callable[[], None], done: str) -> None:
+    """Run one DVC step; its refusal (DvcSyncError) becomes the command's error message, without a traceback."""
+    from zooprobe.workflow.dvcsync import DvcSyncError
 
-def _config_arg(args: argparse.Namespace) -> str:
-    return f" --configfile {args.configfile}" if args.configfile else ""
+    try:
+        step()
+    except DvcSyncError as error:
+        raise SystemExit(str(error)) from None
+    print(done)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -90,20 +84,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_compare_rankings)
 
-    for name, func, help_text in (
-        ("dvc-sync", cmd_dvc_sync, "write dvc.yaml from the Snakemake DAG (--check: only compare)"),
-        ("dvc-commit", cmd_dvc_commit, "after a run, record every output in dvc.lock and the DVC cache"),
-        ("dvc-restore", cmd_dvc_restore, "after `dvc pull`, check the files match dvc.lock and mark them up to date"),
-    ):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("--configfile", help="the params file the workflow runs with, if not params.yaml")
-        p.add_argument("--directory", default=".", help="the workflow's folder (default: here)")
-        p.add_argument("--dvc-yaml", default="dvc.yaml")
-        if name == "dvc-sync":
-            p.add_argument("--check", action="store_true", help="fail when dvc.yaml disagrees with the DAG")
-        if name == "dvc-restore":
-            p.add_argument("--cores", type=int, default=1)
-        p.set_defaults(func=func)
+    # What every dvc-* command needs to find the workflow and its files.
+    workflow_options = argparse.ArgumentParser(add_help=False)
+    workflow_options.add_argument("--configfile", help="the params file the workflow runs with, if not params.yaml")
+    workflow_options.add_argument("--directory", default=".", help="the workflow's folder (default: here)")
+    workflow_options.add_argument("--dvc-yaml", default="dvc.yaml")
+
+    p = sub.add_parser("dvc-sync", parents=[workflow_options],
+                       help="write dvc.yaml from the Snakemake DAG (--check: only compare)")
+    p.add_argument("--check", action="store_true", help="fail when dvc.yaml disagrees with the DAG")
+    p.set_defaults(func=cmd_dvc_sync)
+    p = sub.add_parser("dvc-commit", parents=[workflow_options],
+                       help="after a run, record every output in dvc.lock and the DVC cache")
+    p.set_defaults(func=cmd_dvc_commit)
+    p = sub.add_parser("dvc-restore", parents=[workflow_options],
+                       help="after `dvc pull`, check the files match dvc.lock and mark them up to date")
+    p.add_argument("--cores", type=int, default=1)
+    p.set_defaults(func=cmd_dvc_restore)
 
     p = sub.add_parser("check-config", help="check a params file's cross-references")
     p.add_argument("params")

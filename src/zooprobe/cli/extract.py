@@ -52,5 +52,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "or a model name with --params")
     p.add_argument("--params", help="params file (YAML) to look a model name up in")
     p.add_argument("--pooling", choices=POOLINGS, default="avg", help="pooling whose widths are listed")
-    p.add_argument("--weights", help="state-dict file of a 'trained' or 'checkpoint' entry")
+    p.add_argument("--weights", help="state-dict file to load (default: the architecture without weights)")
     p.set_defaults(func=cmd_layers)

@@ -18,7 +18,7 @@ from zooprobe.extract.features import layer_dims
 from zooprobe.params.config import model_entries
 from zooprobe.params.settings import POOLINGS
 from zooprobe.params.spec import ModelConfigError, ModelSpec
-from zooprobe.zoo.factory import create_model
+from zooprobe.zoo.factory import architecture_only, create_model
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,15 @@ def describe_layers(spec: ModelSpec, *, pooling: str = "avg", weights: str | Pat
     Args:
         spec: the zoo entry.
         pooling: a pooling in :data:`zooprobe.params.settings.POOLINGS`.
-        weights: the state-dict file of a ``trained`` or ``checkpoint`` entry.
+        weights: a state-dict file to load; without one, the architecture is built with no weights at all
+            (:func:`zooprobe.zoo.factory.architecture_only`), which names the same layers.
 
     Returns:
         One :class:`LayerInfo` per layer.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}; valid: {list(POOLINGS)}")
-    extractor = create_model(spec, weights=weights)
+    extractor = create_model(spec, weights=weights) if weights else create_model(architecture_only(spec))
     names = extractor.layer_names
     side = extractor.preprocessing.input_size
     blank = torch.zeros((1, side, side, 3), dtype=torch.uint8)
@@ -95,7 +96,7 @@ def layers_table(argument: str, *, params: str | Path | None = None, pooling: st
         argument: the model entry as JSON, or a model name in ``params`` (see :func:`model_entry`).
         params: a params file, for a name.
         pooling: the pooling whose widths are listed.
-        weights: the state-dict file of a ``trained`` or ``checkpoint`` entry.
+        weights: a state-dict file to load (a ``trained`` or ``checkpoint`` entry's); none is needed.
 
     Returns:
         One line per layer (name, activation shape, pooled width), under a header naming the model.

@@ -8,7 +8,6 @@ and builds each model that names ``layers`` (without weights) to check those nam
 from __future__ import annotations
 
 import difflib
-from dataclasses import replace
 from typing import Any, Mapping
 
 import timm
@@ -17,7 +16,7 @@ import torchvision.models
 import zooprobe.zoo.archs  # noqa: F401  (registers zooprobe's small architectures with timm)
 from zooprobe.params.config import ConfigError, check_config
 from zooprobe.params.spec import MODEL_SOURCES, PRE_LOGITS, ModelConfigError, ModelSpec
-from zooprobe.zoo.factory import create_model
+from zooprobe.zoo.factory import architecture_only, create_model
 
 
 def check_arch(model_name: str, arch: Any) -> None:
@@ -71,9 +70,7 @@ def check_layers(spec: ModelSpec) -> None:
         spec: a zoo entry that names ``layers``.
     """
     # The architecture alone names the layers: build it without loading any weights.
-    source = spec.source if spec.source in ("torchvision", "pypi") else "timm"
-    bare = replace(spec, source=source, pretrained=False, checkpoint=None, layers=())
-    valid = create_model(bare).layer_names
+    valid = create_model(architecture_only(spec)).layer_names
     unknown = [layer for layer in spec.layers if layer not in valid]
     if unknown:
         raise ConfigError(f"models.{spec.name}.layers: unknown layers {unknown}; valid layers: {valid} "

@@ -8,6 +8,7 @@ preprocessing (timm's ``resolve_model_data_config``, or torchvision's weights tr
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,19 @@ def preprocessing_of(model: torch.nn.Module) -> Preprocessing:
     config = resolve_model_data_config(model)
     return Preprocessing(input_size=int(config["input_size"][-1]), mean=tuple(config["mean"]),
                          std=tuple(config["std"]), interpolation=str(config.get("interpolation", "bilinear")))
+
+
+def architecture_only(spec: ModelSpec) -> ModelSpec:
+    """The same architecture without any weights to load (no hub, checkpoint or file): enough to name its layers.
+
+    Args:
+        spec: a zoo entry of any source.
+
+    Returns:
+        A ``timm`` (or the same ``torchvision``/``pypi``) entry with random initialisation and every layer.
+    """
+    source = spec.source if spec.source in ("torchvision", "pypi") else "timm"
+    return replace(spec, source=source, pretrained=False, checkpoint=None, layers=())
 
 
 def create_model(spec: ModelSpec, *, weights: str | Path | None = None) -> Extractor:

@@ -18,6 +18,7 @@ from zooprobe.extract.features import layer_dims
 from zooprobe.params.config import model_entries
 from zooprobe.params.settings import POOLINGS
 from zooprobe.params.spec import ModelConfigError, ModelSpec
+from zooprobe.zoo.devices import pick_device
 from zooprobe.zoo.factory import architecture_only, create_model
 
 
@@ -84,7 +85,7 @@ def describe_layers(spec: ModelSpec, *, pooling: str = "avg", weights: str | Pat
     with torch.inference_mode():
         outputs, _ = extractor.forward_layers(extractor.preprocessing(blank), names)
     # The widths come from the extract stage's own code path, so they are what it writes.
-    widths = layer_dims(extractor, (side, side, 3), layers=names, pooling=pooling, device=torch.device("cpu"))
+    widths = layer_dims(extractor, (side, side, 3), layers=names, pooling=pooling, device=pick_device("cpu"))
     return [LayerInfo(name, tuple(int(d) for d in outputs[name].shape[1:]), int(widths[name])) for name in names]
 
 

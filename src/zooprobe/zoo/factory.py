@@ -51,7 +51,14 @@ def build_timm(spec: ModelSpec, num_classes: int | None = None) -> torch.nn.Modu
 
 
 def preprocessing_of(model: torch.nn.Module) -> Preprocessing:
-    """Read the model's own preprocessing from its timm data config."""
+    """Read the model's own preprocessing from its timm data config.
+
+    Args:
+        model: a timm model (or one registered with timm, which sets ``pretrained_cfg``).
+
+    Returns:
+        Its input size, normalisation and interpolation.
+    """
     config = resolve_model_data_config(model)
     return Preprocessing(input_size=int(config["input_size"][-1]), mean=tuple(config["mean"]),
                          std=tuple(config["std"]), interpolation=str(config.get("interpolation", "bilinear")))

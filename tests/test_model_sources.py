@@ -10,7 +10,6 @@ from zooprobe.data import datasets
 from zooprobe.params.config import ConfigError
 from zooprobe.extract.features import extract_batches
 from zooprobe.params.spec import ModelConfigError, ModelSpec
-from zooprobe.zoo.checkpoints import state_dict_sha256
 from zooprobe.zoo.checks import check_architecture, check_zoo
 from zooprobe.zoo.factory import create_model
 

@@ -34,8 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from zooprobe.io import h5io  # noqa: E402
 from zooprobe.data.imageset import ImageSet  # noqa: E402
 from zooprobe.zoo.devices import pick_device  # noqa: E402
-from zooprobe.extract.features import ExtractSettings, autocast, extract_to_writer, layer_dims, prepare_model  # noqa: E402
-from zooprobe.zoo.models import ModelSpec, create_model  # noqa: E402
+from zooprobe.extract.features import autocast, extract_to_writer, layer_dims, loader_workers, prepare_model  # noqa: E402
+from zooprobe.params.settings import ExtractSettings  # noqa: E402
+from zooprobe.params.spec import ModelSpec  # noqa: E402
+from zooprobe.zoo.factory import create_model  # noqa: E402
 
 WARMUP_BATCHES = 3
 WRITE_CHUNK = 1024
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()} threads"
     print(f"model={args.model} size={args.size} n={args.n} batch_size={args.batch_size} device={name} "
           f"precision={args.precision} channels_last={args.channels_last} "
-          f"loader_workers={settings.workers_for(device)} torch={torch.__version__}")
+          f"loader_workers={loader_workers(settings, device)} torch={torch.__version__}")
     print(f"(a) bare forward, tensors on device: {a:9.1f} images/s  (runs: {', '.join(f'{args.n / t:.1f}' for t in bare)})")
     print(f"(b) full extraction HDF5->HDF5:      {b:9.1f} images/s  (runs: {', '.join(f'{args.n / t:.1f}' for t in full)})")
     print(f"peak host RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

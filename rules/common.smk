@@ -23,7 +23,12 @@ try:
     # A job (local subprocess, or on SLURM) parses this file again; the process that started it has
     # checked the params in full, so the job skips the checks that import torch and starts seconds sooner.
     in_job = workflow.remote_exec or workflow.subprocess_exec
-    MODEL_SPECS = check_config(config, check_architectures=not in_job)
+    if in_job:
+        MODEL_SPECS = check_config(config)
+    else:
+        from zooprobe.zoo.checks import check_zoo  # imports torch: only where the run is planned
+
+        MODEL_SPECS = check_zoo(config)
 except ConfigError as error:
     raise WorkflowError(f"invalid params: {error}") from None
 
@@ -227,7 +232,7 @@ def model_spec(name):
     """The model's spec, built from the config as it is now (params derived from it stay in step).
 
     check_config above has already checked its architecture."""
-    return ModelSpec.from_config(name, model_entries(config)[name], check_architecture=False)
+    return ModelSpec.from_config(name, model_entries(config)[name])
 
 
 def model_spec_json(wildcards):

@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from zooprobe.params.config import ConfigError, check_config
+from zooprobe.zoo.checks import check_zoo
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "schemas" / "params.schema.yaml")
@@ -19,11 +20,11 @@ def params():
 
 def test_default_and_tiny_params_are_valid(params):
     validate(copy.deepcopy(params), SCHEMA)
-    assert set(check_config(params)) == set(params["models"])
+    assert set(check_zoo(params)) == set(params["models"])
     for path in [REPO / "tests" / "configs" / "tiny.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
         other = yaml.safe_load(path.read_text())
         validate(other, SCHEMA)
-        check_config(other)
+        check_zoo(other)
 
 
 @pytest.mark.parametrize("mutate,expected", [
@@ -53,7 +54,7 @@ def test_schema_rejects_bad_values_and_lists_choices(params, mutate, expected):
 def test_cross_references_fail_with_valid_choices(params, mutate, expected):
     mutate(params)
     with pytest.raises(ConfigError) as error:
-        check_config(params)
+        check_zoo(params)
     assert expected in str(error.value)
 
 
@@ -69,7 +70,7 @@ def test_sweep_adds_architecture_x_dataset_x_seed_models(params):
 
     _with_sweep(params)
     validate(copy.deepcopy(params), SCHEMA)
-    specs = check_config(params)
+    specs = check_zoo(params)
     swept = [name for name in specs if name not in params["models"]]
     assert swept == ["r10-shapes-s0", "r10-shapes-s1", "r10-digits-s0", "r10-digits-s1",
                      "r18-shapes-s0", "r18-shapes-s1", "r18-digits-s0", "r18-digits-s1"]
@@ -108,7 +109,7 @@ def test_sweep_names_do_not_depend_on_the_order_of_the_variants(params):
 def test_sweep_cross_references_fail_with_valid_choices(params, changes, expected):
     _with_sweep(params, **changes)
     with pytest.raises(ConfigError) as error:
-        check_config(params)
+        check_zoo(params)
     assert expected in str(error.value)
 
 
@@ -117,13 +118,13 @@ def test_a_trained_model_with_seeds_becomes_one_model_per_seed(params):
 
     params["models"]["resnet18"]["seeds"] = [0, 3]
     validate(copy.deepcopy(params), SCHEMA)
-    specs = check_config(params)
+    specs = check_zoo(params)
     assert "resnet18" not in specs and {"resnet18-s0", "resnet18-s3"} <= set(specs)
     assert specs["resnet18-s3"].seed == 3 and specs["resnet18-s3"].arch == "resnet18"
     assert model_config_keys(params, "resnet18-s3") == ["models.resnet18"]
     params["models"]["resnet18_random"]["seeds"] = [0, 1]
     with pytest.raises(ConfigError, match="models.resnet18_random.seeds: only the 'trained' source"):
-        check_config(params)
+        check_zoo(params)
 
 
 ALIGN = {"similarity": "cosine", "layer": "last", "n_triplets": 100, "n_boot": 20, "seed": 0}
@@ -137,7 +138,7 @@ def test_alignment_benchmarks_need_a_dataset_with_human_data(params, benchmarks,
     params["align"] = dict(ALIGN, benchmarks=benchmarks)
     validate(params, SCHEMA)
     with pytest.raises(ConfigError, match=expected):
-        check_config(params)
+        check_zoo(params)
 
 
 def test_alignment_tables_need_human_label_distributions(params):
@@ -145,9 +146,9 @@ def test_alignment_tables_need_human_label_distributions(params):
     params["align"] = dict(ALIGN, benchmarks={"p": {"dataset": "peterson_animals", "tables": "/tables"}})
     validate(params, SCHEMA)
     with pytest.raises(ConfigError, match="label distributions only"):
-        check_config(params)
+        check_zoo(params)
     params["align"]["benchmarks"]["p"].pop("tables")
-    check_config(params)
+    check_zoo(params)
     params["datasets"]["peterson_animals"]["domain"] = "planets"
     with pytest.raises(WorkflowError):
         validate(params, SCHEMA)
@@ -160,8 +161,7 @@ def test_a_job_parses_the_params_without_importing_torch():
     import sys
 
     code = ("import sys, yaml; from zooprobe.params.config import check_config; "
-            f"specs = check_config(yaml.safe_load(open({str(REPO / 'configs' / 'introspective.yaml')!r})), "
-            "check_architectures=False); "
+            f"specs = check_config(yaml.safe_load(open({str(REPO / 'configs' / 'introspective.yaml')!r}))); "
             "print(len(specs), 'torch' in sys.modules, 'timm' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"})
@@ -172,6 +172,6 @@ def test_a_job_parses_the_params_without_importing_torch():
 def test_the_full_check_still_catches_a_misspelt_architecture(params):
     params["models"]["resnet18"]["arch"] = "resnet181"
     with pytest.raises(ConfigError, match="Did you mean"):
-        check_config(params)
-    # A job skips that lookup: its submitting process already refused this config.
-    assert check_config(params, check_architectures=False)["resnet18"].arch == "resnet181"
+        check_zoo(params)
+    # A job skips that lookup (it needs timm): its submitting process already refused this config.
+    assert check_config(params)["resnet18"].arch == "resnet181"

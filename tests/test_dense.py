@@ -227,7 +227,7 @@ def test_spatial_maps_from_cnn_and_vit_layers() -> None:
     import timm
     import torch
 
-    from zooprobe.zoo.models import concat_at_stride, spatial_map
+    from zooprobe.zoo.pooling import concat_at_stride, spatial_map
 
     tokens = torch.arange(2 * 17 * 4, dtype=torch.float32).reshape(2, 17, 4)  # CLS + a 4x4 grid
     grid = spatial_map(tokens)
@@ -339,24 +339,24 @@ def test_configs_give_dense_datasets_a_val_split_when_the_layer_is_chosen() -> N
 
     tiny = yaml.safe_load((Path(__file__).parent / "configs" / "tiny.yaml").read_text())
     assert "val" in tiny["datasets"]["scenes"]["splits"] and tiny["dense"]["layer"] == "best"
-    check_config(tiny, check_architectures=False)
+    check_config(tiny)
     no_val = copy.deepcopy(tiny)
     no_val["datasets"]["scenes"]["splits"] = {"train": 0.75, "test": 0.25}
     with pytest.raises(ConfigError, match="'scenes' has no val split.*set dense.layer: last"):
-        check_config(no_val, check_architectures=False)
+        check_config(no_val)
     no_val["dense"]["layer"] = "last"
-    check_config(no_val, check_architectures=False)
+    check_config(no_val)
     nyu = copy.deepcopy(tiny)
     nyu["datasets"]["nyuv2"] = {"source": "url", "format": "nyuv2-mat", "seed": 0, "val_fraction": 0.1,
                                 "files": {"mat": {"url": "https://host/nyu_depth_v2_labeled.mat", "sha256": "0" * 64}}}
     nyu["dense"]["datasets"] = ["nyuv2"]
     with pytest.raises(ConfigError, match=r"needs roles \['mat', 'splits'\].*missing \['splits'\]"):
-        check_config(nyu, check_architectures=False)
+        check_config(nyu)
     nyu["datasets"]["nyuv2"]["files"]["splits"] = {"url": "https://host/splits.mat", "sha256": "0" * 64}
-    check_config(nyu, check_architectures=False)
+    check_config(nyu)
     del nyu["datasets"]["nyuv2"]["val_fraction"]
     with pytest.raises(ConfigError, match="'nyuv2' has no val split"):
-        check_config(nyu, check_architectures=False)
+        check_config(nyu)
 
 
 # ----------------------------------------------------------------------------- the dense-probe stage (issue 19)
@@ -370,7 +370,7 @@ def test_concat_layer_resamples_every_layer_to_the_finest_grid_and_stacks_channe
 
 
 def test_dense_probe_stage_adds_the_concat_layer_and_refuses_a_set_without_dense_labels(tmp_path) -> None:
-    from zooprobe.data.datasets import ImageSet
+    from zooprobe.data.imageset import ImageSet
     from zooprobe.data.dense_sets import build_scenes
     from zooprobe.io import h5io
     from zooprobe.probes.inputs import ProbeInputError

@@ -17,7 +17,7 @@ import pytest
 
 from zooprobe.io import h5io
 from zooprobe.data.imageset import ImageSet
-from zooprobe.extract.features import ExtractSettings
+from zooprobe.params.settings import ExtractSettings
 
 SPEC = {"source": "timm", "arch": "resnet10t", "input_size": 32}
 
@@ -31,7 +31,7 @@ def write_random_set(path: Path, n: int, *, side: int = 32, seed: int = 0) -> No
 
 
 def extract_command(data: Path, out: Path, **settings: object) -> list[str]:
-    from zooprobe.extract.features import EXECUTION_KEYS
+    from zooprobe.params.settings import EXECUTION_KEYS
 
     values = dict({"pooling": "avg", "batch_size": 64, "device": "cpu"}, **settings)
     science = {k: v for k, v in values.items() if k not in EXECUTION_KEYS}
@@ -176,3 +176,15 @@ def test_vit_features_record_which_tokens_were_pooled(tmp_path: Path) -> None:
     assert features.provenance["token_pooling"] == "patch_tokens"
     assert features.provenance["model_prefix_tokens"] == 1 and features.provenance["cls_layer"] == "cls"
     assert list(features.layers)[-2:] == ["cls", "pre_logits"] and features.layers["cls"].shape == (6, 96)
+
+
+def test_loader_workers_and_precisions():
+    import torch
+
+    from zooprobe.extract.features import AUTOCAST_DTYPES, loader_workers
+    from zooprobe.params.settings import PRECISIONS
+
+    assert tuple(AUTOCAST_DTYPES) == PRECISIONS  # every precision the params accept has its autocast dtype
+    assert loader_workers(ExtractSettings(num_workers=3), torch.device("cpu")) == 3
+    assert loader_workers(ExtractSettings(), torch.device("cpu")) == 0
+    assert 1 <= loader_workers(ExtractSettings(), torch.device("cuda")) <= 4

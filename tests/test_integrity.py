@@ -24,7 +24,9 @@ from zooprobe.data.imageset import ImageSet
 from zooprobe.io.atomic import PartialInUseError
 from zooprobe.io.fetch import ChecksumError
 from zooprobe.io.records import StaleFileError
-from zooprobe.zoo.models import ModelConfigError, ModelSpec, create_model, state_dict_sha256
+from zooprobe.params.spec import ModelConfigError, ModelSpec
+from zooprobe.zoo.checkpoints import state_dict_sha256
+from zooprobe.zoo.factory import create_model
 
 # Every character a shell would act on, in a title, a folder name, a class name and a checkpoint path.
 HOSTILE = """it's "x" $(touch PWNED_a) `touch PWNED_b`; touch PWNED_c & y"""

@@ -12,17 +12,26 @@ import pytest
 import torch
 import yaml
 
-import zooprobe.train.icn.introspective as icn
+import zooprobe.train.icn.comparison as comparison
+import zooprobe.train.icn.evaluation as evaluation
+import zooprobe.train.icn.probe as feature_probe
+import zooprobe.train.icn.sampler as sampler
+import zooprobe.train.icn.tables as tables
+import zooprobe.train.icn.training as training
 import zooprobe.train.recipe as train_module
-from zooprobe.params.config import ConfigError, check_config
+from zooprobe.params.config import ConfigError
+from zooprobe.params.introspective import FeatureProbeSettings, IntrospectiveSettings, SamplerSettings
+from zooprobe.params.settings import Recipe
+from zooprobe.params.spec import ModelSpec
 from zooprobe.data.files import build_packaged
-from zooprobe.zoo.models import ModelSpec, build_timm, create_model, preprocessing_of
-from zooprobe.train.recipe import Recipe, train_model
+from zooprobe.zoo.checks import check_zoo
+from zooprobe.zoo.factory import build_timm, create_model, preprocessing_of
+from zooprobe.train.recipe import top1, train_model
 from workflow_helpers import REPO, snakemake
 
 ICN_CONFIG = REPO / "tests" / "configs" / "icn.yaml"
 SMALL = dict(rounds=1, samples_per_class=4, grid_per_class=2,
-             sampler=icn.SamplerSettings(steps=10, step_size=1.0, temperature=5e-5))
+             sampler=SamplerSettings(steps=10, step_size=1.0, temperature=5e-5))
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +61,10 @@ def test_low_temperature_langevin_raises_the_target_class_score_on_average(train
     start = (0.3 + 0.3 * torch.randn((len(targets), 16, 16, 3), generator=generator)).clamp(0, 1)
 
     def score(x):
-        return icn.class_scores(trained(preprocess(x)), targets)
+        return sampler.class_scores(trained(preprocess(x)), targets)
 
     # T = 5e-5 at step 1 is noise sd 0.01: a cold chain climbs towards the class's high-score region.
-    samples = icn.langevin(score, start, icn.SamplerSettings(steps=20, step_size=1.0, temperature=5e-5),
+    samples = sampler.langevin(score, start, SamplerSettings(steps=20, step_size=1.0, temperature=5e-5),
                            low=0.0, high=1.0, generator=generator)
     with torch.no_grad():
         before, after = score(start), score(samples)
@@ -65,10 +74,10 @@ def test_low_temperature_langevin_raises_the_target_class_score_on_average(train
     # Other classes' scores are not the ones climbed: the target's rises more than the average class's.
     with torch.no_grad():
         logits = trained(preprocess(samples))
-    assert float(icn.class_scores(logits, targets).mean()) > float((logits[:, :10] - logits[:, 10:]).mean())
+    assert float(sampler.class_scores(logits, targets).mean()) > float((logits[:, :10] - logits[:, 10:]).mean())
     # At T = 1 (the default, and tests/configs/icn.yaml's 10 steps of 0.01) the chains still move up from
     # noise towards the model's distribution, only less far: samples, not modes.
-    warm = icn.langevin(score, start, icn.SamplerSettings(steps=10, step_size=0.01), low=0.0, high=1.0,
+    warm = sampler.langevin(score, start, SamplerSettings(steps=10, step_size=0.01), low=0.0, high=1.0,
                         generator=generator)
     with torch.no_grad():
         warm_score = score(warm)
@@ -79,7 +88,7 @@ def test_feature_space_langevin_raises_the_score_and_stays_in_the_training_range
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(loc, 1.0, size=(60, 8)) for loc in (-2.0, 0.0, 2.0)]).astype(np.float32)
     y = np.repeat(np.arange(3), 60)
-    probe = icn.fit_feature_probe(x, y, num_classes=3, settings=icn.FeatureProbeSettings(epochs=20, rounds=0),
+    probe = feature_probe.fit_feature_probe(x, y, num_classes=3, settings=FeatureProbeSettings(epochs=20, rounds=0),
                                   seed=0)
     z = (torch.from_numpy(x) - probe.mean) / probe.std
     low, high = z.min(0).values, z.max(0).values
@@ -87,9 +96,9 @@ def test_feature_space_langevin_raises_the_score_and_stays_in_the_training_range
     start = torch.zeros((60, 8))
 
     def score(v):
-        return icn.class_scores(probe.head(v), targets)
+        return sampler.class_scores(probe.head(v), targets)
 
-    samples = icn.langevin(score, start, icn.SamplerSettings(steps=20, step_size=0.1, temperature=5e-4), low=low,
+    samples = sampler.langevin(score, start, SamplerSettings(steps=20, step_size=0.1, temperature=5e-4), low=low,
                            high=high, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert float(score(samples).mean()) > float(score(start).mean()) + 0.5
@@ -106,8 +115,8 @@ def test_pseudo_negatives_enter_training_labelled_as_the_negative_class(digits, 
 
     monkeypatch.setattr(train_module, "classification_loss", spy)
     recipe = Recipe(epochs=3, batch_size=64, augment=False, label_smoothing=0.1)
-    settings = icn.IntrospectiveSettings(**dict(SMALL, rounds=2))
-    checkpoint, history = icn.train_introspective(spec, digits, recipe, settings, progress=False)
+    settings = IntrospectiveSettings(**dict(SMALL, rounds=2))
+    checkpoint, history = training.train_introspective(spec, digits, recipe, settings, progress=False)
     n_train = int((digits.split == "train").sum())
     # Round r sits before epoch r (3 epochs, 2 rounds): 0, then 40, then 80 negatives per epoch.
     assert [h["negatives"] for h in history] == [0, 40, 80]
@@ -174,14 +183,14 @@ def test_langevin_draws_from_a_2d_gaussian_at_its_temperature(temperature):
     start = torch.randn((4000, 2), generator=generator, dtype=torch.float64)
     # Step 0.01: the discretisation inflates the variance by 1 / (1 - step / (2 T sigma^2)), at most 4%;
     # 1500 steps: the slowest coordinate relaxes as (1 - step / sigma^2)^steps = e^-7.5.
-    settings = icn.SamplerSettings(steps=1500, step_size=0.01, temperature=temperature)
+    settings = SamplerSettings(steps=1500, step_size=0.01, temperature=temperature)
     bounds = torch.tensor([-50.0, -50.0], dtype=torch.float64), torch.tensor([50.0, 50.0], dtype=torch.float64)
-    samples = icn.langevin(_gaussian_log_density(mean, variance), start, settings, low=bounds[0], high=bounds[1],
+    samples = sampler.langevin(_gaussian_log_density(mean, variance), start, settings, low=bounds[0], high=bounds[1],
                            generator=generator).numpy()
     assert samples.mean(0) == pytest.approx(mean.numpy(), rel=0.10)
     assert samples.var(0, ddof=1) == pytest.approx(temperature * variance.numpy(), rel=0.10)
     # The old sampler's defaults (step 0.01 here, independent noise sd 0.01, i.e. T = 0.005) give near-modes:
-    cold = icn.langevin(_gaussian_log_density(mean, variance), start, replace(settings, temperature=0.005),
+    cold = sampler.langevin(_gaussian_log_density(mean, variance), start, replace(settings, temperature=0.005),
                         low=None, high=None, generator=generator).numpy()
     assert (cold.var(0, ddof=1) < 0.05 * variance.numpy()).all()
 
@@ -192,8 +201,8 @@ def test_temperature_reproduces_an_independent_noise_sd():
         return -(x ** 4).sum(dim=1)
 
     start = torch.randn((50, 3), generator=torch.Generator().manual_seed(1))
-    settings = icn.SamplerSettings(steps=5, step_size=0.1, temperature=0.01 ** 2 / (2 * 0.1))
-    samples = icn.langevin(score, start, settings, low=-1.0, high=1.0, generator=torch.Generator().manual_seed(2))
+    settings = SamplerSettings(steps=5, step_size=0.1, temperature=0.01 ** 2 / (2 * 0.1))
+    samples = sampler.langevin(score, start, settings, low=-1.0, high=1.0, generator=torch.Generator().manual_seed(2))
     generator, x = torch.Generator().manual_seed(2), start.clone()
     for _ in range(5):
         x = torch.clamp(x - 0.1 * 4 * x ** 3 + 0.01 * torch.randn(x.shape, generator=generator), -1.0, 1.0)
@@ -202,32 +211,32 @@ def test_temperature_reproduces_an_independent_noise_sd():
 
 def test_a_config_naming_noise_fails_with_what_replaced_it():
     with pytest.raises(ValueError, match=r"'noise' was replaced by 'temperature'.*temperature 5e-05"):
-        icn.IntrospectiveSettings.from_config({"rounds": 1, "samples_per_class": 2,
+        IntrospectiveSettings.from_config({"rounds": 1, "samples_per_class": 2,
                                                "sampler": {"steps": 10, "step_size": 1.0, "noise": 0.01}})
     with pytest.raises(ValueError, match="introspective.probe.sampler: 'noise' was replaced"):
-        icn.FeatureProbeSettings.from_config({"sampler": {"steps": 10, "step_size": 0.1, "noise": 0.01}})
+        FeatureProbeSettings.from_config({"sampler": {"steps": 10, "step_size": 0.1, "noise": 0.01}})
     with pytest.raises(ValueError, match="temperature must be >= 0"):
-        icn.SamplerSettings(temperature=-1.0)
+        SamplerSettings(temperature=-1.0)
 
 
 def test_chains_persist_across_rounds_by_default(monkeypatch):
-    assert icn.SamplerSettings().init == "previous" and icn.FeatureProbeSettings().sampler.init == "previous"
+    assert SamplerSettings().init == "previous" and FeatureProbeSettings().sampler.init == "previous"
     calls: list[tuple[torch.Tensor, torch.Tensor]] = []
-    real_langevin = icn.langevin
+    real_langevin = sampler.langevin
 
     def spy(score, start, settings, **kwargs):
         out = real_langevin(score, start, settings, **kwargs)
         calls.append((start.clone(), out.clone()))
         return out
 
-    monkeypatch.setattr(icn, "langevin", spy)
+    monkeypatch.setattr(feature_probe, "langevin", spy)
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(30, 4)).astype(np.float32), np.repeat(np.arange(3), 10)
     for init in ("previous", "noise"):
         calls.clear()
-        settings = icn.FeatureProbeSettings(epochs=4, rounds=3, samples_per_class=5,
-                                            sampler=icn.SamplerSettings(steps=3, step_size=0.1, init=init))
-        icn.fit_feature_probe(x, y, num_classes=3, settings=settings, seed=0)
+        settings = FeatureProbeSettings(epochs=4, rounds=3, samples_per_class=5,
+                                            sampler=SamplerSettings(steps=3, step_size=0.1, init=init))
+        feature_probe.fit_feature_probe(x, y, num_classes=3, settings=settings, seed=0)
         assert len(calls) == 3
         continued = [torch.equal(calls[r + 1][0], calls[r][1]) for r in range(2)]
         assert continued == ([True, True] if init == "previous" else [False, False])
@@ -241,11 +250,11 @@ def test_feature_probe_negatives_are_labelled_negative(monkeypatch):
         seen.append(labels.clone())
         return real_loss(logits, labels, **kwargs)
 
-    monkeypatch.setattr(icn.F, "cross_entropy", spy)
+    monkeypatch.setattr(feature_probe.F, "cross_entropy", spy)
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(30, 4)).astype(np.float32), np.repeat(np.arange(3), 10)
-    settings = icn.FeatureProbeSettings(epochs=3, rounds=2, samples_per_class=5, batch_size=1000)
-    probe = icn.fit_feature_probe(x, y, num_classes=3, settings=settings, seed=0)
+    settings = FeatureProbeSettings(epochs=3, rounds=2, samples_per_class=5, batch_size=1000)
+    probe = feature_probe.fit_feature_probe(x, y, num_classes=3, settings=settings, seed=0)
     assert [int((labels == 3).sum()) for labels in seen] == [0, 15, 30]
     assert [len(labels) for labels in seen] == [30, 45, 60]
     assert [r["round"] for r in probe.rounds] == [1, 2]
@@ -254,13 +263,13 @@ def test_feature_probe_negatives_are_labelled_negative(monkeypatch):
 def test_zero_rounds_gives_exactly_the_baseline(digits, spec):
     recipe = Recipe(epochs=2, batch_size=64, augment=False)
     ood = {"noise": digits.subset("test")}
-    result, grids = icn.compare_from_scratch(spec, digits, ood, recipe,
-                                             icn.IntrospectiveSettings(**dict(SMALL, rounds=0)), epsilons_255=(2,))
+    result, grids = comparison.compare_from_scratch(spec, digits, ood, recipe,
+                                             IntrospectiveSettings(**dict(SMALL, rounds=0)), epsilons_255=(2,))
     assert result["baseline"]["weights_sha256"] == result["icn"]["weights_sha256"]
     assert result["baseline"]["scores"] == result["icn"]["scores"]
     assert grids == [] and result["icn"]["rounds"] == []
     # ...and with a round the ICN is a different network, scored on the same keys.
-    more, _ = icn.compare_from_scratch(spec, digits, ood, recipe, icn.IntrospectiveSettings(**SMALL),
+    more, _ = comparison.compare_from_scratch(spec, digits, ood, recipe, IntrospectiveSettings(**SMALL),
                                        epsilons_255=(2,))
     assert more["baseline"]["scores"] == result["baseline"]["scores"]  # the baseline is reproducible
     assert more["icn"]["weights_sha256"] != more["baseline"]["weights_sha256"]
@@ -270,8 +279,8 @@ def test_zero_rounds_gives_exactly_the_baseline(digits, spec):
 def test_zero_round_probe_is_exactly_the_plain_probe():
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(60, 6)).astype(np.float32), np.repeat(np.arange(3), 20)
-    settings = icn.FeatureProbeSettings(epochs=5, rounds=0)
-    rows = icn.compare_probes((x, y), (x, y), {"id": (x, y)}, num_classes=3, settings=settings, seeds=[0, 1])
+    settings = FeatureProbeSettings(epochs=5, rounds=0)
+    rows = feature_probe.compare_probes((x, y), (x, y), {"id": (x, y)}, num_classes=3, settings=settings, seeds=[0, 1])
     by = {(r["seed"], r["method"]): r for r in rows}
     for seed in (0, 1):
         assert by[(seed, "plain")]["accuracy"] == by[(seed, "icn")]["accuracy"]
@@ -281,8 +290,8 @@ def test_zero_round_probe_is_exactly_the_plain_probe():
 def test_fgsm_with_zero_budget_is_the_clean_error_and_grows_with_the_budget(trained, digits):
     test = digits.subset("test")
     preprocess = preprocessing_of(trained)
-    clean = icn.error_rate(trained, preprocess, test.images, test.labels, num_classes=10)
-    errors = [icn.fgsm_error(trained, preprocess, test.images, test.labels, epsilon=eps / 255, num_classes=10)
+    clean = top1(trained, preprocess, test.images, test.labels, num_classes=10).error
+    errors = [evaluation.fgsm_error(trained, preprocess, test.images, test.labels, epsilon=eps / 255, num_classes=10)
               for eps in (0, 4, 16)]
     assert errors[0] == pytest.approx(clean)
     assert errors[0] < errors[1] < errors[2]
@@ -292,8 +301,8 @@ def test_an_icn_checkpoint_is_a_zoo_model_with_k_outputs(digits, tmp_path):
     spec = ModelSpec.from_config("icn", {"source": "trained", "arch": "introspective:resnet10t", "input_size": 16,
                                          "train_on": "digits"})
     assert spec.introspective and spec.timm_arch == "resnet10t"
-    checkpoint, _ = icn.train_introspective(spec, digits, Recipe(epochs=2, batch_size=64, augment=False),
-                                            icn.IntrospectiveSettings(**SMALL), progress=False)
+    checkpoint, _ = training.train_introspective(spec, digits, Recipe(epochs=2, batch_size=64, augment=False),
+                                            IntrospectiveSettings(**SMALL), progress=False)
     torch.save(checkpoint, tmp_path / "icn.pt")
     full = build_timm(spec, num_classes=11)
     full.load_state_dict(checkpoint["state_dict"])
@@ -306,16 +315,16 @@ def test_an_icn_checkpoint_is_a_zoo_model_with_k_outputs(digits, tmp_path):
 def test_paired_summary_and_holm_verdicts_within_an_experiment():
     from scipy import stats as sps
 
-    helped = icn.summarise_paired([0.10, 0.20, 0.30], [0.08, 0.179, 0.281])
+    helped = tables.summarise_paired([0.10, 0.20, 0.30], [0.08, 0.179, 0.281])
     assert helped["diff_high"] < 0 and helped["diff_mean"] == pytest.approx(-0.02)
     assert helped["p"] == pytest.approx(sps.ttest_rel([0.08, 0.179, 0.281], [0.10, 0.20, 0.30]).pvalue)
-    mixed = icn.summarise_paired([0.10, 0.20, 0.30], [0.12, 0.17, 0.30])
+    mixed = tables.summarise_paired([0.10, 0.20, 0.30], [0.12, 0.17, 0.30])
     assert mixed["diff_low"] < 0 < mixed["diff_high"]
-    hurt = icn.summarise_paired([0.1, 0.1, 0.1], [0.3, 0.31, 0.32])
+    hurt = tables.summarise_paired([0.1, 0.1, 0.1], [0.3, 0.31, 0.32])
     with pytest.raises(ValueError, match="same seeds"):
-        icn.summarise_paired([0.1, 0.2], [0.1])
+        tables.summarise_paired([0.1, 0.2], [0.1])
     family = [dict(v, experiment="from_scratch") for v in (helped, mixed, hurt)]
-    judged = icn.add_verdicts(family)
+    judged = tables.add_verdicts(family)
     assert [v["verdict"] for v in judged] == ["helped", "no clear difference", "hurt"]
     # Holm over the three: the smallest p is multiplied by 3.
     smallest = min(range(3), key=lambda i: family[i]["p"])
@@ -323,7 +332,7 @@ def test_paired_summary_and_holm_verdicts_within_an_experiment():
     # The same 'helped' comparison among enough null ones that p x family size passes 0.05 no longer clears
     # Holm's bar.
     crowd = family[:1] + [dict(mixed, experiment="from_scratch") for _ in range(int(0.05 / helped["p"]) + 1)]
-    assert icn.add_verdicts(crowd)[0]["verdict"] == "no clear difference"
+    assert tables.add_verdicts(crowd)[0]["verdict"] == "no clear difference"
 
 
 def _icn_config():
@@ -346,7 +355,7 @@ def test_bad_introspective_params_fail_early_with_the_valid_choices(change, mess
     config = copy.deepcopy(_icn_config())
     change(config)
     with pytest.raises((ConfigError, ValueError)) as error:
-        check_config(config, check_layers=False)
+        check_zoo(config, check_layer_names=False)
     assert message in str(error.value)
 
 
@@ -406,3 +415,77 @@ def test_changing_the_sampler_reruns_icn_jobs_only(icn_run, tmp_path):
     assert rules_run(plan) == {"icn_compare", "train", "extract", "probe", "icn_probe", "icn_table", "analyse",
                                "report"}
     assert "data/models/icn_resnet10t.pt" in plan and "data/models/resnet10t.pt" not in plan
+
+
+def _tile_grid_by_hand(samples: np.ndarray) -> np.ndarray:
+    """The grid as it was laid out before torchvision's make_grid: tiles one white pixel apart, no border."""
+    k, g, h, w, c = samples.shape
+    grid = np.full((k * (h + 1) - 1, g * (w + 1) - 1, c), 255, dtype=np.uint8)
+    for row in range(k):
+        for col in range(g):
+            grid[row * (h + 1):row * (h + 1) + h, col * (w + 1):col * (w + 1) + w] = samples[row, col]
+    return grid
+
+
+@pytest.mark.parametrize("shape", [(10, 4, 16, 16, 3), (3, 2, 5, 7, 1), (1, 1, 4, 4, 3), (1, 3, 6, 6, 3),
+                                   (4, 1, 8, 8, 1), (2, 2, 3, 3, 4)])
+def test_tile_grid_lays_tiles_one_white_pixel_apart(shape):
+    samples = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)  # 255 excluded: gaps are visible
+    grid = sampler.tile_grid(samples)
+    assert grid.dtype == np.uint8
+    np.testing.assert_array_equal(grid, _tile_grid_by_hand(samples))
+
+
+def test_top1_counts_errors_exactly_over_the_real_classes_only():
+    model = torch.nn.Linear(2, 3)
+    with torch.no_grad():  # output 2 (a pseudo-negative) has the largest logit for every image
+        model.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [10.0, 10.0]]))
+        model.bias.zero_()
+    images = np.array([[[[5, 0]]], [[[0, 5]]], [[[0, 5]]]], dtype=np.uint8)  # (3, 1, 1, 2): classes 0, 1, 1
+
+    def preprocess(x: torch.Tensor) -> torch.Tensor:
+        return x.float().reshape(len(x), -1)
+
+    counted = top1(model, preprocess, images, np.array([0, 0, 0]), num_classes=2)
+    assert (counted.correct, counted.n) == (1, 3)
+    assert counted.accuracy == 1 / 3 and counted.error == 2 / 3  # 2/3, not 1 - 1/3 (which differs in the last bit)
+    assert top1(model, preprocess, images, np.array([2, 2, 2]), num_classes=3).accuracy == 1.0
+
+
+def test_summarise_paired_gives_the_textbook_paired_t_interval():
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    for n in (2, 3, 5, 10):
+        a, b = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+        summary = tables.summarise_paired(a, b)
+        d = b - a
+        half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n)
+        np.testing.assert_allclose([summary["diff_low"], summary["diff_high"]], [d.mean() - half, d.mean() + half],
+                                   rtol=0, atol=1e-12)
+        assert summary["p"] == pytest.approx(stats.ttest_rel(b, a).pvalue)
+
+
+def test_icn_table_refuses_comparisons_without_every_seed():
+    compare = [{"dataset": "digits", "arch": "r", "seed": 0}, {"dataset": "digits", "arch": "r", "seed": 2}]
+    tables.require_seeds(compare, [2, 0])
+    with pytest.raises(tables.MissingSeedsError, match=r"r on digits: results for seeds \[0, 2\], expected \[0, 1, 2\]"):
+        tables.require_seeds(compare, [0, 1, 2])
+
+
+def test_icn_compare_refuses_an_ood_set_with_other_classes(digits, tmp_path):
+    from zooprobe.data.datasets import ImageSet
+    from zooprobe.data.label_space import LabelSpaceError
+    from zooprobe.io import h5io
+
+    h5io.write_image_set(tmp_path / "digits.h5", digits)
+    other = ImageSet(digits.images, digits.labels, digits.split, [f"c{i}" for i in range(10)],
+                     dict(digits.attrs, name="other"))
+    h5io.write_image_set(tmp_path / "other.h5", other)
+    with pytest.raises(LabelSpaceError, match="OOD set 'other' has classes"):
+        comparison.run_comparison(dataset="digits", arch_name="r", arch_entry={"arch": "resnet10t", "input_size": 16},
+                                  seed=0, recipe_section={"epochs": 2}, settings_section={}, epsilons_255=[1],
+                                  data_path=tmp_path / "digits.h5", ood_paths={"other": tmp_path / "other.h5"},
+                                  threads=1, out=tmp_path / "out.json", grids_out=tmp_path / "grids.npz",
+                                  provenance={})
+    assert not (tmp_path / "out.json").exists()

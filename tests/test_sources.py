@@ -16,7 +16,8 @@ from zooprobe.io import h5io
 from zooprobe.cli.main import main
 from zooprobe.params.config import ConfigError, expand_path
 from zooprobe.io.fetch import ChecksumError, fetch, resolve_url
-from zooprobe.zoo.models import ModelSpec, create_model
+from zooprobe.params.spec import ModelSpec
+from zooprobe.zoo.factory import create_model
 
 
 def _sha(path: Path) -> str:

@@ -1,63 +1,31 @@
-"""Stage command ``extract``: layer-wise features of one model on one dataset."""
+"""Stage command ``extract`` (layer-wise features of one model on one dataset), and ``layers``
+(what layers a model offers it)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 
 from zooprobe.cli.common import _json, _provenance_base
-
-log = logging.getLogger("zooprobe")
+from zooprobe.params.settings import POOLINGS
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    import torch
+    from zooprobe.extract.jobs import extract_to_file
 
-    from zooprobe.io import h5io
-    from zooprobe.zoo.devices import pick_device
-    from zooprobe.extract.features import ExtractSettings, extract_to_writer, layer_dims
-    from zooprobe.zoo.models import ModelSpec, create_model
-    from tqdm import tqdm
+    extract_to_file(model=args.model, entry=args.spec, settings_section=args.settings,
+                    execution_section=args.execution, data_path=args.data, weights=args.weights, out=args.out,
+                    threads=args.threads, spatial_grid=args.spatial_grid, feature_dtype=args.feature_dtype,
+                    provenance=_provenance_base())
 
-    torch.set_num_threads(args.threads)
-    settings = ExtractSettings.from_config(args.settings, args.execution)
-    spec = ModelSpec.from_config(args.model, args.spec)
-    extractor = create_model(spec, weights=args.weights)
-    layers = extractor.select_layers(spec.layers)
-    device = pick_device(settings.device)
-    labels, split, info = h5io.read_image_labels(args.data)
-    # Keep the model's own predictions when its head could be over this set's classes; the probe
-    # stage scores them only where the params say the label spaces are the same.
-    with_head = extractor.num_classes == len(info["class_names"])
-    grid = args.spatial_grid
-    dims = layer_dims(extractor, tuple(info["image_shape"]), layers=layers, pooling=settings.pooling, device=device,
-                      spatial_grid=grid)
-    # Everything that changes the numbers is recorded, and a resumed run must match all of it.
-    provenance = dict(_provenance_base(), model=args.model, arch=spec.arch, source=spec.source,
-                      weights_sha256=extractor.weights_sha256(), pooling=settings.pooling,
-                      # Which tokens of a transformer's sequences were pooled (patch tokens only).
-                      **extractor.token_pooling(),
-                      preprocessing=extractor.preprocessing.as_dict(), seed=spec.seed, precision=settings.precision,
-                      # How it ran: recorded, but not part of what a resumed run must match.
-                      execution=dict(settings.execution(), device=str(device)),
-                      spatial_grid=grid, feature_dtype=args.feature_dtype,
-                      dataset=info["name"],
-                      dataset_sha256=info["content_sha256"], class_names=info["class_names"],
-                      checkpoint_info=extractor.checkpoint_info)
-    with h5io.FeatureWriter(args.out, n=info["n"], layer_dims=dims, labels=labels, split=split,
-                            provenance=provenance, with_head=with_head, dtype=args.feature_dtype,
-                            head_classes=extractor.num_classes if with_head else 0, resume=True) as writer:
-        if writer.rows_done:
-            log.info("resuming %s at row %d of %d", args.out, writer.rows_done, info["n"])
-        bar = tqdm(total=info["n"], initial=writer.rows_done, desc=f"extract {args.model}/{info['name']}",
-                   mininterval=2)
-        run = extract_to_writer(extractor, lambda start: h5io.ImageBatches(args.data, settings.batch_size, start=start),
-                                writer, layers=layers, settings=settings, device=device, with_head=with_head,
-                                progress=bar.update, spatial_grid=grid)
-        bar.close()
-    log.info("wrote %s: %d rows (resumed at %d) in %.1f s, %.0f images/s on %s with %d loader workers; "
-             "layers %s; head kept: %s", args.out, run.rows, run.resumed_from, run.seconds, run.images_per_second,
-             run.device, run.num_workers, dims, with_head)
+
+def cmd_layers(args: argparse.Namespace) -> None:
+    from zooprobe.extract.layers import layers_table
+    from zooprobe.params.spec import ModelConfigError
+
+    try:
+        print(layers_table(args.entry, params=args.params, pooling=args.pooling, weights=args.weights))
+    except ModelConfigError as error:
+        raise SystemExit(str(error)) from None
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -76,3 +44,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--feature-dtype", choices=("float32", "float16"), default="float32")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("layers", help="list a model's layer names, activation shapes and pooled widths "
+                                      "(the names models.<name>.layers takes)")
+    p.add_argument("entry", metavar="MODEL_ENTRY",
+                   help="the model's params entry as JSON, e.g. '{\"source\": \"timm\", \"arch\": \"resnet10t\"}', "
+                        "or a model name with --params")
+    p.add_argument("--params", help="params file (YAML) to look a model name up in")
+    p.add_argument("--pooling", choices=POOLINGS, default="avg", help="pooling whose widths are listed")
+    p.add_argument("--weights", help="state-dict file to load (default: the architecture without weights)")
+    p.set_defaults(func=cmd_layers)

@@ -14,9 +14,9 @@ log = logging.getLogger("zooprobe")
 def cmd_check_config(args: argparse.Namespace) -> None:
     import yaml
 
-    from zooprobe.params.config import check_config
+    from zooprobe.zoo.checks import check_zoo
 
-    specs = check_config(yaml.safe_load(Path(args.params).read_text()))
+    specs = check_zoo(yaml.safe_load(Path(args.params).read_text()))
     print(f"ok: {len(specs)} models")
 
 # ----------------------------------------------------------------------------- leaderboards

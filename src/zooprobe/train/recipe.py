@@ -2,7 +2,8 @@
 
 Salaudeen & Hardt (2024) compare architectures trained with an identical recipe, so that
 ranking differences come from the architecture, not from per-model tuning. Every knob of
-the recipe is a field of :class:`Recipe` and comes from the ``train`` section of the params.
+the recipe is a field of :class:`zooprobe.params.settings.Recipe` and comes from the ``train``
+section of the params.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -18,29 +19,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from zooprobe.data.imageset import ImageSet
+from zooprobe.params.settings import Recipe
+from zooprobe.params.spec import ModelSpec
+from zooprobe.zoo.checkpoints import state_dict_sha256
 from zooprobe.zoo.devices import pick_device
-from zooprobe.zoo.models import ModelSpec, build_timm, preprocessing_of, state_dict_sha256
-from zooprobe.params.sections import section_from_config
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """The shared training recipe. Defaults are the embedded default's values."""
-
-    epochs: int = 4
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_fraction: float = 0.1
-    label_smoothing: float = 0.1
-    augment: bool = True
-    seed: int = 0
-    device: str = "auto"
-
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> "Recipe":
-        """Build from the ``train`` params section; unknown keys fail with the valid ones."""
-        return section_from_config(cls, section, name="train")
+from zooprobe.zoo.factory import build_timm, preprocessing_of
 
 
 def _augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -106,7 +89,7 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
         threads: torch CPU threads.
         progress: show a tqdm bar (on stderr, so it lands in the rule's log).
         negative_output: give the classifier a (K+1)-th output, "pseudo-negative" (class index K).
-        synthesise: introspective training (:mod:`zooprobe.train.icn.introspective`): before each epoch, its
+        synthesise: introspective training (:mod:`zooprobe.train.icn.sampler`): before each epoch, its
             images join the training set labelled K. The real data's schedule is unchanged, so an
             epoch is still one pass over the real data (plus the negatives so far).
 
@@ -168,7 +151,8 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
             optimizer.step()
             running += float(loss.detach()) * len(index)
             bar.update(steps_per_epoch / steps_this_epoch)
-        val_acc = accuracy(model, preprocess, val) if len(val.labels) else float("nan")
+        val_acc = top1(model, preprocess, val.images, val.labels, num_classes=num_classes).accuracy \
+            if len(val.labels) else float("nan")
         history.append({"epoch": epoch + 1, "train_loss": running / n_all, "val_accuracy": val_acc,
                         "negatives": len(negatives), "seconds": time.perf_counter() - started})
         bar.set_postfix(loss=f"{running / len(order):.3f}", val_acc=f"{val_acc:.3f}")
@@ -181,21 +165,49 @@ def train_model(spec: ModelSpec, data: ImageSet, recipe: Recipe, *, threads: int
     return checkpoint, history
 
 
+@dataclass(frozen=True)
+class Top1:
+    """How many of ``n`` examples the model's own head classified right."""
+
+    correct: int
+    n: int
+
+    @property
+    def accuracy(self) -> float:
+        """Share right (0 for no examples)."""
+        return self.correct / max(1, self.n)
+
+    @property
+    def error(self) -> float:
+        """Share wrong (0 for no examples), counted, so that it is exact, not ``1 - accuracy``."""
+        return (self.n - self.correct) / max(1, self.n)
+
+
 @torch.inference_mode()
-def accuracy(model: torch.nn.Module, preprocess: Callable[[torch.Tensor], torch.Tensor], data: ImageSet,
-             batch_size: int = 256) -> float:
-    """Top-1 accuracy of ``model``'s own head on every example of ``data``.
+def top1(model: torch.nn.Module, preprocess: Callable[[torch.Tensor], torch.Tensor], images: np.ndarray,
+         labels: np.ndarray, *, num_classes: int, batch_size: int = 256) -> Top1:
+    """Top-1 decisions of ``model``'s own head over its first ``num_classes`` logits.
 
     Only the dataset's classes compete: an introspective classifier's pseudo-negative output is ignored.
+
+    Args:
+        model: the classifier (put in eval mode here).
+        preprocess: its preprocessing of uint8 (N, H, W, C) images.
+        images: uint8 (N, H, W, C) images.
+        labels: (N,) class indices.
+        num_classes: K, the dataset's classes.
+        batch_size: images per forward pass.
+
+    Returns:
+        The count of right decisions out of N.
     """
     model.eval()
     device = next(model.parameters()).device
     correct = 0
-    for start in range(0, len(data.labels), batch_size):
-        logits = model(preprocess(torch.from_numpy(data.images[start:start + batch_size]).to(device)))
-        logits = logits[:, :len(data.class_names)]
-        correct += int((logits.argmax(1).cpu().numpy() == data.labels[start:start + batch_size]).sum())
-    return correct / max(1, len(data.labels))
+    for start in range(0, len(labels), batch_size):
+        logits = model(preprocess(torch.from_numpy(images[start:start + batch_size]).to(device)))[:, :num_classes]
+        correct += int((logits.argmax(1).cpu().numpy() == labels[start:start + batch_size]).sum())
+    return Top1(correct=correct, n=len(labels))
 
 
 def seed_everything(seed: int) -> None:

@@ -15,7 +15,10 @@ import torch.nn.functional as F
 from timm.models import register_model
 from torch import nn
 
+# Blocks per stage of each depth (6n+2 layers), and its size in millions of parameters.
 DEPTHS: dict[str, int] = {"cifar_resnet20": 3, "cifar_resnet32": 5, "cifar_resnet44": 7, "cifar_resnet56": 9}
+PARAMS_M: dict[str, float] = {"cifar_resnet20": 0.27, "cifar_resnet32": 0.46, "cifar_resnet44": 0.66,
+                              "cifar_resnet56": 0.85}
 # The normalisation the published checkpoints were trained with.
 CIFAR_RESNET_MEAN = (0.485, 0.456, 0.406)
 CIFAR_RESNET_STD = (0.229, 0.224, 0.225)
@@ -114,29 +117,18 @@ def _build(name: str, pretrained: bool, pretrained_cfg_overlay: dict[str, Any] |
     return model
 
 
-@register_model
-def cifar_resnet20(pretrained: bool = False, pretrained_cfg: Any = None,
-                   pretrained_cfg_overlay: dict[str, Any] | None = None, **kwargs: Any) -> CifarResNet:
-    """CIFAR ResNet-20 (0.27 M params)."""
-    return _build("cifar_resnet20", pretrained, pretrained_cfg_overlay, **kwargs)
+def _entry_point(name: str, millions_of_params: float) -> Any:
+    """timm's entry point of one depth, registered under ``name``."""
+
+    def entry_point(pretrained: bool = False, pretrained_cfg: Any = None,
+                    pretrained_cfg_overlay: dict[str, Any] | None = None, **kwargs: Any) -> CifarResNet:
+        return _build(name, pretrained, pretrained_cfg_overlay, **kwargs)
+
+    # timm's registry names an entry point after its __name__.
+    entry_point.__name__ = entry_point.__qualname__ = name
+    entry_point.__doc__ = f"CIFAR ResNet-{name.removeprefix('cifar_resnet')} ({millions_of_params} M params)."
+    return entry_point
 
 
-@register_model
-def cifar_resnet32(pretrained: bool = False, pretrained_cfg: Any = None,
-                   pretrained_cfg_overlay: dict[str, Any] | None = None, **kwargs: Any) -> CifarResNet:
-    """CIFAR ResNet-32 (0.46 M params)."""
-    return _build("cifar_resnet32", pretrained, pretrained_cfg_overlay, **kwargs)
-
-
-@register_model
-def cifar_resnet44(pretrained: bool = False, pretrained_cfg: Any = None,
-                   pretrained_cfg_overlay: dict[str, Any] | None = None, **kwargs: Any) -> CifarResNet:
-    """CIFAR ResNet-44 (0.66 M params)."""
-    return _build("cifar_resnet44", pretrained, pretrained_cfg_overlay, **kwargs)
-
-
-@register_model
-def cifar_resnet56(pretrained: bool = False, pretrained_cfg: Any = None,
-                   pretrained_cfg_overlay: dict[str, Any] | None = None, **kwargs: Any) -> CifarResNet:
-    """CIFAR ResNet-56 (0.85 M params)."""
-    return _build("cifar_resnet56", pretrained, pretrained_cfg_overlay, **kwargs)
+for _name, _millions in PARAMS_M.items():
+    register_model(_entry_point(_name, _millions))

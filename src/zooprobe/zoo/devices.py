@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+from zooprobe.params.settings import DEVICES
 
 
 def pick_device(requested: str = "auto") -> torch.device:

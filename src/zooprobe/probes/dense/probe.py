@@ -18,7 +18,7 @@ from zooprobe.probes.dense.heads import DenseHead, DenseProbeSettings, fit_dense
 from zooprobe.probes.dense.metrics import DEPTH_ALIGNMENTS, align_depth, per_image_metrics
 from zooprobe.probes.inputs import ProbeInputError, read_annotated_features
 from zooprobe.probes.rows import layer_row
-from zooprobe.zoo.models import concat_at_stride
+from zooprobe.zoo.pooling import concat_at_stride
 
 log = logging.getLogger("zooprobe")
 

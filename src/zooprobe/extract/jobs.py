@@ -1,0 +1,81 @@
+"""The ``extract`` stage as one call: one model's layer-wise features on one image set, resumable."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from tqdm import tqdm
+
+from zooprobe.extract.features import ExtractionRun, extract_to_writer, layer_dims
+from zooprobe.io import h5io
+from zooprobe.params.settings import ExtractSettings
+from zooprobe.params.spec import ModelSpec
+from zooprobe.zoo.devices import pick_device
+from zooprobe.zoo.factory import create_model
+
+log = logging.getLogger(__name__)
+
+
+def extract_to_file(*, model: str, entry: Mapping[str, Any], settings_section: Mapping[str, Any],
+                    execution_section: Mapping[str, Any], data_path: str | Path, weights: str | Path | None,
+                    out: str | Path, threads: int, spatial_grid: int | None, feature_dtype: str,
+                    provenance: Mapping[str, Any]) -> ExtractionRun:
+    """Extract one model's features on one image set into an HDF5 file, resuming a partial one.
+
+    Args:
+        model: the zoo name.
+        entry: its params entry.
+        settings_section: the ``extract`` params (what changes the features).
+        execution_section: the ``execution.extract`` params (how the job runs).
+        data_path: the image set.
+        weights: the state-dict file of a ``trained`` or ``checkpoint`` entry.
+        out: the features file.
+        threads: torch CPU threads.
+        spatial_grid: keep layers spatial, (N, C, h, w) pooled to at most this grid, for dense probes.
+        feature_dtype: ``float32`` or ``float16`` on disk.
+        provenance: what every output records first (the code version).
+
+    Returns:
+        What the run did (rows, resume point, time, device).
+    """
+    torch.set_num_threads(threads)
+    settings = ExtractSettings.from_config(settings_section, execution_section)
+    spec = ModelSpec.from_config(model, entry)
+    extractor = create_model(spec, weights=weights)
+    layers = extractor.select_layers(spec.layers)
+    device = pick_device(settings.device)
+    labels, split, info = h5io.read_image_labels(data_path)
+    # Keep the model's own predictions when its head could be over this set's classes; the probe
+    # stage scores them only where the params say the label spaces are the same.
+    with_head = extractor.num_classes == len(info["class_names"])
+    dims = layer_dims(extractor, tuple(info["image_shape"]), layers=layers, pooling=settings.pooling, device=device,
+                      spatial_grid=spatial_grid)
+    # Everything that changes the numbers is recorded, and a resumed run must match all of it.
+    provenance = dict(provenance, model=model, arch=spec.arch, source=spec.source,
+                      weights_sha256=extractor.weights_sha256(), pooling=settings.pooling,
+                      # Which tokens of a transformer's sequences were pooled (patch tokens only).
+                      **extractor.token_pooling(),
+                      preprocessing=extractor.preprocessing.as_dict(), seed=spec.seed, precision=settings.precision,
+                      # How it ran: recorded, but not part of what a resumed run must match.
+                      execution=dict(settings.execution(), device=str(device)),
+                      spatial_grid=spatial_grid, feature_dtype=feature_dtype,
+                      dataset=info["name"],
+                      dataset_sha256=info["content_sha256"], class_names=info["class_names"],
+                      checkpoint_info=extractor.checkpoint_info)
+    with h5io.FeatureWriter(out, n=info["n"], layer_dims=dims, labels=labels, split=split,
+                            provenance=provenance, with_head=with_head, dtype=feature_dtype,
+                            head_classes=extractor.num_classes if with_head else 0, resume=True) as writer:
+        if writer.rows_done:
+            log.info("resuming %s at row %d of %d", out, writer.rows_done, info["n"])
+        bar = tqdm(total=info["n"], initial=writer.rows_done, desc=f"extract {model}/{info['name']}", mininterval=2)
+        run = extract_to_writer(extractor, lambda start: h5io.ImageBatches(data_path, settings.batch_size, start=start),
+                                writer, layers=layers, settings=settings, device=device, with_head=with_head,
+                                progress=bar.update, spatial_grid=spatial_grid)
+        bar.close()
+    log.info("wrote %s: %d rows (resumed at %d) in %.1f s, %.0f images/s on %s with %d loader workers; "
+             "layers %s; head kept: %s", out, run.rows, run.resumed_from, run.seconds, run.images_per_second,
+             run.device, run.num_workers, dims, with_head)
+    return run

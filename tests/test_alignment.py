@@ -456,7 +456,7 @@ def test_softmax_equals_the_max_shifted_exponential_bit_for_bit_in_float64() -> 
 
 
 def _labelled_set(path: Path, n: int = 12, k: int = 3) -> None:
-    from zooprobe.data.datasets import ImageSet
+    from zooprobe.data.imageset import ImageSet
     from zooprobe.io import h5io
 
     rng = np.random.default_rng(0)

@@ -17,7 +17,7 @@ import torch
 import yaml
 from PIL import Image
 
-from workflow_helpers import REPO, copy_checkout, rules_run, run, snakemake
+from workflow_helpers import REPO, rules_run, run, snakemake
 from zooprobe.io import h5io
 from zooprobe.data.files import build_imagefolder
 from zooprobe.data.imageset import ImageSet

@@ -474,7 +474,7 @@ def test_icn_table_refuses_comparisons_without_every_seed():
 
 
 def test_icn_compare_refuses_an_ood_set_with_other_classes(digits, tmp_path):
-    from zooprobe.data.datasets import ImageSet
+    from zooprobe.data.imageset import ImageSet
     from zooprobe.data.label_space import LabelSpaceError
     from zooprobe.io import h5io
 

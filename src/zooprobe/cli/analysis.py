@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from zooprobe.cli.common import _json
+from zooprobe.cli.common import json_arg
 
 log = logging.getLogger("zooprobe")
 
@@ -39,17 +39,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     files = _score_files()
     p = sub.add_parser("analyse", parents=[files], help="rank models and compare rankings across benchmarks")
     p.add_argument("--probes", nargs="+", required=True)
-    p.add_argument("--settings", type=_json, required=True)
-    p.add_argument("--sweep", type=_json, default=None, help="the sweep params section, as JSON (null: none)")
+    p.add_argument("--settings", type=json_arg, required=True)
+    p.add_argument("--sweep", type=json_arg, default=None, help="the sweep params section, as JSON (null: none)")
     p.add_argument("--alignment", nargs="*", default=[], help="alignment results (JSON) from align and align-tables")
     p.add_argument("--dense", nargs="*", default=[], help="dense-probe results (JSON) from dense-probe")
-    p.add_argument("--design", type=_json, default=None,
+    p.add_argument("--design", type=json_arg, default=None,
                    help="units, shared test rows and random-init pairs, as JSON (zooprobe.params.config.analysis_design)")
     p.set_defaults(func=cmd_analyse)
 
     p = sub.add_parser("report", parents=[files], help="render the HTML report")
-    p.add_argument("--config", type=_json, required=True)
-    p.add_argument("--settings", type=_json, default={})
+    p.add_argument("--config", type=json_arg, required=True)
+    p.add_argument("--settings", type=json_arg, default={})
     p.add_argument("--icn-summary", nargs="*", default=[], help="icn-table summary (JSON), if the run has one")
     p.add_argument("--icn-grids", nargs="*", default=[], help="icn-compare sample grids (npz) to show")
     p.add_argument("--out", required=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from zooprobe.cli.common import _json, _provenance_base
+from zooprobe.cli.common import json_arg, run_provenance
 from zooprobe.io.fetch import fetch
 
 log = logging.getLogger("zooprobe")
@@ -18,7 +18,7 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     from zooprobe.data.registry import build_dataset
 
     built = build_dataset(name=args.name, spec=args.spec, out=args.out, base=args.base,
-                          download_dir=args.download_dir, provenance=_provenance_base())
+                          download_dir=args.download_dir, provenance=run_provenance())
     log.info("wrote %s: %d images %s, sha256 %s", args.out, len(built.labels), built.images.shape[1:],
              built.content_sha256()[:12])
 
@@ -32,7 +32,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add this module's subcommands to ``sub``."""
     p = sub.add_parser("dataset", help="build one dataset file")
     p.add_argument("--name", required=True)
-    p.add_argument("--spec", type=_json, required=True, help="the dataset's params entry, as JSON")
+    p.add_argument("--spec", type=json_arg, required=True, help="the dataset's params entry, as JSON")
     p.add_argument("--base", help="the dataset a 'shift' or 'corrupt' source shifts")
     p.add_argument("--download-dir", help="where a 'url' source keeps its downloaded files")
     p.add_argument("--out", required=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from zooprobe.cli.common import _json, _provenance_base
+from zooprobe.cli.common import json_arg, run_provenance
 from zooprobe.params.settings import POOLINGS
 
 
@@ -15,7 +15,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
     extract_to_file(model=args.model, entry=args.spec, settings_section=args.settings,
                     execution_section=args.execution, data_path=args.data, weights=args.weights, out=args.out,
                     threads=args.threads, spatial_grid=args.spatial_grid, feature_dtype=args.feature_dtype,
-                    provenance=_provenance_base())
+                    provenance=run_provenance())
 
 
 def cmd_layers(args: argparse.Namespace) -> None:
@@ -32,9 +32,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add this module's subcommands to ``sub``."""
     p = sub.add_parser("extract", help="extract layer-wise features of one model on one dataset")
     p.add_argument("--model", required=True)
-    p.add_argument("--spec", type=_json, required=True)
-    p.add_argument("--settings", type=_json, required=True, help="the extract params section, as JSON")
-    p.add_argument("--execution", type=_json, default={},
+    p.add_argument("--spec", type=json_arg, required=True)
+    p.add_argument("--settings", type=json_arg, required=True, help="the extract params section, as JSON")
+    p.add_argument("--execution", type=json_arg, default={},
                    help="the execution.extract params section (batch size, device, workers), as JSON")
     p.add_argument("--data", required=True)
     p.add_argument("--weights")

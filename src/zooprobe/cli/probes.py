@@ -6,7 +6,8 @@ import argparse
 import contextlib
 from typing import Any, Callable, Iterator
 
-from zooprobe.cli.common import _json, _named_paths, _provenance_base, _write_json
+from zooprobe.io.atomic import write_json
+from zooprobe.cli.common import json_arg, named_paths, run_provenance
 
 # Library imports stay inside the commands: building the parser (every ``zooprobe`` call, dvc-sync,
 # check-config) must not pay for h5py, sklearn or torch.
@@ -14,7 +15,7 @@ from zooprobe.cli.common import _json, _named_paths, _provenance_base, _write_js
 # The options several probe commands share, each with one meaning everywhere.
 SHARED_OPTIONS: dict[str, dict[str, Any]] = {
     "--model": dict(required=True, help="the model's name"),
-    "--settings": dict(type=_json, required=True, help="the stage's params section, as JSON"),
+    "--settings": dict(type=json_arg, required=True, help="the stage's params section, as JSON"),
     "--data": dict(required=True, help="the dataset file, with its human or dense labels"),
     "--features": dict(required=True, help="the model's features on that dataset"),
     "--out": dict(required=True, help="the output file"),
@@ -41,28 +42,20 @@ def _inputs_refused() -> Iterator[None]:
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
-    from zooprobe.io import h5io
-    from zooprobe.probes.linear import probe_features
+    from zooprobe.probes.linear import probe_feature_files
 
-    id_features = h5io.read_features(args.id)
-    ood = {name: h5io.read_features(path) for name, path in _named_paths(args.ood).items()}
-    # A transfer set that is also the ID or an OOD set is read once.
-    known = {args.id_name: id_features, **ood}
-    transfer = {name: known[name] if name in known else h5io.read_features(path)
-                for name, path in _named_paths(args.transfer).items()}
     with _inputs_refused():
-        result = probe_features(model=args.model, task=args.task, id_name=args.id_name, id_features=id_features,
-                                ood=ood, transfer=transfer, settings=args.settings, score_head=args.score_head,
-                                run=_provenance_base())
-    h5io.write_probe_result(args.out, predictions=result.predictions, labels=result.labels,
-                            provenance=result.provenance, head=result.head, transfer=result.transfer)
+        probe_feature_files(model=args.model, task=args.task, id_name=args.id_name, id_path=args.id,
+                            ood_paths=named_paths(args.ood), transfer_paths=named_paths(args.transfer),
+                            settings=args.settings, score_head=args.score_head, run=run_provenance(),
+                            out=args.out)
 
 
 def _write_payload(stage: Callable[..., Any], args: argparse.Namespace, **inputs: Any) -> None:
     """Call a stage that returns a JSON payload with the run's settings and provenance; write it to ``--out``."""
     with _inputs_refused():
-        payload = stage(settings=args.settings, run=_provenance_base(), **inputs)
-    _write_json(args.out, payload)
+        payload = stage(settings=args.settings, run=run_provenance(), **inputs)
+    write_json(args.out, payload)
 
 
 def cmd_align(args: argparse.Namespace) -> None:

@@ -19,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from zooprobe.data.label_space import require_same_label_space
+from zooprobe.io import h5io
 from zooprobe.io.h5io import Features
 from zooprobe.probes.inputs import ProbeInputError
 
@@ -275,3 +276,31 @@ def probe_features(*, model: str, task: str, id_name: str, id_features: Features
                       feature_versions=versions)
     return ProbeResult(predictions=on_id.predictions, labels=labels, provenance=provenance, head=head,
                        transfer={name: (t["predictions"], t["labels"], t["rows"]) for name, t in own.items()})
+
+
+def probe_feature_files(*, model: str, task: str, id_name: str, id_path: str, ood_paths: Mapping[str, str],
+                        transfer_paths: Mapping[str, str], settings: Mapping[str, Any], score_head: bool,
+                        run: Mapping[str, Any], out: str) -> None:
+    """The ``probe`` stage on files: read the feature files, run :func:`probe_features`, write the result.
+
+    Args:
+        model: the model's name.
+        task: the task's name.
+        id_name: the ID set's name.
+        id_path: the model's feature file on the ID set.
+        ood_paths: OOD set name -> feature file.
+        transfer_paths: transfer set name -> feature file; a set that is also the ID or an OOD set is read once.
+        settings: the probe params.
+        score_head: also keep the model's own head predictions.
+        run: what every output of this run records (the code version).
+        out: the probe result file (HDF5, written atomically).
+    """
+    id_features = h5io.read_features(id_path)
+    ood = {name: h5io.read_features(path) for name, path in ood_paths.items()}
+    known = {id_name: id_features, **ood}
+    transfer = {name: known[name] if name in known else h5io.read_features(path)
+                for name, path in transfer_paths.items()}
+    result = probe_features(model=model, task=task, id_name=id_name, id_features=id_features, ood=ood,
+                            transfer=transfer, settings=settings, score_head=score_head, run=run)
+    h5io.write_probe_result(out, predictions=result.predictions, labels=result.labels,
+                            provenance=result.provenance, head=result.head, transfer=result.transfer)

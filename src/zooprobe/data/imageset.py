@@ -154,8 +154,40 @@ def first_per_class(part: ImageSet, max_per_class: int) -> ImageSet:
     return ImageSet(part.images[keep], part.labels[keep], part.split[keep], part.class_names, part.attrs)
 
 
+def shorter_side_center_crop(image: Any, size: int) -> np.ndarray:
+    """Resize a PIL image's shorter side to ``size`` and center-crop the longer one: an aspect-preserving square.
+
+    A model's evaluation transform (resize the shorter side to ``input_size / crop_pct``, center-crop
+    ``input_size``) keeps only a central square of the photograph, so this stored square loses
+    nothing it would use, provided ``size`` is at least the model's resize size. A square image is
+    resized exactly as a plain resize would (same filter), so square sources store the same bytes.
+
+    Args:
+        image: a PIL image (any mode; the caller converts to RGB or L first).
+        size: side of the stored square in pixels.
+
+    Returns:
+        uint8 (size, size) or (size, size, C).
+    """
+    from PIL import Image
+
+    width, height = image.size
+    if (width, height) != (size, size):
+        scale = size / min(width, height)
+        # The shorter side lands on size exactly; the longer is rounded, never below size.
+        new = (size, max(size, round(height * scale))) if width <= height else (max(size, round(width * scale)), size)
+        image = image.resize(new, Image.Resampling.BILINEAR)
+        left, top = (new[0] - size) // 2, (new[1] - size) // 2
+        if new != (size, size):
+            image = image.crop((left, top, left + size, top + size))
+    return np.asarray(image)
+
+
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
-    """Resize uint8 (N, H, W, C) images to (N, size, size, C) with bilinear filtering."""
+    """Resize uint8 (N, H, W, C) images to (N, size, size, C): shorter side to ``size``, then center-cropped.
+
+    See :func:`shorter_side_center_crop`; square images are plainly resized with bilinear filtering.
+    """
     # PIL only here, so a reader that merely stores or hashes sets never imports it.
     from PIL import Image
 
@@ -164,8 +196,7 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     out = np.empty((len(images), size, size, images.shape[3]), dtype=np.uint8)
     for i, image in enumerate(images):
         pil = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image)
-        resized = np.asarray(pil.resize((size, size), Image.Resampling.BILINEAR))
-        out[i] = resized.reshape(size, size, -1)
+        out[i] = shorter_side_center_crop(pil, size).reshape(size, size, -1)
     return out
 
 

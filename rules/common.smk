@@ -288,6 +288,19 @@ def score_head_flag(wildcards):
     return ["--score-head"] if model_spec(wildcards.model).head_label_space == TASKS[wildcards.task]["id"] else []
 
 
+def probe_kind_flag(wildcards):
+    """--kind head for a task that scores the models' own heads (probe: head), else nothing (linear probes)."""
+    return ["--kind", "head"] if TASKS[wildcards.task]["probe"] == "head" else []
+
+
+def published_flag(wildcards):
+    """--published JSON: the published-table row a model entry names (published: {table, name, img_size})."""
+    if wildcards.model in sweep_members(config):
+        return []
+    published = model_entries(config)[wildcards.model].get("published")
+    return ["--published", as_json(published)] if published else []
+
+
 def icn_model_keys(wildcards):
     """An introspective model's training also reads the sampler and rounds."""
     return ["introspective.model"] if model_spec(wildcards.model).introspective else []

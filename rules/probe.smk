@@ -1,6 +1,7 @@
 rule probe:
     """Linear probes per layer: fit on the ID train split, C chosen on val, scored on ID test and OOD;
-    and probes of its own on each transfer set (its train split, C on its val, scored on its test)."""
+    and probes of its own on each transfer set (its train split, C on its val, scored on its test).
+    A task with probe: head scores the model's own head instead (no probe is fitted)."""
     input:
         id=task_id_features,
         ood=task_ood_features,
@@ -15,6 +16,8 @@ rule probe:
         settings=PROBE_SETTINGS,
         id_name=from_config("probe.tasks.{task}", derive=task_id_name),
         head=from_config(head_keys, "probe.tasks.{task}", derive=score_head_flag),
+        kind=from_config("probe.tasks.{task}", derive=probe_kind_flag),
+        published=from_config(head_keys, derive=published_flag),
         ood=from_config("probe.tasks.{task}", derive=ood_feature_args),
         transfer=from_config("probe.tasks.{task}", derive=transfer_feature_args),
     threads: 1
@@ -26,4 +29,4 @@ rule probe:
     shell:
         "python -m zooprobe probe --model {wildcards.model:q} --task {wildcards.task:q} --settings {params.settings:q}"
         " --id-name {params.id_name:q} --id {input.id:q} --ood {params.ood:q} --transfer {params.transfer:q}"
-        " {params.head:q} --out {output:q} > {log:q} 2>&1"
+        " {params.head:q} {params.kind:q} {params.published:q} --out {output:q} > {log:q} 2>&1"

@@ -9,6 +9,7 @@ take architectures, not seeds, as their units (:mod:`zooprobe.analysis.agreement
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -84,10 +85,23 @@ def benchmarks_of(runs: list[ProbeRun]) -> list[tuple[str, str, bool]]:
     return sorted(((t, e, ood) for (t, e), ood in seen.items()), key=lambda item: (item[0], item[2], item[1]))
 
 
+def published_accuracy(run: ProbeRun) -> tuple[float, str] | None:
+    """The top-1 accuracy (in percent) published for a run's model, and where it was published, if any.
+
+    A checkpoint's own record (akamaster's ``best_prec1``) or the row of a published results table
+    that the model entry names (``published: {table, name, img_size}``, recorded by the probe stage).
+    """
+    if PUBLISHED_KEY in run.provenance.get("checkpoint_info", {}):
+        return float(run.provenance["checkpoint_info"][PUBLISHED_KEY]), "published with the checkpoint"
+    table = run.provenance.get("published")
+    if table:
+        return float(table["top1"]), f"published in {Path(table['table']).name} ({table['name']} at {table['img_size']} px)"
+    return None
+
+
 def published_accuracies(runs: list[ProbeRun]) -> dict[str, float]:
-    """Model -> the top-1 accuracy published with its checkpoint (in percent), for the runs that have one."""
-    return {run.model: run.provenance["checkpoint_info"][PUBLISHED_KEY] for run in runs
-            if PUBLISHED_KEY in run.provenance.get("checkpoint_info", {})}
+    """Model -> its published top-1 accuracy (in percent), for the runs that have one."""
+    return {run.model: found[0] for run in runs if (found := published_accuracy(run)) is not None}
 
 
 class _Counts:
@@ -143,7 +157,8 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
         id_boot = counts(task_runs[0].provenance["id_eval"], len(task_runs[0].labels[task_runs[0].provenance["id_eval"]]))
         for run in task_runs:
             rows.extend(_probe_rows(run, eval_name, is_ood, boot))
-            if is_ood:
+            # The tunnel metrics compare layers; an own-head run (probe: head) has one.
+            if is_ood and run.provenance.get("probe") != "head":
                 rows.extend(_tunnel_rows(run, eval_name, "shift", id_boot=id_boot, ood_boot=boot,
                                          joint=counts.draw(eval_name) == counts.draw(run.provenance["id_eval"])))
         correct = np.stack([run.correct(eval_name, run.selected_layer) for run in task_runs]).astype(float)
@@ -180,10 +195,10 @@ def _probe_rows(run: ProbeRun, eval_name: str, is_ood: bool, boot: np.ndarray) -
     if run.head:
         rows.append(score_row(eval_name, run.model, "head", "head_accuracy",
                          stats.bootstrap_accuracy(run.head[eval_name] == run.labels[eval_name], counts=boot)))
-    published = run.provenance.get("checkpoint_info", {}).get(PUBLISHED_KEY)
+    published = published_accuracy(run)
     if published is not None and not is_ood:
         rows.append(score_row(eval_name, run.model, "head", "published_accuracy",
-                         stats.no_interval(published / 100.0, 0, "published with the checkpoint")))
+                         stats.no_interval(published[0] / 100.0, 0, published[1])))
     return rows
 
 

@@ -43,8 +43,14 @@ def _inputs_refused() -> Iterator[None]:
 
 def cmd_probe(args: argparse.Namespace) -> None:
     from zooprobe.probes.linear import probe_feature_files
+    from zooprobe.probes.own_head import score_own_head_files
 
     with _inputs_refused():
+        if args.kind == "head":
+            score_own_head_files(model=args.model, task=args.task, id_name=args.id_name, id_path=args.id,
+                                 ood_paths=named_paths(args.ood), run=run_provenance(), published=args.published,
+                                 out=args.out)
+            return
         probe_feature_files(model=args.model, task=args.task, id_name=args.id_name, id_path=args.id,
                             ood_paths=named_paths(args.ood), transfer_paths=named_paths(args.transfer),
                             settings=args.settings, score_head=args.score_head, run=run_provenance(),
@@ -90,6 +96,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ood", nargs="*", help="NAME=PATH features on each OOD set")
     p.add_argument("--transfer", nargs="*", help="NAME=PATH features on each transfer set (probes of its own)")
     p.add_argument("--score-head", action="store_true", help="also score the model's own head (same label space)")
+    p.add_argument("--kind", choices=["linear", "head"], default="linear",
+                   help="head: no probe, score the model's own head on every set (probe: head tasks)")
+    p.add_argument("--published", type=json_arg, default=None,
+                   help="JSON {table, name, img_size}: the model's row of a published results table")
     p.set_defaults(func=cmd_probe)
 
     # One model's features (or head) scored against a dataset's extra labels: human or per-pixel.

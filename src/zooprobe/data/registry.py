@@ -16,6 +16,7 @@ from zooprobe.data.dense_sets import build_middlebury_motorcycle
 from zooprobe.data.files import build_from_files, build_imagefolder, build_packaged, fetch_files
 from zooprobe.data.human import build_kriegeskorte92, build_peterson
 from zooprobe.data.imageset import ImageSet
+from zooprobe.data.label_space import head_class_indices, head_label_names
 from zooprobe.data.procedural import build_procedural
 from zooprobe.data.shifted import build_corrupt, build_shift
 from zooprobe.data.torchvision_sets import build_torchvision
@@ -56,20 +57,50 @@ SOURCES: dict[str, Source] = {
 
 
 def build_image_set(spec: Mapping[str, Any], *, base: str | Path | None = None,
-                    download_dir: str | Path | None = None) -> ImageSet:
+                    download_dir: str | Path | None = None, dataset: str = "") -> ImageSet:
     """Build the set a params entry describes (without writing it or checking its ``sha256``).
 
     Args:
         spec: the ``datasets.<name>`` entry: ``source`` (one of :data:`SOURCES`) and its builder's params.
         base: the image-set file a ``shift`` or ``corrupt`` source copies.
         download_dir: where a ``url`` source keeps its downloaded files.
+        dataset: the dataset's name, for messages.
 
     Returns:
-        The :class:`ImageSet`, with the builder's provenance as ``attrs``.
+        The :class:`ImageSet`, with the builder's provenance as ``attrs`` (and ``head_classes`` where declared).
     """
     params = dict(spec)
     name = params.pop("source")
     params.pop("sha256", None)
+    head_classes = params.pop("head_classes", None)
+    built = _build(name, params, base=base, download_dir=download_dir)
+    return with_head_classes(built, space=head_classes, dataset=dataset or name)
+
+
+def with_head_classes(built: ImageSet, *, space: str | None, dataset: str) -> ImageSet:
+    """Record which head label space a set's classes belong to (``head_classes``), checking its class names.
+
+    A shifted copy keeps its base's declaration (same classes), so only the clean set declares it.
+
+    Args:
+        built: the built set; its ``attrs`` gain ``head_classes`` (space, each class's head index, the list's source).
+        space: the declared label space (one of ``zooprobe.params.spec.HEAD_LABEL_SPACES``), or ``None``.
+        dataset: the dataset's name, for messages.
+
+    Returns:
+        ``built``.
+    """
+    if space is None:
+        return built
+    _, list_source = head_label_names(space)
+    built.attrs["head_classes"] = {"space": space, "label_list": list_source,
+                                   "indices": head_class_indices(dataset=dataset, space=space,
+                                                                 class_names=built.class_names)}
+    return built
+
+
+def _build(name: str, params: dict[str, Any], *, base: str | Path | None,
+           download_dir: str | Path | None) -> ImageSet:
     if name not in SOURCES:
         raise ValueError(f"unknown dataset source {name!r}; valid: {list(SOURCES)}")
     source = SOURCES[name]
@@ -78,7 +109,12 @@ def build_image_set(spec: Mapping[str, Any], *, base: str | Path | None = None,
     if source.takes == "base":
         if not base:
             raise ValueError(f"a {name!r} dataset needs --base <path of the dataset it shifts>")
-        return source.build(read_image_set(base), **params)
+        base_set = read_image_set(base)
+        built = source.build(base_set, **params)
+        inherited = base_set.attrs.get("head_classes")
+        if inherited and built.class_names == base_set.class_names:
+            built.attrs["head_classes"] = inherited
+        return built
     if source.takes == "files":
         if not download_dir:
             raise ValueError(f"a {name!r} dataset needs --download-dir <folder for the downloaded files>")
@@ -109,7 +145,7 @@ def build_dataset(*, name: str, spec: Mapping[str, Any], out: str | Path, base: 
     Raises:
         ChecksumError: the entry has a ``sha256`` and the built content has another.
     """
-    built = build_image_set(spec, base=base, download_dir=download_dir)
+    built = build_image_set(spec, base=base, download_dir=download_dir, dataset=name)
     expected = spec.get("sha256")
     if expected:
         actual = built.content_sha256()

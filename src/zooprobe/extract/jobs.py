@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 import torch
 from tqdm import tqdm
 
+from zooprobe.data.label_space import HEAD_LABEL_SPACES, subset_head_predictions
 from zooprobe.extract.features import ExtractionRun, extract_to_writer, layer_dims
 from zooprobe.io import h5io
 from zooprobe.params.settings import ExtractSettings
@@ -51,6 +54,11 @@ def extract_to_file(*, model: str, entry: Mapping[str, Any], settings_section: M
     # Keep the model's own predictions when its head could be over this set's classes; the probe
     # stage scores them only where the params say the label spaces are the same.
     with_head = extractor.num_classes == len(info["class_names"])
+    # A set that declares its classes as ids of a head label space (head_classes) keeps the head's
+    # full logits, and its predictions take the argmax over the set's classes only.
+    head_classes = info.get("head_classes")
+    subset = bool(head_classes) and extractor.num_classes == HEAD_LABEL_SPACES[head_classes["space"]]
+    with_head = (with_head and not head_classes) or subset
     dims = layer_dims(extractor, tuple(info["image_shape"]), layers=layers, pooling=settings.pooling, device=device,
                       spatial_grid=spatial_grid)
     # Everything that changes the numbers is recorded, and a resumed run must match all of it.
@@ -64,18 +72,40 @@ def extract_to_file(*, model: str, entry: Mapping[str, Any], settings_section: M
                       spatial_grid=spatial_grid, feature_dtype=feature_dtype,
                       dataset=info["name"],
                       dataset_sha256=info["content_sha256"], class_names=info["class_names"],
-                      checkpoint_info=extractor.checkpoint_info)
+                      checkpoint_info=extractor.checkpoint_info,
+                      **({"head_classes": dict(head_classes, head_outputs=extractor.num_classes)} if head_classes else {}))
     with h5io.FeatureWriter(out, n=info["n"], layer_dims=dims, labels=labels, split=split,
                             provenance=provenance, with_head=with_head, dtype=feature_dtype,
                             head_classes=extractor.num_classes if with_head else 0, resume=True) as writer:
         if writer.rows_done:
             log.info("resuming %s at row %d of %d", out, writer.rows_done, info["n"])
         bar = tqdm(total=info["n"], initial=writer.rows_done, desc=f"extract {model}/{info['name']}", mininterval=2)
+        target = _SubsetHeadWriter(writer, head_classes["indices"]) if subset else writer
         run = extract_to_writer(extractor, lambda start: h5io.ImageBatches(data_path, settings.batch_size, start=start),
-                                writer, layers=layers, settings=settings, device=device, with_head=with_head,
+                                target, layers=layers, settings=settings, device=device, with_head=with_head,
                                 progress=bar.update, spatial_grid=spatial_grid)
         bar.close()
     log.info("wrote %s: %d rows (resumed at %d) in %.1f s, %.0f images/s on %s with %d loader workers; "
              "layers %s; head kept: %s", out, run.rows, run.resumed_from, run.seconds, run.images_per_second,
              run.device, run.num_workers, dims, with_head)
     return run
+
+
+class _SubsetHeadWriter:
+    """A feature writer whose head predictions are the argmax over a subset of the head's classes.
+
+    Args:
+        writer: the entered :class:`zooprobe.io.h5io.FeatureWriter` (it stores the full logits).
+        class_indices: the head output index of each of the set's classes, in its label order.
+    """
+
+    def __init__(self, writer: h5io.FeatureWriter, class_indices: Sequence[int]) -> None:
+        self._writer, self._class_indices = writer, list(class_indices)
+
+    @property
+    def rows_done(self) -> int:
+        return self._writer.rows_done
+
+    def write(self, batch: Mapping[str, np.ndarray], head_logits: np.ndarray | None = None) -> None:
+        self._writer.write(batch, head_logits, head_pred=subset_head_predictions(
+            np.asarray(head_logits), class_indices=self._class_indices))

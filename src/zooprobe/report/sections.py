@@ -41,9 +41,16 @@ def head_section(scores: pd.DataFrame) -> str:
     published = scores[scores.metric == "published_accuracy"]
     parts = ["<h2>The models' own heads</h2>",
              "<p>Top-1 accuracy of each model's own classifier on the sets of its label space [95% CI]"
-             + (", beside the accuracy published with its checkpoint" if not published.empty else "") + ".</p>"]
+             + ("" if published.empty else ", beside the accuracy published with its checkpoint"
+                if (published.method == "published with the checkpoint").all()
+                else ", beside its published top-1 (from the table row named; there over the full test set of that"
+                     " benchmark, here over these images)") + ".</p>"]
     if not published.empty:
         table.insert(0, "published", published.set_index("model").value.map("{:.4f}".format))
+        # A published results table (timm's) rather than the checkpoint: name the row each number is from.
+        where = published.set_index("model").method
+        if (where != "published with the checkpoint").any():
+            table.insert(1, "published in", where.str.removeprefix("published in "))
         parts.append(table.to_html(na_rep=""))
         for record in verdicts.published_order(scores):
             pairs = "; ".join(

@@ -1,0 +1,58 @@
+"""configs/imagenet-sample.yaml end to end on the shared assets: EfficientNet-Lite0/1/2 own heads on 1,000
+real ImageNet photographs and two ImageNet-C copies, beside timm's published top-1."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import h5py
+import pandas as pd
+import pytest
+
+from workflow_helpers import REPO, snakemake
+
+pytestmark = pytest.mark.workflow
+MODELS = {"efficientnet_lite0": ("tf_efficientnet_lite0.in1k", "224"),
+          "efficientnet_lite1": ("tf_efficientnet_lite1.in1k", "240"),
+          "efficientnet_lite2": ("tf_efficientnet_lite2.in1k", "260")}
+SETS = ("imagenet_sample", "imagenet_sample_noise3", "imagenet_sample_contrast3")
+
+
+@pytest.fixture(scope="module")
+def imagenet_run(tmp_path_factory) -> Path:
+    if not os.environ.get("ZOOPROBE_ASSETS"):
+        pytest.skip("ZOOPROBE_ASSETS is not set; point it at the shared assets folder to run "
+                    "configs/imagenet-sample.yaml")
+    workdir = tmp_path_factory.mktemp("imagenet-sample")
+    snakemake(workdir, "--cores", "2", configfile=REPO / "configs" / "imagenet-sample.yaml", timeout=1200)
+    return workdir
+
+
+def test_own_head_top1_per_model_and_set_with_intervals_beside_published(imagenet_run, assets_dir):
+    scores = pd.read_csv(imagenet_run / "results" / "scores.csv")
+    head = scores[scores.metric == "head_accuracy"]
+    assert sorted(zip(head.model, head.benchmark)) == sorted((m, s) for m in MODELS for s in SETS)
+    assert (head.n == 1000).all()
+    assert ((head.ci_low <= head.value) & (head.value <= head.ci_high) & (head.ci_low < head.ci_high)).all()
+    clean = head[head.benchmark == "imagenet_sample"].set_index("model").value
+    assert (clean > 0.6).all(), clean  # real ImageNet weights on real photographs over 1,000 classes
+    with open(assets_dir / "timm-results" / "results-imagenet.csv") as f:
+        table = {(row["model"], row["img_size"]): float(row["top1"]) for row in csv.DictReader(f)}
+    published = scores[scores.metric == "published_accuracy"].set_index("model")
+    for model, key in MODELS.items():
+        assert published.loc[model, "value"] == pytest.approx(table[key] / 100)
+        assert key[0] in published.loc[model, "method"]
+    for shifted in SETS[1:]:
+        rows = scores[(scores.benchmark == f"imagenet_sample~{shifted}")]
+        assert {"kendall_tau_given_zoo", "spearman_rho_given_zoo"} <= set(rows.metric)
+        noisy = head[head.benchmark == shifted].set_index("model").value
+        assert (noisy < clean).all()  # ImageNet-C at severity 3 costs every model accuracy
+    with h5py.File(imagenet_run / "data" / "datasets" / "imagenet_sample_noise3.h5") as f:
+        assert json.loads(f.attrs["provenance"])["corruption_parameters"] == "imagenet"
+
+
+def test_report_shows_published_top1_beside_own_head(imagenet_run):
+    page = (imagenet_run / "results" / "report" / "index.html").read_text()
+    assert "published in" in page and "tf_efficientnet_lite2.in1k at 260 px" in page

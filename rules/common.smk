@@ -199,6 +199,11 @@ def task_id_name(wildcards):
     return TASKS[wildcards.task]["id"]
 
 
+def task_probe_kind(wildcards):
+    """The probe kind of a probe task: linear (the torch probe) or sklearn (for comparison)."""
+    return TASKS[wildcards.task]["probe"]
+
+
 def task_id_features(wildcards):
     return feature_file(wildcards.model, task_id_name(wildcards))
 

@@ -14,6 +14,7 @@ rule probe:
     params:
         settings=PROBE_SETTINGS,
         id_name=from_config("probe.tasks.{task}", derive=task_id_name),
+        kind=from_config("probe.tasks.{task}", derive=task_probe_kind),
         head=from_config(head_keys, "probe.tasks.{task}", derive=score_head_flag),
         ood=from_config("probe.tasks.{task}", derive=ood_feature_args),
         transfer=from_config("probe.tasks.{task}", derive=transfer_feature_args),
@@ -25,5 +26,5 @@ rule probe:
         "../envs/zooprobe.yaml"
     shell:
         "python -m zooprobe probe --model {wildcards.model:q} --task {wildcards.task:q} --settings {params.settings:q}"
-        " --id-name {params.id_name:q} --id {input.id:q} --ood {params.ood:q} --transfer {params.transfer:q}"
+        " --kind {params.kind:q} --id-name {params.id_name:q} --id {input.id:q} --ood {params.ood:q} --transfer {params.transfer:q}"
         " {params.head:q} --out {output:q} > {log:q} 2>&1"

@@ -48,7 +48,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
         probe_feature_files(model=args.model, task=args.task, id_name=args.id_name, id_path=args.id,
                             ood_paths=named_paths(args.ood), transfer_paths=named_paths(args.transfer),
                             settings=args.settings, score_head=args.score_head, run=run_provenance(),
-                            out=args.out)
+                            out=args.out, kind=args.kind, device=args.device)
 
 
 def _write_payload(stage: Callable[..., Any], args: argparse.Namespace, **inputs: Any) -> None:
@@ -85,6 +85,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", parents=[model, settings, out],
                        help="fit linear probes per layer and score them on ID and OOD sets")
     p.add_argument("--task", required=True)
+    p.add_argument("--kind", default="linear", choices=["linear", "sklearn"],
+                   help="probe kind: linear (torch, the C sweep batched) or sklearn (for comparison)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the torch probe runs (how it runs, not what it computes)")
     p.add_argument("--id-name", required=True)
     p.add_argument("--id", required=True, help="features on the in-distribution set")
     p.add_argument("--ood", nargs="*", help="NAME=PATH features on each OOD set")

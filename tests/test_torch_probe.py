@@ -37,9 +37,10 @@ def test_torch_probe_accuracy_is_close_to_the_sklearn_probe():
         assert np.abs(torch_fit.model.predict_proba(tx) - sklearn_fit.model.predict_proba(tx)).max() < 0.05
 
 
-def test_batched_sweep_equals_fitting_each_c_alone():
+@pytest.mark.parametrize("warm_start", [True, False], ids=["warm-started", "one-batched-weight"])
+def test_sweep_equals_fitting_each_c_alone(warm_start):
     (x, y), (vx, vy), (tx, _) = _splits(1)
-    batched = fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu", **SWEEP)
+    batched = fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu", warm_start=warm_start, **SWEEP)
     for c in SWEEP["c_grid"]:
         alone = fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu",
                                 **dict(SWEEP, c_grid=(c,)))

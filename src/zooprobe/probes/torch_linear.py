@@ -152,8 +152,8 @@ def _label_index(labels: np.ndarray, classes: np.ndarray, device: torch.device) 
 
 def fit_torch_probe(*, train_x: Rows, train_y: np.ndarray, val_x: Rows, val_y: np.ndarray,
                     c_grid: tuple[float, ...], max_iter: int, seed: int, device: str = "auto",
-                    matmul_dtype: str = "float32") -> ProbeFit:
-    """Fit the probe for every C of the sweep in one batched L-BFGS run; choose C by val accuracy.
+                    matmul_dtype: str = "float32", warm_start: bool = True) -> ProbeFit:
+    """Fit the probe for every C of the sweep; choose C by val accuracy.
 
     Args:
         train_x: (N, D) training features, or a re-iterable of row chunks (streamed every evaluation).
@@ -166,6 +166,10 @@ def fit_torch_probe(*, train_x: Rows, train_y: np.ndarray, val_x: Rows, val_y: n
         seed: seeds torch (the fit starts from zero weights, so a CPU fit is the same on every run).
         device: ``auto``, ``cpu`` or ``cuda``.
         matmul_dtype: ``float32``, or ``bfloat16`` for the feature matmuls (weights and sums stay float32).
+        warm_start: fit C by C from the strongest regularisation, each from the previous solution (faster:
+            measured in benchmarks/probe_fit.py); False fits the whole sweep as one batched weight in one
+            L-BFGS run (one pass over the features an evaluation for all C, but a line search shared by
+            differently conditioned problems, which stalls and needs more evaluations).
 
     Returns:
         :class:`~zooprobe.probes.rows.ProbeFit` with a :class:`TorchLinearModel` at the C of the best val
@@ -190,69 +194,87 @@ def fit_torch_probe(*, train_x: Rows, train_y: np.ndarray, val_x: Rows, val_y: n
     classes = np.unique(np.asarray(train_y))
     train_index = _label_index(train_y, classes, where)
     val_index = _label_index(val_y, classes, where)
-    n, k, c, d = len(train_index), len(cs), len(classes), len(mean)
-    weight = torch.zeros(d, k * c, requires_grad=True, **to_device)
-    bias = torch.zeros(k * c, requires_grad=True, **to_device)
-    # Per-C penalty 1 / (2 C N) on ||W_C||^2: sklearn's objective divided by N.
-    penalty = torch.tensor([1.0 / (2.0 * value * n) for value in cs], **to_device)
+    n, c, d = len(train_index), len(classes), len(mean)
 
-    def logits_of(x: torch.Tensor) -> torch.Tensor:
-        return (x @ weight.to(x.dtype)).float().view(len(x), k, c) + bias.view(k, c)
+    def solve(cs: list[float], start: tuple[torch.Tensor, torch.Tensor] | None
+              ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Weights (D, K * classes), biases and val accuracies of the C values ``cs`` fitted as one batched weight."""
+        k = len(cs)
+        weight = (torch.zeros(d, k * c, **to_device) if start is None else start[0].repeat(1, k)).requires_grad_(True)
+        bias = (torch.zeros(k * c, **to_device) if start is None else start[1].repeat(k)).requires_grad_(True)
+        # Per-C penalty 1 / (2 C N) on ||W_C||^2: sklearn's objective divided by N.
+        penalty = torch.tensor([1.0 / (2.0 * value * n) for value in cs], **to_device)
 
-    def closure() -> float:
-        optimizer.zero_grad()
-        total, start = 0.0, 0
-        for x in train:
-            target = train_index[start:start + len(x)]
-            start += len(x)
-            logits = logits_of(x)
-            picked = logits.gather(2, target.view(-1, 1, 1).expand(-1, k, 1)).squeeze(2)
-            loss = (torch.logsumexp(logits, dim=2) - picked).sum() / n
-            loss.backward()
-            total += float(loss.detach())
-        reg = (penalty * weight.view(d, k, c).square().sum(dim=(0, 2))).sum()
-        reg.backward()
-        return total + float(reg.detach())
+        def logits_of(x: torch.Tensor) -> torch.Tensor:
+            return (x @ weight.to(x.dtype)).float().view(len(x), k, c) + bias.view(k, c)
 
-    def val_accuracy() -> np.ndarray:
-        with torch.no_grad():
-            correct, start = torch.zeros(k, device=where), 0
-            for x in val:
-                target = val_index[start:start + len(x)]
+        def closure() -> float:
+            optimizer.zero_grad()
+            total, start = 0.0, 0
+            for x in train:
+                target = train_index[start:start + len(x)]
                 start += len(x)
-                correct += (logits_of(x).argmax(dim=2) == target[:, None]).sum(dim=0)
-        return (correct / max(1, len(val_index))).cpu().numpy()
+                logits = logits_of(x)
+                picked = logits.gather(2, target.view(-1, 1, 1).expand(-1, k, 1)).squeeze(2)
+                loss = (torch.logsumexp(logits, dim=2) - picked).sum() / n
+                loss.backward()
+                total += float(loss.detach())
+            reg = (penalty * weight.view(d, k, c).square().sum(dim=(0, 2))).sum()
+            reg.backward()
+            return total + float(reg.detach())
 
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=CHECK_EVERY, history_size=10,
-                                  tolerance_grad=GRAD_TOL, tolerance_change=1e-9,
-                                  line_search_fn="strong_wolfe")
-    history: list[np.ndarray] = []
-    done, stalled = 0, 0
-    while done < max_iter:
-        optimizer.param_groups[0]["max_iter"] = budget = min(CHECK_EVERY, max_iter - done)
-        before = optimizer.state[weight].get("n_iter", 0)
-        optimizer.step(closure)
-        ran = optimizer.state[weight].get("n_iter", 0) - before
-        done += max(ran, 1)
-        history.append(val_accuracy())
-        if ran < budget:
-            # L-BFGS stopped on its own. Converged when the largest gradient entry is below tolerance; otherwise
-            # its line search stalled on the K problems' shared step (their curvatures differ): restart it.
-            closure()
-            if max(float(p.grad.abs().max()) for p in (weight, bias)) <= GRAD_TOL:
+        def val_accuracy() -> np.ndarray:
+            with torch.no_grad():
+                correct, start = torch.zeros(k, device=where), 0
+                for x in val:
+                    target = val_index[start:start + len(x)]
+                    start += len(x)
+                    correct += (logits_of(x).argmax(dim=2) == target[:, None]).sum(dim=0)
+            return (correct / max(1, len(val_index))).cpu().numpy()
+
+        optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=CHECK_EVERY, history_size=10,
+                                      tolerance_grad=GRAD_TOL, tolerance_change=1e-9,
+                                      line_search_fn="strong_wolfe")
+        history: list[np.ndarray] = []
+        done, stalled = 0, 0
+        while done < max_iter:
+            optimizer.param_groups[0]["max_iter"] = budget = min(CHECK_EVERY, max_iter - done)
+            before = optimizer.state[weight].get("n_iter", 0)
+            optimizer.step(closure)
+            ran = optimizer.state[weight].get("n_iter", 0) - before
+            done += max(ran, 1)
+            history.append(val_accuracy())
+            if ran < budget:
+                # L-BFGS stopped on its own. Converged when the largest gradient entry is below tolerance; otherwise
+                # its line search stalled on the K problems' shared step (their curvatures differ): restart it.
+                closure()
+                if max(float(p.grad.abs().max()) for p in (weight, bias)) <= GRAD_TOL:
+                    break
+                stalled = stalled + 1 if ran == 0 else 0
+                if stalled > 1:
+                    break
+                optimizer.state.clear()
+                continue
+            recent = history[-(PATIENCE + 1):]
+            if len(recent) == PATIENCE + 1 and np.ptp(np.stack(recent), axis=0).max() <= VAL_PLATEAU:
                 break
-            stalled = stalled + 1 if ran == 0 else 0
-            if stalled > 1:
-                break
-            optimizer.state.clear()
-            continue
-        recent = history[-(PATIENCE + 1):]
-        if len(recent) == PATIENCE + 1 and np.ptp(np.stack(recent), axis=0).max() <= VAL_PLATEAU:
-            break
-    accuracy = history[-1]
+        return weight.detach(), bias.detach(), history[-1]
+
+    if warm_start:
+        # C by C from the strongest regularisation, each fit starting from the previous one's solution:
+        # the weaker-regularised problems converge slowest, and start close to their optimum this way.
+        parts: list[tuple[torch.Tensor, torch.Tensor, np.ndarray]] = []
+        for value in cs:
+            parts.append(solve([value], parts[-1][:2] if parts else None))
+        weight = torch.cat([w for w, _, _ in parts], dim=1)
+        bias = torch.cat([b for _, b, _ in parts])
+        accuracy = np.concatenate([a for _, _, a in parts])
+    else:
+        weight, bias, accuracy = solve(cs, None)
+    k = len(cs)
     scores = {value: float(acc) for value, acc in zip(cs, accuracy)}
     best = max(range(k), key=lambda i: (accuracy[i], -i))  # ties: the smaller C, as the sklearn probe
-    log.debug("torch probe: %d iterations, val %s", done, scores)
+    log.debug("torch probe: val %s", scores)
     coef = weight.detach().view(d, k, c)[:, best].cpu().numpy().astype(np.float64)
     intercept = bias.detach().view(k, c)[best].cpu().numpy().astype(np.float64)
     model = TorchLinearModel(mean=mean, scale=scale, coef=coef, intercept=intercept, classes=classes)

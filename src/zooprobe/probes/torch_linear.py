@@ -1,11 +1,14 @@
-"""The linear probe in torch: the whole C sweep as one batched weight, fitted by full-batch L-BFGS.
+"""The linear probe in torch: scikit-learn's objective for every C of the sweep, fitted by full-batch L-BFGS.
 
-It minimises, for every C of the sweep at once, scikit-learn's multinomial logistic-regression
-objective on standardised features: the mean per-sample log-loss plus ``||W||^2 / (2 C N)`` (sklearn's
-sum of log-losses plus ``||W||^2 / (2 C)``, divided by N; the intercept is not penalised). The K
-problems are independent, so the sum of their objectives has the same minimisers; one L-BFGS run on
-a (K, D, classes) weight costs two (N, D) x (D, K * classes) matmuls an evaluation, where K separate
-fits cost K times the passes over the features.
+It minimises, for every C of the sweep, scikit-learn's multinomial logistic-regression objective on
+standardised features: the mean per-sample log-loss plus ``||W||^2 / (2 C N)`` (sklearn's sum of
+log-losses plus ``||W||^2 / (2 C)``, divided by N; the intercept is not penalised), in float32
+(bfloat16 matmuls optional). By default C goes from the strongest regularisation to the weakest, each
+fit warm-started from the previous solution; ``warm_start=False`` fits the whole sweep as one batched
+(D, K * classes) weight in one L-BFGS run (the K problems are independent, so the sum of their
+objectives has the same minimisers), which measured slower: its line search is shared by problems
+of different conditioning (benchmarks/RESULTS.md). A fit stops at sklearn's gradient tolerance, at
+``max_iter``, or when no C's val accuracy moved over :data:`PATIENCE` checks.
 
 Features come either as one array (held once, standardised, as float32 or bfloat16 on the device)
 or as a re-iterable of row chunks (:class:`zooprobe.io.h5io.FeatureRowChunks`): then every

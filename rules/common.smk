@@ -199,6 +199,11 @@ def task_id_name(wildcards):
     return TASKS[wildcards.task]["id"]
 
 
+def task_probe_kind(wildcards):
+    """The probe kind of a probe task: linear (scikit-learn), torch (the torch probe) or head (no probe)."""
+    return TASKS[wildcards.task]["probe"]
+
+
 def task_id_features(wildcards):
     return feature_file(wildcards.model, task_id_name(wildcards))
 
@@ -286,11 +291,6 @@ def icn_ood_args(wildcards):
 def score_head_flag(wildcards):
     """--score-head: score the model's own head too when it predicts the task's label space."""
     return ["--score-head"] if model_spec(wildcards.model).head_label_space == TASKS[wildcards.task]["id"] else []
-
-
-def probe_kind_flag(wildcards):
-    """--kind head for a task that scores the models' own heads (probe: head), else nothing (linear probes)."""
-    return ["--kind", "head"] if TASKS[wildcards.task]["probe"] == "head" else []
 
 
 def published_flag(wildcards):

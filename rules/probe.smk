@@ -15,8 +15,8 @@ rule probe:
     params:
         settings=PROBE_SETTINGS,
         id_name=from_config("probe.tasks.{task}", derive=task_id_name),
+        kind=from_config("probe.tasks.{task}", derive=task_probe_kind),
         head=from_config(head_keys, "probe.tasks.{task}", derive=score_head_flag),
-        kind=from_config("probe.tasks.{task}", derive=probe_kind_flag),
         published=from_config(head_keys, derive=published_flag),
         ood=from_config("probe.tasks.{task}", derive=ood_feature_args),
         transfer=from_config("probe.tasks.{task}", derive=transfer_feature_args),
@@ -28,5 +28,5 @@ rule probe:
         "../envs/zooprobe.yaml"
     shell:
         "python -m zooprobe probe --model {wildcards.model:q} --task {wildcards.task:q} --settings {params.settings:q}"
-        " --id-name {params.id_name:q} --id {input.id:q} --ood {params.ood:q} --transfer {params.transfer:q}"
-        " {params.head:q} {params.kind:q} {params.published:q} --out {output:q} > {log:q} 2>&1"
+        " --kind {params.kind:q} --id-name {params.id_name:q} --id {input.id:q} --ood {params.ood:q} --transfer {params.transfer:q}"
+        " {params.head:q} {params.published:q} --out {output:q} > {log:q} 2>&1"

@@ -54,7 +54,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
         probe_feature_files(model=args.model, task=args.task, id_name=args.id_name, id_path=args.id,
                             ood_paths=named_paths(args.ood), transfer_paths=named_paths(args.transfer),
                             settings=args.settings, score_head=args.score_head, run=run_provenance(),
-                            out=args.out)
+                            out=args.out, kind=args.kind, device=args.device)
 
 
 def _write_payload(stage: Callable[..., Any], args: argparse.Namespace, **inputs: Any) -> None:
@@ -91,13 +91,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", parents=[model, settings, out],
                        help="fit linear probes per layer and score them on ID and OOD sets")
     p.add_argument("--task", required=True)
+    p.add_argument("--kind", default="linear", choices=["linear", "torch", "head"],
+                   help="probe kind: linear (scikit-learn), torch (the same objective, the C sweep in one run), or head "
+                        "(no probe: score the model's own head on every set, for probe: head tasks)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the torch probe runs (how it runs, not what it computes)")
     p.add_argument("--id-name", required=True)
     p.add_argument("--id", required=True, help="features on the in-distribution set")
     p.add_argument("--ood", nargs="*", help="NAME=PATH features on each OOD set")
     p.add_argument("--transfer", nargs="*", help="NAME=PATH features on each transfer set (probes of its own)")
     p.add_argument("--score-head", action="store_true", help="also score the model's own head (same label space)")
-    p.add_argument("--kind", choices=["linear", "head"], default="linear",
-                   help="head: no probe, score the model's own head on every set (probe: head tasks)")
     p.add_argument("--published", type=json_arg, default=None,
                    help="JSON {table, name, img_size}: the model's row of a published results table")
     p.set_defaults(func=cmd_probe)

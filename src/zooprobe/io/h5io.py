@@ -403,3 +403,52 @@ def read_transfer_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
             out[name] = {"predictions": _read_predictions(group, order),
                          "labels": group["labels"][...], "rows": group["rows"][...]}
         return out
+
+
+# ----------------------------------------------------------------------------- chunked feature reads
+class FeatureRowChunks:
+    """Row chunks of one layer of a feature file, read one chunk at a time (probing a matrix larger than memory).
+
+    Iterating opens the file, yields float32 arrays of the chosen rows in file order, each from at most
+    ``chunk_rows`` consecutive file rows, and closes it; it can be iterated any number of times (a solver passes over the rows
+    once per function evaluation). Rows are read as contiguous slices and selected within each slice,
+    since HDF5 fancy indexing is slow.
+
+    Args:
+        path: file written by :class:`FeatureWriter`.
+        layer: the layer to read.
+        rows: indices of the rows to read, or a boolean mask over all rows; ``None`` reads all.
+        chunk_rows: most rows in one yielded chunk.
+    """
+
+    def __init__(self, path: str | Path, layer: str, *, rows: np.ndarray | None = None, chunk_rows: int = 4096) -> None:
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
+        self.path, self.layer, self.chunk_rows = Path(path), layer, chunk_rows
+        with _open(path) as f:
+            if layer not in f["layers"]:
+                raise KeyError(f"{path}: no layer {layer!r}; it holds {list(f['layers'])}")
+            shape = f["layers"][layer].shape
+        self._n_all, self.dim = shape[0], int(np.prod(shape[1:]))
+        if rows is None:
+            self._rows = np.arange(self._n_all)
+        else:
+            rows = np.asarray(rows)
+            self._rows = np.flatnonzero(rows) if rows.dtype == bool else np.sort(rows.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Any:
+        with _open(self.path) as f:
+            data = f["layers"][self.layer]
+            if not len(self._rows):
+                return
+            # Slices of chunk_rows file rows bound the memory even when the chosen rows are sparse.
+            for start in range(int(self._rows[0]), int(self._rows[-1]) + 1, self.chunk_rows):
+                lo, hi = np.searchsorted(self._rows, [start, start + self.chunk_rows])
+                if lo == hi:
+                    continue
+                wanted = self._rows[lo:hi]
+                block = data[int(wanted[0]):int(wanted[-1]) + 1]
+                yield np.asarray(block[wanted - wanted[0]], dtype=np.float32).reshape(len(wanted), self.dim)

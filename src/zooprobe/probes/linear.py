@@ -21,23 +21,20 @@ from sklearn.preprocessing import StandardScaler
 from zooprobe.data.label_space import require_same_label_space
 from zooprobe.io import h5io
 from zooprobe.io.h5io import Features
+from zooprobe.probes.fit import ProbeFit
 from zooprobe.probes.inputs import ProbeInputError
+from zooprobe.probes.torch_linear import fit_torch_probe
 
 log = logging.getLogger("zooprobe")
 
 # Inverse L2 strengths swept on the validation split (dinov2-style named sweep).
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0)
 MAX_ITER = 300
-
-
-@dataclass
-class ProbeFit:
-    """A fitted probe and how it was chosen."""
-
-    model: object
-    c: float
-    val_accuracy: float
-    val_accuracy_by_c: dict[float, float]
+# Probe kinds of a task (probe.tasks.<task>.probe): linear is scikit-learn's L-BFGS, one fit a C (the
+# default, and what every result so far used); torch is the same objective in torch, the C sweep warm-started
+# in one run (probes.torch_linear), on the GPU when there is one. torch becomes the default once
+# benchmarks/probe_fit.py shows its speed-up on a quiet machine (issue 20); until then it is opt-in.
+PROBE_KINDS: tuple[str, ...] = ("linear", "torch")
 
 
 def fit_linear_probe(*, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
@@ -73,6 +70,42 @@ def fit_linear_probe(*, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndar
     return ProbeFit(model=best[2], c=best[1], val_accuracy=best[0], val_accuracy_by_c=scores)
 
 
+def require_probe_kind(kind: str) -> None:
+    """Refuse a probe kind other than :data:`PROBE_KINDS`, naming the valid choices."""
+    if kind not in PROBE_KINDS:
+        raise ValueError(f"probe kind {kind!r}: valid choices are {list(PROBE_KINDS)}")
+
+
+def fit_probe(*, kind: str, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
+              c_grid: tuple[float, ...], max_iter: int, seed: int, device: str = "auto") -> ProbeFit:
+    """Fit the probe of the given kind, choosing C by validation accuracy (ties: smaller C).
+
+    Args:
+        kind: ``linear`` (scikit-learn, :func:`fit_linear_probe`) or ``torch``
+            (:func:`~zooprobe.probes.torch_linear.fit_torch_probe`).
+        train_x: (N_train, D) features.
+        train_y: (N_train,) labels.
+        val_x: (N_val, D) features.
+        val_y: (N_val,) labels.
+        c_grid: inverse regularisation strengths to try.
+        max_iter: most L-BFGS iterations.
+        seed: seed of the solver.
+        device: where the torch probe runs (``auto``, ``cpu``, ``cuda``); the sklearn probe runs on the CPU.
+
+    Returns:
+        :class:`ProbeFit`.
+
+    Raises:
+        ValueError: an unknown kind.
+    """
+    require_probe_kind(kind)
+    if kind == "linear":
+        return fit_linear_probe(train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, c_grid=c_grid,
+                                max_iter=max_iter, seed=seed)
+    return fit_torch_probe(train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, c_grid=c_grid,
+                           max_iter=max_iter, seed=seed, device=device)
+
+
 # A transfer set with only test rows (a shifted copy of a test split, say) is carved, class by class,
 # into these fractions for its own probes; the carve-out is seeded and recorded in provenance.
 TRANSFER_CARVE_OUT: dict[str, float] = {"train": 0.5, "val": 0.2, "test": 0.3}
@@ -96,8 +129,9 @@ class LayerProbes:
 
 def probe_every_layer(*, layers: list[str], train_x: dict[str, np.ndarray], train_y: np.ndarray,
                       val_x: dict[str, np.ndarray], val_y: np.ndarray, evaluate: dict[str, dict[str, np.ndarray]],
-                      c_grid: tuple[float, ...], max_iter: int, seed: int) -> LayerProbes:
-    """Fit :func:`fit_linear_probe` at every layer and predict every evaluation set with it.
+                      c_grid: tuple[float, ...], max_iter: int, seed: int, kind: str = "linear",
+                      device: str = "auto") -> LayerProbes:
+    """Fit :func:`fit_probe` at every layer and predict every evaluation set with it.
 
     Args:
         layers: layer names, in order.
@@ -109,14 +143,17 @@ def probe_every_layer(*, layers: list[str], train_x: dict[str, np.ndarray], trai
         c_grid: inverse regularisation strengths swept on val.
         max_iter: L-BFGS iterations per fit.
         seed: seed of the solver.
+        kind: the probe kind (:data:`PROBE_KINDS`).
+        device: where the torch probe runs.
 
     Returns:
         :class:`LayerProbes`.
     """
+    require_probe_kind(kind)
     out = LayerProbes({name: {} for name in evaluate}, {}, {})
     for layer in layers:
-        fit = fit_linear_probe(train_x=train_x[layer], train_y=train_y, val_x=val_x[layer], val_y=val_y,
-                               c_grid=c_grid, max_iter=max_iter, seed=seed)
+        fit = fit_probe(kind=kind, train_x=train_x[layer], train_y=train_y, val_x=val_x[layer], val_y=val_y,
+                        c_grid=c_grid, max_iter=max_iter, seed=seed, device=device)
         out.chosen_c[layer], out.val_accuracy[layer] = fit.c, fit.val_accuracy
         for name, features in evaluate.items():
             out.predictions[name][layer] = fit.model.predict(features[layer])
@@ -189,7 +226,8 @@ def _transfer_probes(features: Features, layers: list[str], *, name: str, sweep:
         features: the model's features on the transfer set.
         layers: layer names, in order.
         name: the set's name.
-        sweep: ``c_grid``, ``max_iter`` and ``seed`` of the probes (the seed also carves the split).
+        sweep: ``c_grid``, ``max_iter``, ``seed``, ``kind`` and ``device`` of the probes (the seed also carves
+            the split).
 
     Returns:
         Its test predictions per layer, test labels and rows, and what provenance records (row count,
@@ -208,7 +246,7 @@ def _transfer_probes(features: Features, layers: list[str], *, name: str, sweep:
 
 def probe_features(*, model: str, task: str, id_name: str, id_features: Features, ood: Mapping[str, Features],
                    transfer: Mapping[str, Features], settings: Mapping[str, Any], score_head: bool,
-                   run: Mapping[str, Any]) -> ProbeResult:
+                   run: Mapping[str, Any], kind: str = "linear", device: str = "auto") -> ProbeResult:
     """The ``probe`` stage: ID probes per layer scored on the ID test split and every OOD set, transfer probes.
 
     The ID probe of each layer is fitted on the ID train split with C chosen on its val split, and
@@ -225,21 +263,26 @@ def probe_features(*, model: str, task: str, id_name: str, id_features: Features
         settings: the probe params (c_grid, max_iter, seed).
         score_head: also keep the model's own head predictions on every evaluation set.
         run: what every output of this run records (the code version).
+        kind: the task's probe kind (``probe.tasks.<task>.probe``, :data:`PROBE_KINDS`); recorded in provenance.
+        device: where the torch probe runs (how it runs, not what it computes: not recorded).
 
     Returns:
         :class:`ProbeResult`.
 
     Raises:
+        ValueError: an unknown probe kind.
         LabelSpaceError: an OOD set has other classes than the ID set.
         ProbeInputError: ``score_head`` and a set without head predictions.
     """
+    require_probe_kind(kind)
     for name, features in ood.items():
         # A probe's predictions only mean something on a set with the same label space.
         require_same_label_space(ood_name=name, ood_classes=features.provenance["class_names"], id_name=id_name,
                                  id_classes=id_features.provenance["class_names"],
                                  hint=f" (a set with other classes can be a transfer set: probe.tasks.{task}.transfer)")
     evals = {id_name: id_features, **ood}
-    sweep = dict(c_grid=tuple(settings["c_grid"]), max_iter=settings["max_iter"], seed=settings["seed"])
+    sweep = dict(c_grid=tuple(settings["c_grid"]), max_iter=settings["max_iter"], seed=settings["seed"], kind=kind,
+                 device=device)
     train, val, test = (id_features.split == s for s in PROBE_SPLITS)
     layers = list(id_features.provenance["layers"])
     # The ID set is scored on its test rows; an OOD set on all of its rows.
@@ -266,7 +309,7 @@ def probe_features(*, model: str, task: str, id_name: str, id_features: Features
                                   f"has {id_features.provenance.get('num_classes', '?')} outputs, not one per class")
         head = {name: f.head_pred[scored_rows[name]] for name, f in evals.items()}
     source = id_features.provenance
-    provenance = dict(run, model=model, task=task, probe="linear", id_eval=id_name, layers=layers,
+    provenance = dict(run, model=model, task=task, probe=kind, id_eval=id_name, layers=layers,
                       chosen_c=on_id.chosen_c, val_accuracy=on_id.val_accuracy, seed=settings["seed"],
                       c_grid=settings["c_grid"], weights_sha256=source["weights_sha256"], pooling=source["pooling"],
                       preprocessing=source["preprocessing"], arch=source["arch"],
@@ -280,7 +323,7 @@ def probe_features(*, model: str, task: str, id_name: str, id_features: Features
 
 def probe_feature_files(*, model: str, task: str, id_name: str, id_path: str, ood_paths: Mapping[str, str],
                         transfer_paths: Mapping[str, str], settings: Mapping[str, Any], score_head: bool,
-                        run: Mapping[str, Any], out: str) -> None:
+                        run: Mapping[str, Any], out: str, kind: str = "linear", device: str = "auto") -> None:
     """The ``probe`` stage on files: read the feature files, run :func:`probe_features`, write the result.
 
     Args:
@@ -294,13 +337,17 @@ def probe_feature_files(*, model: str, task: str, id_name: str, id_path: str, oo
         score_head: also keep the model's own head predictions.
         run: what every output of this run records (the code version).
         out: the probe result file (HDF5, written atomically).
+        kind: the task's probe kind.
+        device: where the torch probe runs.
     """
+    require_probe_kind(kind)
     id_features = h5io.read_features(id_path)
     ood = {name: h5io.read_features(path) for name, path in ood_paths.items()}
     known = {id_name: id_features, **ood}
     transfer = {name: known[name] if name in known else h5io.read_features(path)
                 for name, path in transfer_paths.items()}
     result = probe_features(model=model, task=task, id_name=id_name, id_features=id_features, ood=ood,
-                            transfer=transfer, settings=settings, score_head=score_head, run=run)
+                            transfer=transfer, settings=settings, score_head=score_head, run=run, kind=kind,
+                            device=device)
     h5io.write_probe_result(out, predictions=result.predictions, labels=result.labels,
                             provenance=result.provenance, head=result.head, transfer=result.transfer)

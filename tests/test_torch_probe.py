@@ -1,0 +1,108 @@
+"""The torch linear probe (probes.torch_linear) against the sklearn probe, and its chunked HDF5 input."""
+
+import numpy as np
+import pytest
+
+from zooprobe.io import h5io
+from zooprobe.probes.linear import fit_linear_probe, fit_probe, probe_features
+from zooprobe.probes.torch_linear import fit_torch_probe, standardisation
+
+SWEEP = dict(c_grid=(0.01, 0.1, 1.0), max_iter=300, seed=0)
+
+
+def _blobs(rng, n, separation, classes=4, dim=10):
+    labels = rng.integers(0, classes, n)
+    centres = np.eye(classes, dim) * separation
+    # Features on scales far from 1, so the standardisation matters.
+    return ((centres[labels] + rng.normal(size=(n, dim))) * np.linspace(0.1, 30, dim) + 5).astype(np.float32), labels
+
+
+def _splits(seed, separation=1.5):
+    rng = np.random.default_rng(seed)
+    return [_blobs(rng, n, separation) for n in (400, 200, 400)]
+
+
+def test_torch_probe_accuracy_is_close_to_the_sklearn_probe():
+    (x, y), (vx, vy), (tx, ty) = _splits(0)
+    torch_fit = fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu", **SWEEP)
+    sklearn_fit = fit_linear_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, **SWEEP)
+    torch_test, sklearn_test = ((fit.model.predict(tx) == ty).mean() for fit in (torch_fit, sklearn_fit))
+    assert 0.5 < sklearn_test < 0.97  # hard enough that the two could differ
+    assert abs(torch_test - sklearn_test) <= 0.02
+    for c in SWEEP["c_grid"]:
+        assert abs(torch_fit.val_accuracy_by_c[c] - sklearn_fit.val_accuracy_by_c[c]) <= 0.02
+    # The probabilities agree too, not only the argmax.
+    np.testing.assert_allclose(torch_fit.model.predict_proba(tx[:50]).sum(axis=1), 1.0, rtol=1e-5)
+    if torch_fit.c == sklearn_fit.c:
+        assert np.abs(torch_fit.model.predict_proba(tx) - sklearn_fit.model.predict_proba(tx)).max() < 0.05
+
+
+@pytest.mark.parametrize("warm_start", [True, False], ids=["warm-started", "one-batched-weight"])
+def test_sweep_equals_fitting_each_c_alone(warm_start):
+    (x, y), (vx, vy), (tx, _) = _splits(1)
+    batched = fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu", warm_start=warm_start, **SWEEP)
+    for c in SWEEP["c_grid"]:
+        alone = fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu",
+                                **dict(SWEEP, c_grid=(c,)))
+        assert abs(alone.val_accuracy - batched.val_accuracy_by_c[c]) <= 0.01
+    chosen = fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu", **dict(SWEEP, c_grid=(batched.c,)))
+    agree = (chosen.model.predict(tx) == batched.model.predict(tx)).mean()
+    assert agree >= 0.99
+    np.testing.assert_allclose(chosen.model.predict_proba(tx), batched.model.predict_proba(tx), atol=0.02)
+
+
+def test_torch_probe_is_deterministic_for_a_seed():
+    (x, y), (vx, vy), (tx, _) = _splits(2)
+    first, again = (fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu", **SWEEP)
+                    for _ in range(2))
+    np.testing.assert_array_equal(first.model.predict_proba(tx), again.model.predict_proba(tx))
+    assert first.val_accuracy_by_c == again.val_accuracy_by_c
+
+
+def test_chunked_hdf5_rows_give_the_in_memory_fit(tmp_path):
+    rng = np.random.default_rng(3)
+    x, y = _blobs(rng, 700, 1.5)
+    split = np.array(["train", "val", "test", "train", "train", "val", "train"] * 100)
+    path = tmp_path / "features.h5"
+    with h5io.FeatureWriter(path, n=len(x), layer_dims={"l": x.shape[1]}, labels=y, split=split,
+                            provenance={"model": "m"}) as writer:
+        for start in range(0, len(x), 128):
+            writer.write({"l": x[start:start + 128]})
+    train, val = split == "train", split == "val"
+    # 37-row file slices: chunks of uneven size, many of them, none with every row.
+    chunks = h5io.FeatureRowChunks(path, "l", rows=train, chunk_rows=37)
+    assert len(chunks) == train.sum() and max(len(c) for c in chunks) <= 37
+    np.testing.assert_array_equal(np.concatenate(list(chunks)), x[train])
+    np.testing.assert_allclose(np.concatenate(standardisation(chunks)), np.concatenate(standardisation(x[train])),
+                               rtol=1e-6)
+    streamed = fit_torch_probe(train_x=chunks, train_y=y[train],
+                               val_x=h5io.FeatureRowChunks(path, "l", rows=np.flatnonzero(val), chunk_rows=50),
+                               val_y=y[val], device="cpu", **SWEEP)
+    held = fit_torch_probe(train_x=x[train], train_y=y[train], val_x=x[val], val_y=y[val], device="cpu", **SWEEP)
+    assert streamed.c == held.c and streamed.val_accuracy_by_c == held.val_accuracy_by_c
+    np.testing.assert_allclose(streamed.model.predict_proba(x), held.model.predict_proba(x), atol=1e-3)
+
+
+def test_unknown_probe_kind_fails_naming_the_valid_choices():
+    (x, y), (vx, vy), _ = _splits(4)
+    with pytest.raises(ValueError, match=r"probe kind 'svm': valid choices are \['linear', 'torch'\]"):
+        fit_probe(kind="svm", train_x=x, train_y=y, val_x=vx, val_y=vy, **SWEEP)
+    with pytest.raises(ValueError, match=r"probe device 'tpu': valid choices are \['auto', 'cpu', 'cuda'\]"):
+        fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="tpu", **SWEEP)
+
+
+def test_probe_features_records_the_kind_and_linear_is_the_sklearn_probe():
+    from zooprobe.io.h5io import Features
+
+    (x, y), (vx, vy), (tx, ty) = _splits(5)
+    split = np.array(["train"] * len(x) + ["val"] * len(vx) + ["test"] * len(tx))
+    provenance = {"class_names": list("abcd"), "layers": ["l"], "weights_sha256": "w", "pooling": "avg",
+                  "preprocessing": {}, "arch": "a", "zooprobe_version": "v", "num_classes": 4}
+    features = Features({"l": np.concatenate([x, vx, tx])}, np.concatenate([y, vy, ty]), split, provenance)
+    common = dict(model="m", task="t", id_name="id", id_features=features, ood={}, transfer={},
+                  settings=dict(SWEEP, c_grid=list(SWEEP["c_grid"])), score_head=False, run={})
+    old = probe_features(**common)
+    assert old.provenance["probe"] == "linear"
+    np.testing.assert_array_equal(old.predictions["id"]["l"],
+                                  fit_linear_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, **SWEEP).model.predict(tx))
+    assert probe_features(kind="torch", **common).provenance["probe"] == "torch"

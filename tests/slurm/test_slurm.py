@@ -32,8 +32,11 @@ CI_OVERLAY = [
     "--slurm-no-account", "--slurm-status-command", "squeue",
     "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
     "--slurm-keep-successful-logs",
+    # The most CPUs a group job may ask for: this node's (slurm-local.sh gives it nproc). A group whose
+    # parallel jobs need more runs them in layers, as the profile's comment on grouping says.
+    "--cores", str(len(os.sched_getaffinity(0))),
 ]
-SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
+SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
 
 
 def why_no_cluster() -> str | None:
@@ -77,8 +80,8 @@ def slurm_cluster():
     assert not Path("/etc/slurm/slurm.conf").exists()
 
 
-def slurm_snakemake(checkout: Path, *args: str, check: bool = True, timeout: int = 900):
-    return run([sys.executable, "-m", "snakemake", "--workflow-profile", "profiles/slurm", *CI_OVERLAY, *args],
+def slurm_snakemake(checkout: Path, *args: str, profile: str = "profiles/slurm", check: bool = True, timeout: int = 900):
+    return run([sys.executable, "-m", "snakemake", "--workflow-profile", profile, *CI_OVERLAY, *args],
                cwd=checkout, check=check, timeout=timeout)
 
 
@@ -124,16 +127,50 @@ def test_the_readme_says_where_every_rule_runs():
     assert set(re.findall(r"`(\w+)`", line)) == local_rules()
 
 
-def test_tiny_config_runs_as_slurm_jobs_and_matches_the_local_run(slurm_cluster, tiny_checkout_run, tmp_path):
-    checkout = copy_checkout(tmp_path / "checkout")
+def ungrouped_profile(checkout: Path) -> str:
+    """profiles/slurm without its job grouping, written into ``checkout``: one submission per job."""
+    profile = yaml.safe_load((checkout / "profiles/slurm/config.yaml").read_text())
+    assert profile.pop("groups") and profile.pop("group-components"), "profiles/slurm groups the short jobs"
+    folder = checkout / "profiles" / "slurm-ungrouped"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(profile))
+    return "profiles/slurm-ungrouped"
+
+
+def slurm_run(checkout: Path, profile: str) -> tuple[str, float]:
+    """Run the tiny config in ``checkout`` with ``profile``: Snakemake's output and the seconds it took."""
     shutil.copy2(TINY, checkout / "params.yaml")
     started = time.perf_counter()
-    result = slurm_snakemake(checkout)
+    result = slurm_snakemake(checkout, profile=profile)
     seconds = time.perf_counter() - started
-    print(f"tiny config on SLURM: {seconds:.0f} s")  # shown with -s / in the CI log's captured output
-    output = result.stdout + result.stderr
-    jobs = job_blocks(output)
+    print(f"tiny config on SLURM ({profile}): {seconds:.0f} s")  # shown with -s / in the CI log's captured output
+    return result.stdout + result.stderr, seconds
+
+
+def submissions(checkout: Path, output: str) -> dict[str, tuple[str, Path]]:
+    """Every sbatch submission of a run, by Snakemake's job (or group) id: SLURM job id and log.
+
+    Counted twice, from Snakemake's log and from the SLURM logs the run kept (one per submission,
+    --slurm-keep-successful-logs), so a changed log message cannot make the count quietly zero."""
     submitted = {jobid: (slurm_id, Path(log)) for jobid, slurm_id, log in SUBMITTED.findall(output)}
+    kept = sorted((checkout / ".snakemake" / "slurm_logs").rglob("*.log"))
+    assert sorted(log for _, log in submitted.values()) == kept
+    assert len({slurm_id for slurm_id, _ in submitted.values()}) == len(submitted)
+    return submitted
+
+
+@pytest.fixture(scope="module")
+def ungrouped_slurm_run(slurm_cluster, tmp_path_factory) -> tuple[Path, str]:
+    """The tiny config on SLURM, one submission per job: the checkout and Snakemake's output."""
+    checkout = copy_checkout(tmp_path_factory.mktemp("slurm-ungrouped") / "checkout")
+    output, _ = slurm_run(checkout, ungrouped_profile(checkout))
+    return checkout, output
+
+
+def test_tiny_config_runs_as_slurm_jobs_and_matches_the_local_run(ungrouped_slurm_run, tiny_checkout_run):
+    checkout, output = ungrouped_slurm_run
+    jobs = job_blocks(output)
+    submitted = submissions(checkout, output)
     remote = {jobid for jobid, job in jobs.items() if not job["local"]}
     assert remote and set(submitted) == remote, "every non-local job, and only those, went to SLURM"
     assert {jobs[j]["rule"] for j in jobs if jobs[j]["local"]} <= local_rules()
@@ -152,6 +189,20 @@ def test_tiny_config_runs_as_slurm_jobs_and_matches_the_local_run(slurm_cluster,
     assert (checkout / "results/report/index.html").exists()
 
 
+def test_grouped_short_jobs_take_fewer_submissions_and_give_the_same_scores(ungrouped_slurm_run, tmp_path):
+    ungrouped_checkout, ungrouped_output = ungrouped_slurm_run
+    checkout = copy_checkout(tmp_path / "checkout")
+    output, _ = slurm_run(checkout, "profiles/slurm")
+    grouped, ungrouped = submissions(checkout, output), submissions(ungrouped_checkout, ungrouped_output)
+    groups = {jobid: log for jobid, (_, log) in grouped.items() if any(p.startswith("group_") for p in log.parts)}
+    assert groups, "the profile's groups went to SLURM as group jobs"
+    print(f"sbatch submissions: {len(ungrouped)} ungrouped, {len(grouped)} grouped")
+    assert len(grouped) < len(ungrouped), (len(grouped), len(ungrouped))
+    for slurm_id, _ in grouped.values():
+        assert scontrol_job(slurm_id)["JobState"] == "COMPLETED"
+    assert (checkout / "results/scores.csv").read_bytes() == (ungrouped_checkout / "results/scores.csv").read_bytes()
+
+
 def test_a_failing_job_is_reported_failed_and_leaves_no_output(slurm_cluster, tmp_path):
     checkout = copy_checkout(tmp_path / "checkout")
     config = yaml.safe_load(TINY.read_text())
@@ -159,7 +210,9 @@ def test_a_failing_job_is_reported_failed_and_leaves_no_output(slurm_cluster, tm
     config["datasets"]["broken"] = dict(config["datasets"]["shapes_texture"], sha256="0" * 64)
     (checkout / "params.yaml").write_text(yaml.safe_dump(config))
     # No retry: the profile's retry only repeats the same failure (test_profiles checks what a retry asks for).
-    result = slurm_snakemake(checkout, "--retries", "0", "data/datasets/broken.h5", check=False)
+    # Ungrouped: the failure is the dataset job's own (a group job would fail as its group).
+    result = slurm_snakemake(checkout, "--retries", "0", "data/datasets/broken.h5", profile=ungrouped_profile(checkout),
+                             check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Error in rule dataset" in output

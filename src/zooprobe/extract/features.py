@@ -15,7 +15,6 @@ The pipeline keeps the device busy and host memory bounded for any dataset size:
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import threading
 import time
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from zooprobe.params.settings import ExtractSettings
+from zooprobe.workflow.allocation import allocated_cpus
 from zooprobe.zoo.extractors import Extractor
 from zooprobe.zoo.pooling import pool, spatial_map
 
@@ -46,11 +46,12 @@ def loader_workers(settings: ExtractSettings, device: torch.device) -> int:
 
     Returns:
         ``num_workers``, or for ``auto`` 0 on the CPU (the forward pass needs every core) and up
-        to 4 on a GPU.
+        to 4 on a GPU, leaving one of the job's CPUs (its SLURM allocation or affinity, see
+        :func:`zooprobe.workflow.allocation.allocated_cpus`) to the main process.
     """
     if settings.num_workers != "auto":
         return int(settings.num_workers)
-    return 0 if device.type == "cpu" else min(4, max(1, (os.cpu_count() or 2) - 1))
+    return 0 if device.type == "cpu" else min(4, max(1, allocated_cpus() - 1))
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:

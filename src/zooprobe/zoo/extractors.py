@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import functools
 import inspect
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,27 +25,64 @@ from zooprobe.zoo.pooling import TOKEN_POOLING
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How uint8 images become model input: resize, scale to [0, 1], normalise."""
+    """How uint8 images become model input: resize (and center-crop), scale to [0, 1], normalise.
+
+    With ``crop_pct`` 1.0 (the default: trained, random-init and checkpoint models) the whole stored
+    square is resized to ``input_size`` exactly as before (no resize at all when the sizes match).
+    With ``crop_pct`` < 1 it follows timm's ``transforms_imagenet_eval``: resize to
+    ``scale_size = floor(input_size / crop_pct)`` with ``antialias=True``, then center-crop ``input_size``.
+    """
 
     input_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     interpolation: str = "bilinear"
+    crop_pct: float = 1.0
+
+    @property
+    def scale_size(self) -> int:
+        """Side the stored square is resized to before the center crop (timm's rule)."""
+        return int(math.floor(self.input_size / self.crop_pct))
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Turn uint8 (N, H, W, C) images, or floats in [0, 1], into normalised float (N, C, size, size)."""
         # uint8 pixels are scaled to [0, 1]; float images (e.g. synthesised ones) already are.
         x = images.permute(0, 3, 1, 2)
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            mode = "bicubic" if self.interpolation == "bicubic" else "bilinear"
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode=mode, align_corners=False)
+        mode = "bicubic" if self.interpolation == "bicubic" else "bilinear"
+        if self.crop_pct >= 1.0:
+            # Unchanged path: results of existing (full-frame) configs stay bit-identical.
+            if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+                x = F.interpolate(x, size=(self.input_size, self.input_size), mode=mode, align_corners=False)
+        else:
+            scale = self.scale_size
+            if x.shape[-1] != scale or x.shape[-2] != scale:
+                x = F.interpolate(x, size=(scale, scale), mode=mode, align_corners=False, antialias=True)
+                if mode == "bicubic":
+                    # PIL's bicubic output is clipped to the pixel range; the tensor one overshoots.
+                    x = x.clamp_(0.0, 1.0)
+            # torchvision's center_crop rounds the offset: int(round((H - size) / 2)).
+            top = int(round((x.shape[-2] - self.input_size) / 2.0))
+            left = int(round((x.shape[-1] - self.input_size) / 2.0))
+            x = x[..., top:top + self.input_size, left:left + self.input_size]
         mean, std = _normalisation(self.mean, self.std, str(x.device))
         return (x - mean) / std
 
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready record of this preprocessing."""
-        return asdict(self)
+    def as_dict(self, stored_size: int | None = None) -> dict[str, Any]:
+        """Return a JSON-ready record of this preprocessing.
+
+        Args:
+            stored_size: side of the stored squares, when known; records whether they were upsampled.
+
+        Returns:
+            The fields, ``scale_size`` and, with ``stored_size``, ``stored_size`` and ``upsampled``.
+        """
+        record = asdict(self)
+        record["scale_size"] = self.scale_size if self.crop_pct < 1.0 else self.input_size
+        if stored_size is not None:
+            record["stored_size"] = int(stored_size)
+            record["upsampled"] = int(stored_size) < record["scale_size"]
+        return record
 
 
 @functools.lru_cache(maxsize=16)

@@ -66,7 +66,7 @@ def extract_to_file(*, model: str, entry: Mapping[str, Any], settings_section: M
                       weights_sha256=extractor.weights_sha256(), pooling=settings.pooling,
                       # Which tokens of a transformer's sequences were pooled (patch tokens only).
                       **extractor.token_pooling(),
-                      preprocessing=extractor.preprocessing.as_dict(), seed=spec.seed, precision=settings.precision,
+                      preprocessing=extractor.preprocessing.as_dict(stored_size=int(info["image_shape"][0])), seed=spec.seed, precision=settings.precision,
                       # How it ran: recorded, but not part of what a resumed run must match.
                       execution=dict(settings.execution(), device=str(device)),
                       spatial_grid=spatial_grid, feature_dtype=feature_dtype,

@@ -50,18 +50,22 @@ def build_timm(spec: ModelSpec, num_classes: int | None = None) -> torch.nn.Modu
     return timm.create_model(spec.timm_arch, pretrained=spec.pretrained, **kwargs)
 
 
-def preprocessing_of(model: torch.nn.Module) -> Preprocessing:
+def preprocessing_of(model: torch.nn.Module, *, eval_crop: bool = False) -> Preprocessing:
     """Read the model's own preprocessing from its timm data config.
 
     Args:
         model: a timm model (or one registered with timm, which sets ``pretrained_cfg``).
+        eval_crop: apply the config's evaluation crop (``crop_pct``: resize to input_size / crop_pct,
+            center-crop input_size), as the published weights were evaluated. Off for weights trained
+            here, random init and full-frame checkpoints: they see (and were trained on) the whole image.
 
     Returns:
-        Its input size, normalisation and interpolation.
+        Its input size, normalisation, interpolation and crop.
     """
     config = resolve_model_data_config(model)
     return Preprocessing(input_size=int(config["input_size"][-1]), mean=tuple(config["mean"]),
-                         std=tuple(config["std"]), interpolation=str(config.get("interpolation", "bilinear")))
+                         std=tuple(config["std"]), interpolation=str(config.get("interpolation", "bilinear")),
+                         crop_pct=float(config.get("crop_pct") or 1.0) if eval_crop else 1.0)
 
 
 def architecture_only(spec: ModelSpec) -> ModelSpec:
@@ -93,6 +97,8 @@ def create_model(spec: ModelSpec, *, weights: str | Path | None = None) -> Extra
         return PYPI_MODELS[spec.arch]()
     if spec.source == "timm":
         model = build_timm(spec)
+        # Published weights get the transform they were evaluated with; random init sees the whole image.
+        return TimmExtractor(model, preprocessing_of(model, eval_crop=bool(spec.pretrained or spec.pretrained_file)))
     elif spec.source in ("trained", "checkpoint"):
         path = weights or spec.checkpoint
         if path is None:
@@ -130,8 +136,12 @@ def _create_torchvision(spec: ModelSpec, weights: str | Path | None) -> Extracto
         info = numeric_entries(extras)
     default = torchvision.models.get_model_weights(spec.arch).DEFAULT.transforms()
     size = spec.input_size or int(default.crop_size[0])
+    # The weights' own eval transform (ImageClassification: resize_size, then crop_size) when they are
+    # torchvision's published weights; random init and checkpoints trained elsewhere see the whole image.
+    crop_pct = float(default.crop_size[0]) / float(default.resize_size[0]) if spec.pretrained and not path else 1.0
     preprocessing = Preprocessing(input_size=size, mean=tuple(default.mean), std=tuple(default.std),
-                                  interpolation="bilinear")
+                                  interpolation=default.interpolation.value if spec.pretrained and not path else "bilinear",
+                                  crop_pct=crop_pct)
     children = list(model.named_children())
     head = [m for m in children[-1][1].modules() if isinstance(m, torch.nn.Linear)]
     layers = [name for name, module in children[:-1] if not isinstance(module, _NOT_A_LAYER)]
@@ -155,9 +165,13 @@ def _efficientnet_lite(index: int) -> Extractor:
     model = EfficientNet.from_name(f"efficientnet-lite{index}")
     state, _ = load_checkpoint(path)
     model.load_state_dict(state, strict=True)
-    size = (224, 240, 260)[index]
-    # TF-Lite preprocessing: (x - 127) / 128 on 0..255 pixels.
-    preprocessing = Preprocessing(input_size=size, mean=(127 / 255,) * 3, std=(128 / 255,) * 3)
+    # The evaluation transform of these TF weights, as timm records it for the same weights
+    # (tf_efficientnet_liteN.in1k: input 224/240/260, crop_pct 0.875/0.882/0.89, bicubic), read from
+    # timm's pretrained config (no download); normalisation is TF-Lite's (x - 127) / 128 on 0..255 pixels.
+    reference = timm.models.get_pretrained_cfg(f"tf_efficientnet_lite{index}.in1k").to_dict()
+    preprocessing = Preprocessing(input_size=int(reference["input_size"][-1]), mean=(127 / 255,) * 3,
+                                  std=(128 / 255,) * 3, interpolation=str(reference["interpolation"]),
+                                  crop_pct=float(reference["crop_pct"]))
     # The last block of each stage (where the width changes next), the head convolution, and the pooled vector.
     blocks = list(model._blocks)
     stage_ends = [f"_blocks.{i}" for i in range(len(blocks))

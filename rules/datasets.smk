@@ -20,4 +20,4 @@ rule dataset:
         "../envs/zooprobe.yaml"
     shell:
         "python -m zooprobe dataset --name {wildcards.dataset:q} --spec {params.spec:q} {params.base:q} {params.downloads:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --threads {threads} --out {output:q} > {log:q} 2>&1"

@@ -216,7 +216,8 @@ def test_build_dataset_records_name_params_and_provenance_and_refuses_a_wrong_sh
     built = registry.build_dataset(name="s", spec=spec, out=tmp_path / "s.h5", provenance={"zooprobe_version": "v"})
     stored = h5io.read_image_set(tmp_path / "s.h5").attrs
     assert stored["name"] == "s" and stored["params"] == spec and stored["zooprobe_version"] == "v"
-    assert stored["content_sha256"] == built.content_sha256() and spec["source"] == "procedural"  # spec not consumed
+    assert stored == built and spec["source"] == "procedural"  # spec not consumed
+    assert stored["content_sha256"] == registry.build_image_set(spec).content_sha256()
     with pytest.raises(ChecksumError, match="sha256 mismatch for dataset 't'"):
         registry.build_dataset(name="t", spec=dict(spec, sha256="f" * 64), out=tmp_path / "t.h5")
     assert not (tmp_path / "t.h5").exists()

@@ -17,10 +17,10 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     # pull in HDF5, PIL and SciPy, which the other commands need not load.
     from zooprobe.data.registry import build_dataset
 
-    built = build_dataset(name=args.name, spec=args.spec, out=args.out, base=args.base,
-                          download_dir=args.download_dir, provenance=run_provenance())
-    log.info("wrote %s: %d images %s, sha256 %s", args.out, len(built.labels), built.images.shape[1:],
-             built.content_sha256()[:12])
+    stored = build_dataset(name=args.name, spec=args.spec, out=args.out, base=args.base,
+                           download_dir=args.download_dir, provenance=run_provenance(), threads=args.threads)
+    log.info("wrote %s: %d images %s, sha256 %s", args.out, stored["n"], tuple(stored["image_shape"]),
+             stored["content_sha256"][:12])
 
 
 def cmd_fetch_checkpoint(args: argparse.Namespace) -> None:
@@ -36,6 +36,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base", help="the dataset a 'shift' or 'corrupt' source shifts")
     p.add_argument("--download-dir", help="where a 'url' source keeps its downloaded files")
     p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=1, help="threads decoding images (imagefolder sources)")
     p.set_defaults(func=cmd_dataset)
 
     p = sub.add_parser("fetch-checkpoint", help="download a checkpoint and verify its sha256")

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import csv
 import gzip
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 from PIL import Image
 
 from zooprobe.data.dense_sets import build_nyuv2
 from zooprobe.data.human import build_things_triplets, label_probs_by_order
-from zooprobe.data.imageset import SPLIT_NAMES, ImageSet, as_rgb, carve_val, stratified_split
+from zooprobe.data.imageset import (SPLIT_NAMES, ChunkedImageSet, ImageSet, as_rgb, carve_val,
+                                   shorter_side_center_crop, stratified_split)
 from zooprobe.io.fetch import fetch
 
 
@@ -62,30 +65,104 @@ def build_packaged(*, name: str, size: int, splits: dict[str, float], seed: int,
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 
 
-def _load_images(paths: list[Path], size: int | None) -> np.ndarray:
-    images = []
+# Rows decoded per task of the pool, and written per chunk: about 38 MB of 224-px RGB images.
+CHUNK_ROWS = 256
+
+
+def _load_image(path: Path, size: int | None) -> np.ndarray:
+    """Decode one image file to RGB uint8; with ``size``, its aspect-preserving ``size`` square."""
+    try:
+        with Image.open(path) as image:
+            # Greyscale, palette, CMYK and alpha images all become RGB.
+            image = image.convert("RGB")
+            return shorter_side_center_crop(image, size) if size else np.asarray(image)
+    except (OSError, SyntaxError, ValueError) as error:  # PIL: truncated, corrupt, or not an image
+        raise ValueError(f"{path}: cannot decode this image ({error}); it is truncated or not an image. "
+                         f"Replace it with an intact copy, or remove it from the folder") from None
+
+
+def _load_chunk(paths: list[Path], size: int | None, shape: tuple[int, int, int]) -> np.ndarray:
+    out = np.empty((len(paths), *shape), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        image = _load_image(path, size)
+        if image.shape != shape:
+            raise ValueError(f"images differ in size [{shape}, {image.shape}] ({path}); set 'size' to resize them "
+                             f"to one")
+        out[i] = image
+    return out
+
+
+def _image_shape(paths: list[Path], size: int | None) -> tuple[int, int, int]:
+    """The stored (H, W, 3) of every image; without ``size`` read from the file headers, which must agree."""
+    if size:
+        return (size, size, 3)
+    shapes = set()
     for path in paths:
         try:
-            with Image.open(path) as image:
-                image = image.convert("RGB")
-                if size and image.size != (size, size):
-                    image = image.resize((size, size), Image.Resampling.BILINEAR)
-                images.append(np.asarray(image))
-        except (OSError, SyntaxError, ValueError) as error:  # PIL: truncated, corrupt, or not an image
-            raise ValueError(f"{path}: cannot decode this image ({error}); it is truncated or not an image. "
-                             f"Replace it with an intact copy, or remove it from the folder") from None
-    shapes = {image.shape for image in images}
+            with Image.open(path) as image:  # reads the header only
+                shapes.add((image.size[1], image.size[0], 3))
+        except (OSError, SyntaxError, ValueError):
+            _load_image(path, size)  # raises the clear error
     if len(shapes) > 1:
         raise ValueError(f"images differ in size {sorted(shapes)}; set 'size' to resize them to one")
-    return np.stack(images)
+    return shapes.pop() if shapes else (0, 0, 3)
+
+
+def decode_in_chunks(paths: list[Path], *, size: int | None, shape: tuple[int, int, int], threads: int = 1,
+                     chunk_rows: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
+    """Decode image files chunk by chunk, ``threads`` chunks at a time, yielding the chunks in file order.
+
+    Threads, not processes: PIL releases the GIL while it decodes a JPEG and resizes it, so threads
+    decode in parallel without copying pixels between processes. At most ``threads + 1`` chunks
+    are in memory, whatever the number of files.
+
+    Args:
+        paths: the image files, in row order.
+        size: side of the stored aspect-preserving square (``None``: the images' own size).
+        shape: (H, W, 3) every decoded image must have.
+        threads: decoding threads (at least 1).
+        chunk_rows: images per chunk.
+
+    Returns:
+        An iterator of uint8 (rows, H, W, 3) arrays.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    starts = range(0, len(paths), chunk_rows)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending: deque[Future[np.ndarray]] = deque()
+        for start in starts:
+            pending.append(pool.submit(_load_chunk, paths[start:start + chunk_rows], size, shape))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = None,
                       splits: dict[str, float] | None = None, order_csv: str | None = None,
                       val_fraction: float = 0.0, max_per_class: int | dict[str, int] | None = None,
                       size: int | None = None, human_labels: str | None = None,
-                      allow_empty_classes: bool = False, seed: int = 0, **_: Any) -> ImageSet:
-    """Build a set from ``root/<class>/*.jpg|png`` folders.
+                      allow_empty_classes: bool = False, seed: int = 0, threads: int = 1,
+                      **_: Any) -> ImageSet:
+    """Build a set from ``root/<class>/*.jpg|png`` folders, in memory (see :func:`stream_imagefolder`).
+
+    Returns:
+        :class:`ImageSet` with class names from the sorted folder names.
+    """
+    return stream_imagefolder(root=root, split_dirs=split_dirs, splits=splits, order_csv=order_csv,
+                              val_fraction=val_fraction, max_per_class=max_per_class, size=size,
+                              human_labels=human_labels, allow_empty_classes=allow_empty_classes, seed=seed,
+                              threads=threads).materialize()
+
+
+def stream_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = None,
+                       splits: dict[str, float] | None = None, order_csv: str | None = None,
+                       val_fraction: float = 0.0, max_per_class: int | dict[str, int] | None = None,
+                       size: int | None = None, human_labels: str | None = None,
+                       allow_empty_classes: bool = False, seed: int = 0, threads: int = 1,
+                       **_: Any) -> ChunkedImageSet:
+    """A set from ``root/<class>/*.jpg|png`` folders: files, labels and splits now, pixels chunk by chunk.
 
     Args:
         root: the folder.
@@ -97,15 +174,19 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
         val_fraction: move this stratified fraction of ``train`` into ``val``.
         max_per_class: keep the first N files of each class in each split (after ordering); a mapping
             gives N per split folder name (absent: keep all).
-        size: resize every image to ``size`` x ``size``.
+        size: store every image as a ``size`` x ``size`` square that keeps its aspect ratio (shorter
+            side resized to ``size``, longer side center-cropped: :func:`shorter_side_center_crop`);
+            without it every image must have the same size.
         human_labels: ``.npy`` (relative to ``root`` or absolute) of human label distributions, row r
             for the file at rank r of ``order_csv`` (CIFAR-10H); stored as ``human["label_probs"]``.
         allow_empty_classes: keep a class folder without images as a class with no examples (it still
             gets a label and an output); otherwise such a folder is an error.
         seed: seed of the split assignment.
+        threads: images are decoded by this many threads (see :func:`decode_in_chunks`).
 
     Returns:
-        :class:`ImageSet` with class names from the sorted folder names.
+        :class:`ChunkedImageSet` with class names from the sorted folder names; its chunks decode the
+        images in row order, ``CHUNK_ROWS`` at a time.
     """
     root = Path(root)
     if not root.is_dir():
@@ -162,8 +243,10 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
         human["label_probs"] = label_probs_by_order(root / human_labels, ranks)
         # Each row's index in the external order, to join other tables in that order (prediction tables).
         human["order_rank"] = ranks
-    return ImageSet(_load_images(paths, size), labels_array, split_array, class_names,
-                    {"source": "imagefolder", "root_name": root.name, "files": len(paths)}, human=human)
+    shape = _image_shape(paths, size)
+    return ChunkedImageSet(shape, labels_array, split_array, class_names,
+                           lambda: decode_in_chunks(paths, size=size, shape=shape, threads=threads),
+                           {"source": "imagefolder", "root_name": root.name, "files": len(paths)}, human=human)
 
 
 # ----------------------------------------------------------------------------- downloaded files

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -37,6 +37,24 @@ def content_sha256(images: Any, *, labels: np.ndarray, split: np.ndarray, class_
     step = chunk_rows or max(1, len(images))
     for start in range(0, len(images), step):
         digest.update(np.ascontiguousarray(images[start:start + step]).tobytes())
+    return finish_content_sha256(digest, labels=labels, split=split, class_names=class_names, human=human,
+                                 dense=dense)
+
+
+def finish_content_sha256(digest: Any, *, labels: np.ndarray, split: np.ndarray, class_names: Sequence[str],
+                          human: Mapping[str, np.ndarray], dense: Mapping[str, np.ndarray]) -> str:
+    """Complete a :func:`content_sha256` whose ``digest`` has already taken every pixel, row by row in order.
+
+    A streaming writer feeds each chunk of pixels to a ``hashlib.sha256()`` as it writes it, then
+    calls this, so the file's hash equals :func:`content_sha256` of the same content.
+
+    Args:
+        digest: a ``hashlib.sha256`` object updated with the images' bytes, rows in order.
+        labels, split, class_names, human, dense: as for :func:`content_sha256`.
+
+    Returns:
+        The hex digest.
+    """
     digest.update(np.ascontiguousarray(labels.astype(np.int64)).tobytes())
     digest.update(np.ascontiguousarray(split.astype("U5")).tobytes())
     digest.update("\n".join(class_names).encode())
@@ -102,6 +120,44 @@ class ImageSet:
         human = {"label_probs": self.human["label_probs"][keep]} if "label_probs" in self.human else {}
         return ImageSet(self.images[keep], self.labels[keep], self.split[keep], list(self.class_names), dict(self.attrs),
                         human=human)
+
+
+@dataclass
+class ChunkedImageSet:
+    """An image set whose pixels come lazily, chunk by chunk: everything of an :class:`ImageSet` but the pixels.
+
+    A large source (an image folder of 50,000 photographs) lists its files, labels and splits
+    first, then decodes the images a chunk at a time while the writer stores them, so memory does
+    not grow with the number of images.
+
+    Attributes:
+        image_shape: (H, W, C) of every image.
+        labels, split, class_names, attrs, human, dense: as in :class:`ImageSet`.
+        chunks: called once, yields uint8 arrays (rows, H, W, C) whose rows, in order, are the images.
+    """
+
+    image_shape: tuple[int, ...]
+    labels: np.ndarray
+    split: np.ndarray
+    class_names: list[str]
+    chunks: Callable[[], Iterator[np.ndarray]]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    human: dict[str, np.ndarray] = field(default_factory=dict)
+    dense: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, images: "ImageSet", *, chunk_rows: int = 256) -> "ChunkedImageSet":
+        """The chunked view of an in-memory set (its arrays shared, not copied)."""
+        return cls(tuple(images.images.shape[1:]), images.labels, images.split, images.class_names,
+                   lambda: (images.images[i:i + chunk_rows] for i in range(0, len(images.images), chunk_rows)),
+                   images.attrs, images.human, images.dense)
+
+    def materialize(self) -> "ImageSet":
+        """Decode every chunk into one in-memory :class:`ImageSet` (for small sets and direct callers)."""
+        parts = list(self.chunks())
+        images = np.concatenate(parts) if parts else np.empty((0, *self.image_shape), dtype=np.uint8)
+        return ImageSet(images, self.labels, self.split, self.class_names, self.attrs, human=self.human,
+                        dense=self.dense)
 
 
 def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int) -> np.ndarray:

@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
 from zooprobe.data.dense_sets import build_middlebury_motorcycle
-from zooprobe.data.files import build_from_files, build_imagefolder, build_packaged, fetch_files
+from zooprobe.data.files import build_from_files, build_packaged, fetch_files, stream_imagefolder
 from zooprobe.data.human import build_kriegeskorte92, build_peterson
-from zooprobe.data.imageset import ImageSet
+from zooprobe.data.imageset import ChunkedImageSet, ImageSet
 from zooprobe.data.label_space import head_class_indices, head_label_names
 from zooprobe.data.procedural import build_procedural
 from zooprobe.data.shifted import build_corrupt, build_shift
 from zooprobe.data.torchvision_sets import build_torchvision
-from zooprobe.io.fetch import ChecksumError
-from zooprobe.io.h5io import read_image_set, write_image_set
+from zooprobe.io.h5io import read_image_set, write_chunked_image_set
 from zooprobe.params.config import expand_path
 
 
@@ -46,7 +45,7 @@ SOURCES: dict[str, Source] = {
     "packaged": Source(build_packaged),
     "procedural": Source(build_procedural),
     "shift": Source(build_shift, takes="base"),
-    "imagefolder": Source(build_imagefolder, has_root=True),
+    "imagefolder": Source(stream_imagefolder, has_root=True),
     "corrupt": Source(build_corrupt, takes="base"),
     "url": Source(build_from_files, takes="files"),
     "torchvision": Source(build_torchvision, has_root=True),
@@ -57,7 +56,8 @@ SOURCES: dict[str, Source] = {
 
 
 def build_image_set(spec: Mapping[str, Any], *, base: str | Path | None = None,
-                    download_dir: str | Path | None = None, dataset: str = "") -> ImageSet:
+                    download_dir: str | Path | None = None, dataset: str = "",
+                    threads: int = 1) -> ImageSet | ChunkedImageSet:
     """Build the set a params entry describes (without writing it or checking its ``sha256``).
 
     Args:
@@ -65,11 +65,13 @@ def build_image_set(spec: Mapping[str, Any], *, base: str | Path | None = None,
         base: the image-set file a ``shift`` or ``corrupt`` source copies.
         download_dir: where a ``url`` source keeps its downloaded files.
         dataset: the dataset's name, for messages.
+        threads: decoding threads for the sources that use them (``imagefolder``).
 
     Returns:
-        The :class:`ImageSet`, with the builder's provenance as ``attrs`` (and ``head_classes`` where declared).
+        The :class:`ImageSet` or :class:`ChunkedImageSet` (its pixels not yet decoded), with the builder's
+        provenance as ``attrs`` (and ``head_classes`` where declared).
     """
-    params = dict(spec)
+    params = dict(spec, threads=threads)
     name = params.pop("source")
     params.pop("sha256", None)
     head_classes = params.pop("head_classes", None)
@@ -77,7 +79,8 @@ def build_image_set(spec: Mapping[str, Any], *, base: str | Path | None = None,
     return with_head_classes(built, space=head_classes, dataset=dataset or name)
 
 
-def with_head_classes(built: ImageSet, *, space: str | None, dataset: str) -> ImageSet:
+def with_head_classes(built: ImageSet | ChunkedImageSet, *, space: str | None,
+                      dataset: str) -> ImageSet | ChunkedImageSet:
     """Record which head label space a set's classes belong to (``head_classes``), checking its class names.
 
     A shifted copy keeps its base's declaration (same classes), so only the clean set declares it.
@@ -100,7 +103,7 @@ def with_head_classes(built: ImageSet, *, space: str | None, dataset: str) -> Im
 
 
 def _build(name: str, params: dict[str, Any], *, base: str | Path | None,
-           download_dir: str | Path | None) -> ImageSet:
+           download_dir: str | Path | None) -> ImageSet | ChunkedImageSet:
     if name not in SOURCES:
         raise ValueError(f"unknown dataset source {name!r}; valid: {list(SOURCES)}")
     source = SOURCES[name]
@@ -126,7 +129,8 @@ def _build(name: str, params: dict[str, Any], *, base: str | Path | None,
 
 
 def build_dataset(*, name: str, spec: Mapping[str, Any], out: str | Path, base: str | Path | None = None,
-                  download_dir: str | Path | None = None, provenance: Mapping[str, Any] | None = None) -> ImageSet:
+                  download_dir: str | Path | None = None, provenance: Mapping[str, Any] | None = None,
+                  threads: int = 1) -> dict[str, Any]:
     """The ``dataset`` stage: build one params entry, check its expected content sha256, write its file.
 
     Args:
@@ -137,21 +141,18 @@ def build_dataset(*, name: str, spec: Mapping[str, Any], out: str | Path, base: 
         base: the image-set file a ``shift`` or ``corrupt`` source copies.
         download_dir: where a ``url`` source keeps its downloaded files.
         provenance: entries recorded first after the builder's own (e.g. the code version).
+        threads: decoding threads for the sources that use them (``imagefolder``).
 
     Returns:
-        The written :class:`ImageSet`; its ``attrs`` hold the builder's provenance, ``provenance``,
-        ``name`` and ``params`` (the entry as given).
+        The provenance the written file records: the builder's, ``provenance``, ``name``, ``params``
+        (the entry as given), then ``content_sha256``, ``class_names``, ``n`` and ``image_shape``.
 
     Raises:
         ChecksumError: the entry has a ``sha256`` and the built content has another.
     """
-    built = build_image_set(spec, base=base, download_dir=download_dir, dataset=name)
-    expected = spec.get("sha256")
-    if expected:
-        actual = built.content_sha256()
-        if actual != expected.lower():
-            raise ChecksumError(f"sha256 mismatch for dataset {name!r}: expected {expected.lower()}, got "
-                                f"{actual}. The source content changed; fix the sha256 in the params if intended.")
+    built = build_image_set(spec, base=base, download_dir=download_dir, dataset=name, threads=threads)
     built.attrs.update(provenance or {}, name=name, params=spec)
-    write_image_set(out, built)
-    return built
+    # Every source goes through the streaming writer: a large one decodes its pixels chunk by chunk
+    # as they are written, and the sha256 is checked when the last chunk is in (nothing is left on failure).
+    chunked = built if isinstance(built, ChunkedImageSet) else ChunkedImageSet.of(built)
+    return write_chunked_image_set(out, chunked, expected_sha256=spec.get("sha256"), describe=f"dataset {name!r}")

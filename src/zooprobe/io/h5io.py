@@ -7,16 +7,19 @@ shows them). Every writer goes through :func:`zooprobe.io.atomic.atomic_output`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
 
-from zooprobe.data.imageset import ImageSet, content_sha256
+from zooprobe.data.imageset import ChunkedImageSet, ImageSet, content_sha256, finish_content_sha256
 from zooprobe.io.atomic import WriterLock, atomic_output
+from zooprobe.io.fetch import ChecksumError
 from zooprobe.io.records import Features, feature_resume_key, require_recorded_content, restore_hint
 
 FORMAT_VERSION = 1
@@ -52,23 +55,135 @@ def _strings(values: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- image sets
+class ImageSetWriter:
+    """Write an image set chunk by chunk, so memory holds one chunk of pixels, not the whole set.
+
+    Use as a context manager. The file is written to a temporary sibling and renamed onto ``path``
+    only when every row was written and the block exits without error (``zooprobe.io.atomic``);
+    on an error (a corrupt image, a wrong sha256) nothing is left under ``path``. The content
+    sha256 is computed as the chunks arrive, so it equals
+    :func:`zooprobe.data.imageset.content_sha256` of the same content, and the file holds the same
+    arrays and provenance as :func:`write_image_set` of the in-memory set.
+
+    Args:
+        path: output ``.h5`` path.
+        image_shape: (H, W, C) of every image.
+        labels: int labels (N,); N is the number of rows to write.
+        split: split names (N,).
+        class_names: the name of each label.
+        attrs: the provenance; ``content_sha256``, ``class_names``, ``n`` and ``image_shape`` are added.
+        human: human judgements by kind (see :class:`ImageSet`).
+        dense: per-pixel labels by kind (see :class:`ImageSet`).
+        expected_sha256: when set, the content must have this sha256, else ``ChecksumError`` on close.
+        describe: how the error names the set (e.g. ``dataset 'cifar10'``).
+    """
+
+    def __init__(self, path: str | Path, *, image_shape: Sequence[int], labels: np.ndarray, split: np.ndarray,
+                 class_names: Sequence[str], attrs: Mapping[str, Any],
+                 human: Mapping[str, np.ndarray] | None = None, dense: Mapping[str, np.ndarray] | None = None,
+                 expected_sha256: str | None = None, describe: str = "the image set") -> None:
+        self.path, self.image_shape = Path(path), tuple(int(d) for d in image_shape)
+        self.labels, self.split, self.class_names = labels, split, list(class_names)
+        self.attrs, self.human, self.dense = dict(attrs), dict(human or {}), dict(dense or {})
+        self.expected_sha256, self.describe = expected_sha256, describe
+        self.n, self.rows_written = len(labels), 0
+        self.content_sha256: str | None = None
+        self._digest = hashlib.sha256()
+
+    def __enter__(self) -> "ImageSetWriter":
+        self._atomic = atomic_output(self.path)
+        tmp = self._atomic.__enter__()
+        try:
+            self._file = h5py.File(tmp, "w")
+            self._images = self._file.create_dataset("images", shape=(self.n, *self.image_shape), dtype=np.uint8,
+                                                     chunks=(min(256, self.n), *self.image_shape))
+        except BaseException:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def write(self, rows: np.ndarray) -> None:
+        """Append uint8 rows (k, H, W, C) after those already written."""
+        if rows.dtype != np.uint8 or tuple(rows.shape[1:]) != self.image_shape:
+            raise ValueError(f"rows must be uint8 (k, {', '.join(map(str, self.image_shape))}), got {rows.dtype} "
+                             f"{rows.shape}")
+        stop = self.rows_written + len(rows)
+        if stop > self.n:
+            raise ValueError(f"{stop} rows written, but the set has {self.n}")
+        self._images[self.rows_written:stop] = rows
+        self._digest.update(np.ascontiguousarray(rows).tobytes())
+        self.rows_written = stop
+
+    def _finish(self) -> None:
+        if self.rows_written != self.n:
+            raise ValueError(f"{self.rows_written} of {self.n} rows were written")
+        self.content_sha256 = finish_content_sha256(self._digest, labels=self.labels, split=self.split,
+                                                    class_names=self.class_names, human=self.human, dense=self.dense)
+        if self.expected_sha256 and self.content_sha256 != self.expected_sha256.lower():
+            raise ChecksumError(f"sha256 mismatch for {self.describe}: expected {self.expected_sha256.lower()}, got "
+                                f"{self.content_sha256}. The source content changed; fix the sha256 in the params "
+                                f"if intended.")
+        f = self._file
+        f.create_dataset("labels", data=self.labels.astype(np.int64))
+        f.create_dataset("split", data=self.split.astype("S5"))
+        for kind, values in self.human.items():
+            f.create_dataset(f"human/{kind}", data=values)
+        for kind, values in self.dense.items():
+            f.create_dataset(f"dense/{kind}", data=values, chunks=(1, *values.shape[1:]), compression="gzip")
+        # The order of ImageSet.stored_provenance.
+        _set_provenance(f, dict(self.attrs, content_sha256=self.content_sha256, class_names=self.class_names,
+                                n=self.n, image_shape=list(self.image_shape)))
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if exc[0] is None:
+                self._finish()
+        except BaseException:
+            self._file.close()
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+        self._file.close()
+        self._atomic.__exit__(*exc)
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """The provenance the closed file records."""
+        return dict(self.attrs, content_sha256=self.content_sha256, class_names=self.class_names, n=self.n,
+                    image_shape=list(self.image_shape))
+
+
+def write_chunked_image_set(path: str | Path, images: ChunkedImageSet, *, expected_sha256: str | None = None,
+                            describe: str = "the image set") -> dict[str, Any]:
+    """Write a :class:`ChunkedImageSet` atomically, one chunk of pixels in memory at a time.
+
+    Args:
+        path: output ``.h5`` path.
+        images: the set; its ``attrs`` become the provenance, with the content sha256 added.
+        expected_sha256: when set, the content must have this sha256 (nothing is written otherwise).
+        describe: how a sha256 mismatch names the set.
+
+    Returns:
+        The provenance the file records.
+
+    Raises:
+        ChecksumError: ``expected_sha256`` is set and the content has another.
+    """
+    with ImageSetWriter(path, image_shape=images.image_shape, labels=images.labels, split=images.split,
+                        class_names=images.class_names, attrs=images.attrs, human=images.human, dense=images.dense,
+                        expected_sha256=expected_sha256, describe=describe) as writer:
+        for rows in images.chunks():
+            writer.write(rows)
+    return writer.provenance
+
+
 def write_image_set(path: str | Path, images: ImageSet) -> None:
-    """Write an :class:`ImageSet` atomically.
+    """Write an :class:`ImageSet` atomically (through :class:`ImageSetWriter`, in chunks of 256 rows).
 
     Args:
         path: output ``.h5`` path.
         images: the set; its ``attrs`` become the provenance, with the content sha256 added.
     """
-    provenance = images.stored_provenance()
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("images", data=images.images, chunks=(min(256, len(images.images)), *images.images.shape[1:]))
-        f.create_dataset("labels", data=images.labels.astype(np.int64))
-        f.create_dataset("split", data=images.split.astype("S5"))
-        for kind, values in images.human.items():
-            f.create_dataset(f"human/{kind}", data=values)
-        for kind, values in images.dense.items():
-            f.create_dataset(f"dense/{kind}", data=values, chunks=(1, *values.shape[1:]), compression="gzip")
-        _set_provenance(f, provenance)
+    write_chunked_image_set(path, ChunkedImageSet.of(images))
 
 
 def read_image_set(path: str | Path) -> ImageSet:

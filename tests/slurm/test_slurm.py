@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import REPO, TINY, copy_checkout, run
+from workflow_helpers import REPO, TINY, copy_checkout, run, skip_unless_slow_tests
 
 pytestmark = pytest.mark.workflow
 
@@ -190,6 +190,7 @@ def test_tiny_config_runs_as_slurm_jobs_and_matches_the_local_run(ungrouped_slur
 
 
 def test_grouped_short_jobs_take_fewer_submissions_and_give_the_same_scores(ungrouped_slurm_run, tmp_path):
+    skip_unless_slow_tests("a second (grouped) SLURM run of the tiny config", 4)
     ungrouped_checkout, ungrouped_output = ungrouped_slurm_run
     checkout = copy_checkout(tmp_path / "checkout")
     output, _ = slurm_run(checkout, "profiles/slurm")

@@ -327,3 +327,8 @@ def science_config_json(wildcards):
 def spatial_flags(wildcards):
     """--spatial-grid and --feature-dtype of extract_spatial: the dense section's grid and storage type."""
     return ["--spatial-grid", as_json(config["dense"]["grid"]), "--feature-dtype", config["dense"]["feature_dtype"]]
+
+
+def rule_threads(rule_name):
+    """CPU threads of a rule's jobs: execution.threads.<rule> (schema-checked), else 1."""
+    return int(((config.get("execution") or {}).get("threads") or {}).get(rule_name, 1))

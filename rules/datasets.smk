@@ -12,7 +12,7 @@ rule dataset:
         spec=from_config("datasets.{dataset}"),
         base=base_flag,
         downloads=download_dir_flag,
-    threads: 1
+    threads: rule_threads("dataset")
     resources:
         mem_mb=2000,
         runtime=10,

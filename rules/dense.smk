@@ -8,6 +8,7 @@ use rule extract as extract_spatial with:
         "logs/benchmarks/extract_spatial/{model}/{dataset}.tsv"
     params:
         spatial=from_config("dense.grid", "dense.feature_dtype", derive=spatial_flags),
+    threads: rule_threads("extract_spatial")
 
 
 rule dense_probe:

@@ -15,7 +15,7 @@ rule extract:
         weights=weights_flag,
         # Pooled features: no spatial flags (extract_spatial, in dense.smk, sets them).
         spatial=[],
-    threads: 1
+    threads: rule_threads("extract")
     resources:
         mem_mb=extract_mem_mb,
         runtime=extract_runtime,

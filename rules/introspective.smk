@@ -16,7 +16,7 @@ rule icn_compare:
         settings=from_config("introspective.model"),
         epsilons=from_config("introspective.compare.fgsm_eps_255"),
         ood=from_config("introspective.compare.datasets.{dataset}", derive=icn_ood_args),
-    threads: 1
+    threads: rule_threads("icn_compare")
     resources:
         mem_mb=icn_mem_mb,
         runtime=icn_runtime,

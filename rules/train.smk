@@ -12,7 +12,7 @@ rule train:
         spec=from_config(model_keys, derive=model_spec_json),
         recipe=from_config("train"),
         introspective=from_config(icn_model_keys, derive=icn_model_flag),
-    threads: 1
+    threads: rule_threads("train")
     resources:
         mem_mb=train_mem_mb,
         runtime=train_runtime,

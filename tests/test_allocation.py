@@ -40,3 +40,26 @@ def test_loader_workers_follow_the_allocation(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "64")
     assert loader_workers(ExtractSettings(), torch.device("cuda")) == 4
     assert loader_workers(ExtractSettings(), torch.device("cpu")) == 0
+
+
+def test_rule_threads_come_from_execution_threads(tmp_path):
+    import yaml
+
+    from workflow_helpers import TINY, snakemake
+
+    params = yaml.safe_load(TINY.read_text())
+    params.setdefault("execution", {})["threads"] = {"extract": 2, "dataset": 3}
+    configfile = tmp_path / "params.yaml"
+    configfile.write_text(yaml.safe_dump(params))
+    result = snakemake(tmp_path / "work", "-n", "--cores", "4", configfile=configfile)
+    threads: dict[str, set[int]] = {}
+    rule = None
+    for line in (result.stdout + result.stderr).splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+            threads.setdefault(rule, set())
+        elif rule and line.strip().startswith("threads:"):
+            threads[rule].add(int(line.split(":")[1]))
+    # The dry run prints threads only where they are not 1.
+    assert threads["extract"] == {2} and threads["dataset"] == {3}, threads
+    assert threads["probe"] == set() and threads["extract_spatial"] == set(), threads  # not named: the default, 1

@@ -31,6 +31,8 @@ def test_default_and_tiny_params_are_valid(params):
     (lambda p: p["models"]["resnet18"].update(source="hub"), "timm', 'trained', 'checkpoint"),
     (lambda p: p["datasets"]["shapes_noise"].update(shift="fog"), "gaussian_noise"),
     (lambda p: p["extract"].update(pooling="max"), "avg2x2"),
+    (lambda p: p.setdefault("execution", {}).update(threads={"extract": 0}), "minimum"),
+    (lambda p: p.setdefault("execution", {}).update(threads={"report": 2}), "report"),
     (lambda p: p["probe"]["tasks"]["shapes"].update(probe="svm"), "linear"),
     (lambda p: p["train"].update(epochs="six"), "not of type 'integer'"),
     (lambda p: p["analyse"].update(n_bootstrap=1.5), "not of type 'integer'"),

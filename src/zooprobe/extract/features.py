@@ -37,12 +37,13 @@ WRITE_QUEUE_DEPTH = 2
 PREFETCH_PER_WORKER = 2
 
 
-def loader_workers(settings: ExtractSettings, device: torch.device) -> int:
+def loader_workers(settings: ExtractSettings, device: torch.device, *, threads: int | None = None) -> int:
     """Loader worker processes to use on ``device``.
 
     Args:
         settings: the extract settings (``num_workers``: a count, or ``auto``).
         device: where the forward pass runs.
+        threads: the job's threads (the rule's ``threads``), used where no SLURM allocation says more.
 
     Returns:
         ``num_workers``, or for ``auto`` 0 on the CPU (the forward pass needs every core) and up
@@ -51,7 +52,7 @@ def loader_workers(settings: ExtractSettings, device: torch.device) -> int:
     """
     if settings.num_workers != "auto":
         return int(settings.num_workers)
-    return 0 if device.type == "cpu" else min(4, max(1, allocated_cpus() - 1))
+    return 0 if device.type == "cpu" else min(4, max(1, allocated_cpus(threads) - 1))
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
@@ -234,7 +235,8 @@ def extract_to_writer(extractor: Extractor, batches_from: Callable[[int], torch.
         An :class:`ExtractionRun` with rows written, the resume point and the wall time.
     """
     started, resumed_from = time.perf_counter(), writer.rows_done
-    workers = loader_workers(settings, device)
+    # The job's threads were set from the rule's (extract.jobs): never the node's core count.
+    workers = loader_workers(settings, device, threads=torch.get_num_threads())
     loader = image_loader(batches_from(resumed_from), device=device, num_workers=workers)
 
     def write(batch: dict[str, np.ndarray], head: np.ndarray | None) -> None:

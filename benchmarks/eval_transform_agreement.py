@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from zooprobe.data.imageset import shorter_side_center_crop
 from zooprobe.params.spec import ModelSpec
 from zooprobe.zoo.extractors import Preprocessing
 from zooprobe.zoo.factory import create_model
@@ -39,16 +40,6 @@ def photographs(assets: str) -> list[Image.Image]:
         with Image.open(path) as image:
             images.append(image.convert("RGB"))
     return images
-
-
-def stored_square(image: Image.Image, size: int, resample: Image.Resampling) -> np.ndarray:
-    """data.imageset.shorter_side_center_crop with a chosen filter (the library uses bilinear)."""
-    width, height = image.size
-    scale = size / min(width, height)
-    new = (size, max(size, round(height * scale))) if width <= height else (max(size, round(width * scale)), size)
-    image = image.resize(new, resample)
-    left, top = (new[0] - size) // 2, (new[1] - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)))
 
 
 def top1(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
@@ -76,7 +67,7 @@ def main() -> None:
     squash = Preprocessing(input_size=pre.input_size, mean=pre.mean, std=pre.std, interpolation=pre.interpolation)
     print(f"{'stored as':<28} {'mean |diff|':>11} {'top-1 agrees':>13}")
     for resample, size in STORED:
-        stored = torch.from_numpy(np.stack([stored_square(image, size, resample) for image in images]))
+        stored = torch.from_numpy(np.stack([shorter_side_center_crop(image, size, resample=resample) for image in images]))
         for name, preprocessing in (("crop", pre), ("squash", squash)):
             if name == "squash" and (resample, size) != STORED[0]:
                 continue

@@ -210,7 +210,7 @@ def first_per_class(part: ImageSet, max_per_class: int) -> ImageSet:
     return ImageSet(part.images[keep], part.labels[keep], part.split[keep], part.class_names, part.attrs)
 
 
-def shorter_side_center_crop(image: Any, size: int) -> np.ndarray:
+def shorter_side_center_crop(image: Any, size: int, *, resample: Any = None) -> np.ndarray:
     """Resize a PIL image's shorter side to ``size`` and center-crop the longer one: an aspect-preserving square.
 
     A model's evaluation transform (resize the shorter side to ``input_size / crop_pct``, center-crop
@@ -221,6 +221,7 @@ def shorter_side_center_crop(image: Any, size: int) -> np.ndarray:
     Args:
         image: a PIL image (any mode; the caller converts to RGB or L first).
         size: side of the stored square in pixels.
+        resample: a PIL filter; ``None`` is bilinear, what every source stores with.
 
     Returns:
         uint8 (size, size) or (size, size, C).
@@ -232,7 +233,7 @@ def shorter_side_center_crop(image: Any, size: int) -> np.ndarray:
         scale = size / min(width, height)
         # The shorter side lands on size exactly; the longer is rounded, never below size.
         new = (size, max(size, round(height * scale))) if width <= height else (max(size, round(width * scale)), size)
-        image = image.resize(new, Image.Resampling.BILINEAR)
+        image = image.resize(new, Image.Resampling.BILINEAR if resample is None else resample)
         left, top = (new[0] - size) // 2, (new[1] - size) // 2
         if new != (size, size):
             image = image.crop((left, top, left + size, top + size))

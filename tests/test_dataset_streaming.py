@@ -71,3 +71,48 @@ def test_images_of_different_sizes_need_size(tmp_path):
     root = _folder(tmp_path / "imgs", [(8, 8), (9, 8)])
     with pytest.raises(ValueError, match="images differ in size .*set 'size'"):
         files.stream_imagefolder(root=root, seed=0)
+
+
+def test_kept_encoded_files_are_stored_hashed_and_verified(tmp_path):
+    """keep_encoded: the files' bytes, row for row, in the file and in its content hash; a changed byte is caught."""
+    import h5py
+
+    from zooprobe.io.records import StaleFileError
+
+    root = _folder(tmp_path / "imgs", [(12, 9), (9, 12), (10, 10)] * 2)
+    spec = dict(root=root, size=6, seed=0)
+    plain = files.build_imagefolder(**spec)
+    kept = files.build_imagefolder(**spec, keep_encoded=True)
+    # Same pixels, and the bytes of each row's own file.
+    assert np.array_equal(kept.images, plain.images)
+    assert kept.encoded == [path.read_bytes() for path in sorted_paths(root, kept)]
+    assert kept.content_sha256() != plain.content_sha256()
+    h5io.write_chunked_image_set(tmp_path / "kept.h5", files.stream_imagefolder(**spec, keep_encoded=True, threads=2))
+    h5io.write_image_set(tmp_path / "plain.h5", plain)
+    assert h5io.has_encoded_images(tmp_path / "kept.h5") and not h5io.has_encoded_images(tmp_path / "plain.h5")
+    back = h5io.read_image_set(tmp_path / "kept.h5")
+    assert back.encoded == kept.encoded and back.attrs["content_sha256"] == kept.content_sha256()
+    assert h5io.read_image_set(tmp_path / "plain.h5").encoded is None
+    # The loader decodes the files (here: to their bytes' length as a 1x1 image) instead of reading pixels.
+    batches = h5io.ImageBatches(tmp_path / "kept.h5", 4, decode=lambda blob: np.full((1, 1, 3), len(blob) % 256, np.uint8))
+    assert [int(b[0, 0, 0, 0]) for b in (batches[0], batches[1])] == [len(kept.encoded[0]) % 256, len(kept.encoded[4]) % 256]
+    with pytest.raises(ValueError, match="keeps no encoded images .*keep_encoded: true"):
+        h5io.ImageBatches(tmp_path / "plain.h5", 4, decode=bytes)
+    del batches  # it keeps its read handle open, as a loader worker's would
+    # One changed byte of one kept file is a changed content.
+    with h5py.File(tmp_path / "kept.h5", "r+") as f:
+        row = f["encoded"][2].copy()
+        row[-1] ^= 1
+        f["encoded"][2] = row
+    with pytest.raises(StaleFileError):
+        h5io.verify_image_set(tmp_path / "kept.h5")
+
+
+def test_a_writer_with_encoded_files_needs_every_row(tmp_path):
+    labels = np.zeros(3, dtype=np.int64)
+    with pytest.raises(ValueError, match="2 of 3 encoded rows were written"):
+        with h5io.ImageSetWriter(tmp_path / "x.h5", image_shape=(2, 2, 3), labels=labels, split=np.array(["test"] * 3),
+                                 class_names=["a"], attrs={}, with_encoded=True) as writer:
+            writer.write(np.zeros((3, 2, 2, 3), np.uint8))
+            writer.write_encoded([b"a", b"b"])
+    assert not (tmp_path / "x.h5").exists()

@@ -11,7 +11,7 @@ import h5py
 import pandas as pd
 import pytest
 
-from workflow_helpers import REPO, skip_unless_slow_tests, snakemake
+from workflow_helpers import REPO, snakemake
 
 pytestmark = pytest.mark.workflow
 MODELS = {"efficientnet_lite0": ("tf_efficientnet_lite0.in1k", "224"),
@@ -25,7 +25,6 @@ def imagenet_run(tmp_path_factory) -> Path:
     if not os.environ.get("ZOOPROBE_ASSETS"):
         pytest.skip("ZOOPROBE_ASSETS is not set; point it at the shared assets folder to run "
                     "configs/imagenet-sample.yaml")
-    skip_unless_slow_tests("configs/imagenet-sample.yaml end to end", 7)
     workdir = tmp_path_factory.mktemp("imagenet-sample")
     snakemake(workdir, "--cores", "2", configfile=REPO / "configs" / "imagenet-sample.yaml", timeout=1200)
     return workdir
@@ -52,6 +51,22 @@ def test_own_head_top1_per_model_and_set_with_intervals_beside_published(imagene
         assert (noisy < clean).all()  # ImageNet-C at severity 3 costs every model accuracy
     with h5py.File(imagenet_run / "data" / "datasets" / "imagenet_sample_noise3.h5") as f:
         assert json.loads(f.attrs["provenance"])["corruption_parameters"] == "imagenet"
+
+
+def test_each_model_reads_the_photographs_through_its_own_eval_transform(imagenet_run):
+    """Clean set: the kept JPEGs, decoded and transformed per model; corrupted copies: the stored squares."""
+    from zooprobe.io import h5io
+
+    for model, (_, size) in MODELS.items():
+        for dataset in SETS:
+            preprocessing = h5io.read_features(imagenet_run / "data" / "features" / model / f"{dataset}.h5",
+                                               layers=[]).provenance["preprocessing"]
+            assert preprocessing["eval_transform"] and preprocessing["input_size"] == int(size)
+            assert preprocessing["crop_pct"] < 1 and preprocessing["interpolation"] == "bicubic"
+            if dataset == "imagenet_sample":
+                assert preprocessing["pixels"].startswith("encoded files")
+            else:
+                assert preprocessing["stored_size"] == 292 and not preprocessing["upsampled"]
 
 
 def test_report_shows_published_top1_beside_own_head(imagenet_run):

@@ -144,7 +144,7 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
                       val_fraction: float = 0.0, max_per_class: int | dict[str, int] | None = None,
                       size: int | None = None, human_labels: str | None = None,
                       allow_empty_classes: bool = False, seed: int = 0, threads: int = 1,
-                      **_: Any) -> ImageSet:
+                      keep_encoded: bool = False, **_: Any) -> ImageSet:
     """Build a set from ``root/<class>/*.jpg|png`` folders, in memory (see :func:`stream_imagefolder`).
 
     Returns:
@@ -153,7 +153,7 @@ def build_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = N
     return stream_imagefolder(root=root, split_dirs=split_dirs, splits=splits, order_csv=order_csv,
                               val_fraction=val_fraction, max_per_class=max_per_class, size=size,
                               human_labels=human_labels, allow_empty_classes=allow_empty_classes, seed=seed,
-                              threads=threads).materialize()
+                              threads=threads, keep_encoded=keep_encoded).materialize()
 
 
 def stream_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = None,
@@ -161,7 +161,7 @@ def stream_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = 
                        val_fraction: float = 0.0, max_per_class: int | dict[str, int] | None = None,
                        size: int | None = None, human_labels: str | None = None,
                        allow_empty_classes: bool = False, seed: int = 0, threads: int = 1,
-                       **_: Any) -> ChunkedImageSet:
+                       keep_encoded: bool = False, **_: Any) -> ChunkedImageSet:
     """A set from ``root/<class>/*.jpg|png`` folders: files, labels and splits now, pixels chunk by chunk.
 
     Args:
@@ -183,6 +183,8 @@ def stream_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = 
             gets a label and an output); otherwise such a folder is an error.
         seed: seed of the split assignment.
         threads: images are decoded by this many threads (see :func:`decode_in_chunks`).
+        keep_encoded: also keep each file's bytes (:attr:`ImageSet.encoded`), so that a pretrained
+            model's eval transform can be applied to the original photograph.
 
     Returns:
         :class:`ChunkedImageSet` with class names from the sorted folder names; its chunks decode the
@@ -246,7 +248,14 @@ def stream_imagefolder(*, root: str | Path, split_dirs: dict[str, str] | None = 
     shape = _image_shape(paths, size)
     return ChunkedImageSet(shape, labels_array, split_array, class_names,
                            lambda: decode_in_chunks(paths, size=size, shape=shape, threads=threads),
-                           {"source": "imagefolder", "root_name": root.name, "files": len(paths)}, human=human)
+                           {"source": "imagefolder", "root_name": root.name, "files": len(paths)}, human=human,
+                           encoded_chunks=(lambda: read_in_chunks(paths)) if keep_encoded else None)
+
+
+def read_in_chunks(paths: list[Path], *, chunk_rows: int = CHUNK_ROWS) -> Iterator[list[bytes]]:
+    """Each file's bytes, ``chunk_rows`` files at a time, in order (an image folder's ``keep_encoded``)."""
+    for start in range(0, len(paths), chunk_rows):
+        yield [path.read_bytes() for path in paths[start:start + chunk_rows]]
 
 
 # ----------------------------------------------------------------------------- downloaded files

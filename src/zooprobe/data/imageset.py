@@ -17,7 +17,7 @@ SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
 def content_sha256(images: Any, *, labels: np.ndarray, split: np.ndarray, class_names: Sequence[str],
                    human: Mapping[str, np.ndarray], dense: Mapping[str, np.ndarray],
-                   chunk_rows: int | None = None) -> str:
+                   chunk_rows: int | None = None, encoded: Sequence[bytes] | None = None) -> str:
     """The sha256 of an image set's content: pixels, labels, splits, class names and annotations.
 
     Args:
@@ -29,6 +29,7 @@ def content_sha256(images: Any, *, labels: np.ndarray, split: np.ndarray, class_
         human: human judgements by kind (see :class:`ImageSet`).
         dense: per-pixel labels by kind (see :class:`ImageSet`).
         chunk_rows: hash the pixels this many rows at a time (``None``: all at once).
+        encoded: the encoded file bytes of each row, when the set keeps them (see :class:`ImageSet`).
 
     Returns:
         The hex digest; the same for the same content whatever ``chunk_rows`` is.
@@ -37,12 +38,24 @@ def content_sha256(images: Any, *, labels: np.ndarray, split: np.ndarray, class_
     step = chunk_rows or max(1, len(images))
     for start in range(0, len(images), step):
         digest.update(np.ascontiguousarray(images[start:start + step]).tobytes())
+    encoded_digest = None
+    if encoded is not None:
+        encoded_digest = hashlib.sha256()
+        for blob in encoded:
+            update_encoded_digest(encoded_digest, blob)
     return finish_content_sha256(digest, labels=labels, split=split, class_names=class_names, human=human,
-                                 dense=dense)
+                                 dense=dense, encoded_sha256=encoded_digest.hexdigest() if encoded_digest else None)
+
+
+def update_encoded_digest(digest: Any, blob: bytes) -> None:
+    """Feed one row's encoded bytes to the digest of a set's encoded images (length first, so rows cannot merge)."""
+    digest.update(len(blob).to_bytes(8, "little"))
+    digest.update(blob)
 
 
 def finish_content_sha256(digest: Any, *, labels: np.ndarray, split: np.ndarray, class_names: Sequence[str],
-                          human: Mapping[str, np.ndarray], dense: Mapping[str, np.ndarray]) -> str:
+                          human: Mapping[str, np.ndarray], dense: Mapping[str, np.ndarray],
+                          encoded_sha256: str | None = None) -> str:
     """Complete a :func:`content_sha256` whose ``digest`` has already taken every pixel, row by row in order.
 
     A streaming writer feeds each chunk of pixels to a ``hashlib.sha256()`` as it writes it, then
@@ -51,6 +64,8 @@ def finish_content_sha256(digest: Any, *, labels: np.ndarray, split: np.ndarray,
     Args:
         digest: a ``hashlib.sha256`` object updated with the images' bytes, rows in order.
         labels, split, class_names, human, dense: as for :func:`content_sha256`.
+        encoded_sha256: the hex digest of the rows' encoded bytes (:func:`update_encoded_digest`, rows in
+            order), when the set keeps them.
 
     Returns:
         The hex digest.
@@ -63,6 +78,8 @@ def finish_content_sha256(digest: Any, *, labels: np.ndarray, split: np.ndarray,
         for kind in sorted(arrays):
             digest.update(f"{group}/{kind}".encode())
             digest.update(np.ascontiguousarray(arrays[kind], dtype=np.float64).tobytes())
+    if encoded_sha256 is not None:  # absent for sets without encoded bytes: their hashes are unchanged
+        digest.update(f"encoded/{encoded_sha256}".encode())
     return digest.hexdigest()
 
 
@@ -80,6 +97,9 @@ class ImageSet:
             ``similarity`` (N, N) or ``label_probs`` (N, K); empty for ordinary sets.
         dense: per-pixel labels aligned with the images (see :mod:`zooprobe.data.dense_sets`):
             ``depth`` (N, H, W), ``normals`` (N, H, W, 3), ``mask`` (N, H, W); empty for ordinary sets.
+        encoded: each row's original encoded file (a JPEG's bytes), kept so that extraction can decode
+            the photograph and apply a pretrained model's own eval transform to it, instead of to the
+            stored square (``keep_encoded`` of an image folder); ``None`` for sets that do not keep them.
     """
 
     images: np.ndarray
@@ -89,6 +109,7 @@ class ImageSet:
     attrs: dict[str, Any] = field(default_factory=dict)
     human: dict[str, np.ndarray] = field(default_factory=dict)
     dense: dict[str, np.ndarray] = field(default_factory=dict)
+    encoded: list[bytes] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -99,11 +120,13 @@ class ImageSet:
         unknown = set(np.unique(self.split)) - set(SPLIT_NAMES)
         if unknown:
             raise ValueError(f"unknown split names {sorted(unknown)}; valid: {list(SPLIT_NAMES)}")
+        if self.encoded is not None and len(self.encoded) != n:
+            raise ValueError(f"encoded must hold one file per image ({n}), got {len(self.encoded)}")
 
     def content_sha256(self) -> str:
         """Return a sha256 over images, labels and splits, so a changed pixel changes the hash."""
         return content_sha256(self.images, labels=self.labels, split=self.split, class_names=self.class_names,
-                              human=self.human, dense=self.dense)
+                              human=self.human, dense=self.dense, encoded=self.encoded)
 
     def stored_provenance(self) -> dict[str, Any]:
         """The provenance a file of this set records: its ``attrs``, then its content sha256 and shape.
@@ -134,6 +157,8 @@ class ChunkedImageSet:
         image_shape: (H, W, C) of every image.
         labels, split, class_names, attrs, human, dense: as in :class:`ImageSet`.
         chunks: called once, yields uint8 arrays (rows, H, W, C) whose rows, in order, are the images.
+        encoded_chunks: for a set that keeps its encoded files (see :class:`ImageSet`), called once,
+            yields lists of each row's file bytes, rows in order; ``None`` otherwise.
     """
 
     image_shape: tuple[int, ...]
@@ -144,20 +169,25 @@ class ChunkedImageSet:
     attrs: dict[str, Any] = field(default_factory=dict)
     human: dict[str, np.ndarray] = field(default_factory=dict)
     dense: dict[str, np.ndarray] = field(default_factory=dict)
+    encoded_chunks: Callable[[], Iterator[list[bytes]]] | None = None
 
     @classmethod
     def of(cls, images: "ImageSet", *, chunk_rows: int = 256) -> "ChunkedImageSet":
         """The chunked view of an in-memory set (its arrays shared, not copied)."""
+        encoded = images.encoded
         return cls(tuple(images.images.shape[1:]), images.labels, images.split, images.class_names,
                    lambda: (images.images[i:i + chunk_rows] for i in range(0, len(images.images), chunk_rows)),
-                   images.attrs, images.human, images.dense)
+                   images.attrs, images.human, images.dense,
+                   encoded_chunks=None if encoded is None else
+                   lambda: (encoded[i:i + chunk_rows] for i in range(0, len(encoded), chunk_rows)))
 
     def materialize(self) -> "ImageSet":
         """Decode every chunk into one in-memory :class:`ImageSet` (for small sets and direct callers)."""
         parts = list(self.chunks())
         images = np.concatenate(parts) if parts else np.empty((0, *self.image_shape), dtype=np.uint8)
+        encoded = None if self.encoded_chunks is None else [blob for part in self.encoded_chunks() for blob in part]
         return ImageSet(images, self.labels, self.split, self.class_names, self.attrs, human=self.human,
-                        dense=self.dense)
+                        dense=self.dense, encoded=encoded)
 
 
 def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int) -> np.ndarray:

@@ -70,11 +70,14 @@ def prepare_model(extractor: Extractor, device: torch.device, *, channels_last: 
 
 
 def to_model_input(extractor: Extractor, images: torch.Tensor | np.ndarray, device: torch.device, *,
-                   channels_last: bool) -> torch.Tensor:
-    """Move a uint8 (B, H, W, C) batch to ``device`` and preprocess it there."""
+                   channels_last: bool, transformed: bool = False) -> torch.Tensor:
+    """Move a uint8 (B, H, W, C) batch to ``device`` and preprocess it there.
+
+    ``transformed``: the loader already resized and cropped the batch (``Preprocessing.decode``).
+    """
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(np.ascontiguousarray(images))
-    x = extractor.preprocessing(images.to(device, non_blocking=True))
+    x = extractor.preprocessing(images.to(device, non_blocking=True), transformed=transformed)
     # Permuting (B, H, W, C) already gives channels-last strides; make the layout explicit either way.
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
@@ -110,7 +113,7 @@ def extract_batches(extractor: Extractor, batches: Iterable[torch.Tensor | np.nd
 
 def _pooled_on_host(extractor: Extractor, batches: Iterable[torch.Tensor | np.ndarray], *, layers: list[str],
                     pooling: str, device: torch.device, with_head: bool, precision: str, channels_last: bool,
-                    spatial_grid: int | None = None
+                    spatial_grid: int | None = None, transformed: bool = False
                     ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor | None, Callable[[], None]]]:
     """Like :func:`extract_batches`, but yields before the device finishes.
 
@@ -123,7 +126,7 @@ def _pooled_on_host(extractor: Extractor, batches: Iterable[torch.Tensor | np.nd
     pinned = device.type == "cuda"
     with torch.inference_mode():
         for batch in batches:
-            x = to_model_input(extractor, batch, device, channels_last=channels_last)
+            x = to_model_input(extractor, batch, device, channels_last=channels_last, transformed=transformed)
             with autocast(device, precision):
                 outputs, logits = extractor.forward_layers(x, layers, with_head=with_head)
             if spatial_grid:
@@ -215,8 +218,8 @@ def image_loader(batches: torch.utils.data.Dataset, *, device: torch.device, num
 
 def extract_to_writer(extractor: Extractor, batches_from: Callable[[int], torch.utils.data.Dataset], writer: Any, *,
                       layers: list[str], settings: ExtractSettings, device: torch.device, with_head: bool,
-                      progress: Callable[[int], None] | None = None, spatial_grid: int | None = None
-                      ) -> ExtractionRun:
+                      progress: Callable[[int], None] | None = None, spatial_grid: int | None = None,
+                      transformed: bool = False) -> ExtractionRun:
     """Extract every remaining row into an entered :class:`zooprobe.io.h5io.FeatureWriter`.
 
     Args:
@@ -230,6 +233,7 @@ def extract_to_writer(extractor: Extractor, batches_from: Callable[[int], torch.
         with_head: also write the model's own logits and predicted class per image.
         progress: called with the number of rows after each written batch.
         spatial_grid: keep layers spatial (see :func:`extract_batches`).
+        transformed: the batches come already resized and cropped (``ImageBatches`` with ``decode``).
 
     Returns:
         An :class:`ExtractionRun` with rows written, the resume point and the wall time.
@@ -248,7 +252,8 @@ def extract_to_writer(extractor: Extractor, batches_from: Callable[[int], torch.
     try:
         for item in _pooled_on_host(extractor, loader, layers=layers, pooling=settings.pooling, device=device,
                                     with_head=with_head, precision=settings.precision,
-                                    channels_last=settings.channels_last, spatial_grid=spatial_grid):
+                                    channels_last=settings.channels_last, spatial_grid=spatial_grid,
+                                    transformed=transformed):
             background.submit(item)
     finally:
         background.close()

@@ -59,6 +59,10 @@ def extract_to_file(*, model: str, entry: Mapping[str, Any], settings_section: M
     head_classes = info.get("head_classes")
     subset = bool(head_classes) and extractor.num_classes == HEAD_LABEL_SPACES[head_classes["space"]]
     with_head = (with_head and not head_classes) or subset
+    # A published model on a set that kept its photographs' files sees its own eval transform applied
+    # to each original once, through PIL, as the reference transform does (not a second resampling of
+    # the stored square); everything else reads the stored squares.
+    from_encoded = extractor.preprocessing.eval_transform and h5io.has_encoded_images(data_path)
     dims = layer_dims(extractor, tuple(info["image_shape"]), layers=layers, pooling=settings.pooling, device=device,
                       spatial_grid=spatial_grid)
     # Everything that changes the numbers is recorded, and a resumed run must match all of it.
@@ -66,7 +70,9 @@ def extract_to_file(*, model: str, entry: Mapping[str, Any], settings_section: M
                       weights_sha256=extractor.weights_sha256(), pooling=settings.pooling,
                       # Which tokens of a transformer's sequences were pooled (patch tokens only).
                       **extractor.token_pooling(),
-                      preprocessing=extractor.preprocessing.as_dict(stored_size=int(info["image_shape"][0])), seed=spec.seed, precision=settings.precision,
+                      preprocessing=extractor.preprocessing.as_dict(stored_size=int(info["image_shape"][0]),
+                                                                    from_encoded=from_encoded),
+                      seed=spec.seed, precision=settings.precision,
                       # How it ran: recorded, but not part of what a resumed run must match.
                       execution=dict(settings.execution(), device=str(device)),
                       spatial_grid=spatial_grid, feature_dtype=feature_dtype,
@@ -81,9 +87,11 @@ def extract_to_file(*, model: str, entry: Mapping[str, Any], settings_section: M
             log.info("resuming %s at row %d of %d", out, writer.rows_done, info["n"])
         bar = tqdm(total=info["n"], initial=writer.rows_done, desc=f"extract {model}/{info['name']}", mininterval=2)
         target = _SubsetHeadWriter(writer, head_classes["indices"]) if subset else writer
-        run = extract_to_writer(extractor, lambda start: h5io.ImageBatches(data_path, settings.batch_size, start=start),
+        decode = extractor.preprocessing.decode if from_encoded else None
+        run = extract_to_writer(extractor,
+                                lambda start: h5io.ImageBatches(data_path, settings.batch_size, start=start, decode=decode),
                                 target, layers=layers, settings=settings, device=device, with_head=with_head,
-                                progress=bar.update, spatial_grid=spatial_grid)
+                                progress=bar.update, spatial_grid=spatial_grid, transformed=from_encoded)
         bar.close()
     log.info("wrote %s: %d rows (resumed at %d) in %.1f s, %.0f images/s on %s with %d loader workers; "
              "layers %s; head kept: %s", out, run.rows, run.resumed_from, run.seconds, run.images_per_second,

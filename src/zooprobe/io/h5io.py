@@ -12,12 +12,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import h5py
 import numpy as np
 
-from zooprobe.data.imageset import ChunkedImageSet, ImageSet, content_sha256, finish_content_sha256
+from zooprobe.data.imageset import (ChunkedImageSet, ImageSet, content_sha256, finish_content_sha256,
+                                   update_encoded_digest)
 from zooprobe.io.atomic import WriterLock, atomic_output
 from zooprobe.io.fetch import ChecksumError
 from zooprobe.io.records import Features, feature_resume_key, require_recorded_content, restore_hint
@@ -25,6 +26,8 @@ from zooprobe.io.records import Features, feature_resume_key, require_recorded_c
 FORMAT_VERSION = 1
 # Rows of images hashed at a time when a file is verified (about 50 MB of 224-px photographs).
 VERIFY_ROWS = 1024
+# The dataset of an image set's encoded files (one variable-length uint8 row per image), when it keeps them.
+ENCODED = "encoded"
 
 
 def _open(path: str | Path, mode: str = "r") -> h5py.File:
@@ -76,19 +79,23 @@ class ImageSetWriter:
         dense: per-pixel labels by kind (see :class:`ImageSet`).
         expected_sha256: when set, the content must have this sha256, else ``ChecksumError`` on close.
         describe: how the error names the set (e.g. ``dataset 'cifar10'``).
+        with_encoded: the set keeps each image's encoded file too (:meth:`write_encoded`, every row).
     """
 
     def __init__(self, path: str | Path, *, image_shape: Sequence[int], labels: np.ndarray, split: np.ndarray,
                  class_names: Sequence[str], attrs: Mapping[str, Any],
                  human: Mapping[str, np.ndarray] | None = None, dense: Mapping[str, np.ndarray] | None = None,
-                 expected_sha256: str | None = None, describe: str = "the image set") -> None:
+                 expected_sha256: str | None = None, describe: str = "the image set",
+                 with_encoded: bool = False) -> None:
         self.path, self.image_shape = Path(path), tuple(int(d) for d in image_shape)
         self.labels, self.split, self.class_names = labels, split, list(class_names)
         self.attrs, self.human, self.dense = dict(attrs), dict(human or {}), dict(dense or {})
         self.expected_sha256, self.describe = expected_sha256, describe
         self.n, self.rows_written = len(labels), 0
+        self.with_encoded, self.encoded_written = with_encoded, 0
         self.content_sha256: str | None = None
         self._digest = hashlib.sha256()
+        self._encoded_digest = hashlib.sha256()
 
     def __enter__(self) -> "ImageSetWriter":
         self._atomic = atomic_output(self.path)
@@ -97,6 +104,8 @@ class ImageSetWriter:
             self._file = h5py.File(tmp, "w")
             self._images = self._file.create_dataset("images", shape=(self.n, *self.image_shape), dtype=np.uint8,
                                                      chunks=(min(256, self.n), *self.image_shape))
+            self._encoded = (self._file.create_dataset(ENCODED, shape=(self.n,), dtype=h5py.vlen_dtype(np.uint8))
+                             if self.with_encoded else None)
         except BaseException:
             self._atomic.__exit__(*sys.exc_info())
             raise
@@ -114,11 +123,27 @@ class ImageSetWriter:
         self._digest.update(np.ascontiguousarray(rows).tobytes())
         self.rows_written = stop
 
+    def write_encoded(self, blobs: Sequence[bytes]) -> None:
+        """Append the encoded files of the next rows (a writer made ``with_encoded``), rows in order."""
+        if self._encoded is None:
+            raise ValueError("this writer was made without with_encoded=True")
+        stop = self.encoded_written + len(blobs)
+        if stop > self.n:
+            raise ValueError(f"{stop} encoded rows written, but the set has {self.n}")
+        # Row by row: a slice assignment would read equal-length files as one 2-D array.
+        for i, blob in enumerate(blobs, start=self.encoded_written):
+            self._encoded[i] = np.frombuffer(blob, dtype=np.uint8)
+            update_encoded_digest(self._encoded_digest, bytes(blob))
+        self.encoded_written = stop
+
     def _finish(self) -> None:
         if self.rows_written != self.n:
             raise ValueError(f"{self.rows_written} of {self.n} rows were written")
-        self.content_sha256 = finish_content_sha256(self._digest, labels=self.labels, split=self.split,
-                                                    class_names=self.class_names, human=self.human, dense=self.dense)
+        if self.with_encoded and self.encoded_written != self.n:
+            raise ValueError(f"{self.encoded_written} of {self.n} encoded rows were written")
+        self.content_sha256 = finish_content_sha256(
+            self._digest, labels=self.labels, split=self.split, class_names=self.class_names, human=self.human,
+            dense=self.dense, encoded_sha256=self._encoded_digest.hexdigest() if self.with_encoded else None)
         if self.expected_sha256 and self.content_sha256 != self.expected_sha256.lower():
             raise ChecksumError(f"sha256 mismatch for {self.describe}: expected {self.expected_sha256.lower()}, got "
                                 f"{self.content_sha256}. The source content changed; fix the sha256 in the params "
@@ -170,9 +195,12 @@ def write_chunked_image_set(path: str | Path, images: ChunkedImageSet, *, expect
     """
     with ImageSetWriter(path, image_shape=images.image_shape, labels=images.labels, split=images.split,
                         class_names=images.class_names, attrs=images.attrs, human=images.human, dense=images.dense,
-                        expected_sha256=expected_sha256, describe=describe) as writer:
+                        expected_sha256=expected_sha256, describe=describe,
+                        with_encoded=images.encoded_chunks is not None) as writer:
         for rows in images.chunks():
             writer.write(rows)
+        for blobs in images.encoded_chunks() if images.encoded_chunks is not None else ():
+            writer.write_encoded(blobs)
     return writer.provenance
 
 
@@ -199,7 +227,8 @@ def read_image_set(path: str | Path) -> ImageSet:
         provenance = _get_provenance(f)
         images = ImageSet(f["images"][...], f["labels"][...], _strings(f["split"][...]),
                           list(provenance["class_names"]), provenance, human=_read_group(f, "human"),
-                          dense=_read_group(f, "dense"))
+                          dense=_read_group(f, "dense"),
+                          encoded=[row.tobytes() for row in f[ENCODED][...]] if ENCODED in f else None)
     require_recorded_content(path, recorded=provenance["content_sha256"], actual=images.content_sha256())
     return images
 
@@ -220,9 +249,23 @@ def verify_image_set(path: str | Path) -> dict[str, Any]:
         provenance = _get_provenance(f)
         actual = content_sha256(f["images"], chunk_rows=VERIFY_ROWS, labels=f["labels"][...],
                                 split=_strings(f["split"][...]), class_names=list(provenance["class_names"]),
-                                human=_read_group(f, "human"), dense=_read_group(f, "dense"))
+                                human=_read_group(f, "human"), dense=_read_group(f, "dense"),
+                                encoded=_encoded_rows(f[ENCODED]) if ENCODED in f else None)
     require_recorded_content(path, recorded=provenance["content_sha256"], actual=actual)
     return provenance
+
+
+def _encoded_rows(dataset: h5py.Dataset) -> Any:
+    """Each row's encoded bytes, read VERIFY_ROWS rows at a time (never the whole dataset at once)."""
+    for start in range(0, len(dataset), VERIFY_ROWS):
+        for row in dataset[start:start + VERIFY_ROWS]:
+            yield row.tobytes()
+
+
+def has_encoded_images(path: str | Path) -> bool:
+    """Whether an image-set file keeps each image's encoded file (an image folder's ``keep_encoded``)."""
+    with _open(path) as f:
+        return ENCODED in f
 
 
 def _read_group(f: h5py.File, group: str) -> dict[str, np.ndarray]:
@@ -253,19 +296,28 @@ class ImageBatches:
     HDF5 slice (far faster than one read per image). The file is opened lazily in each
     process that reads, because an open HDF5 handle must not cross a fork.
 
+    With ``decode``, an item is instead each row's encoded file (see :func:`has_encoded_images`)
+    passed through ``decode`` (bytes -> uint8 (H, W, C), the same shape for every row) and stacked:
+    a pretrained model's eval transform applied to the original photograph, in the loader's workers.
+
     Args:
         path: an image-set file written by :func:`write_image_set`.
         batch_size: rows per item.
         start: first row (a resumed extraction starts where it stopped).
+        decode: turns one row's encoded bytes into its uint8 image; it must pickle (loader workers).
     """
 
-    def __init__(self, path: str | Path, batch_size: int, *, start: int = 0) -> None:
+    def __init__(self, path: str | Path, batch_size: int, *, start: int = 0,
+                 decode: Callable[[bytes], np.ndarray] | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.path, self.batch_size, self.start = str(path), batch_size, start
+        self.path, self.batch_size, self.start, self.decode = str(path), batch_size, start, decode
         with _open(self.path) as f:
             self.n = len(f["images"])
             self.image_shape = tuple(f["images"].shape[1:])
+            if decode is not None and ENCODED not in f:
+                raise ValueError(f"{path} keeps no encoded images to decode; build it from an image folder with "
+                                 f"keep_encoded: true")
         if not 0 <= start <= self.n:
             raise ValueError(f"start row {start} outside 0..{self.n}")
         self._file: h5py.File | None = None
@@ -280,6 +332,9 @@ class ImageBatches:
         if self._file is None or self._pid != os.getpid():
             self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
         lo = self.start + index * self.batch_size
+        if self.decode is not None:
+            rows = self._file[ENCODED][lo:min(lo + self.batch_size, self.n)]
+            return np.stack([self.decode(row.tobytes()) for row in rows])
         return self._file["images"][lo:min(lo + self.batch_size, self.n)]
 
     def __getstate__(self) -> dict[str, Any]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import abc
 import functools
 import inspect
+import io
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -31,6 +33,11 @@ class Preprocessing:
     square is resized to ``input_size`` exactly as before (no resize at all when the sizes match).
     With ``crop_pct`` < 1 it follows timm's ``transforms_imagenet_eval``: resize to
     ``scale_size = floor(input_size / crop_pct)`` with ``antialias=True``, then center-crop ``input_size``.
+
+    ``eval_transform`` marks the preprocessing of published weights (a timm data config, torchvision
+    weights' transforms, timm's config of a PyPI model). For those, a set that keeps its encoded
+    files is read through :meth:`decode`: the original photograph, resized and cropped once through
+    PIL exactly as the reference transform does, then only normalised on the device.
     """
 
     input_size: int
@@ -38,19 +45,53 @@ class Preprocessing:
     std: tuple[float, float, float]
     interpolation: str = "bilinear"
     crop_pct: float = 1.0
+    eval_transform: bool = False
 
     @property
     def scale_size(self) -> int:
         """Side the stored square is resized to before the center crop (timm's rule)."""
         return int(math.floor(self.input_size / self.crop_pct))
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """Turn uint8 (N, H, W, C) images, or floats in [0, 1], into normalised float (N, C, size, size)."""
+    def decode(self, encoded: bytes) -> np.ndarray:
+        """Decode one encoded photograph and apply this eval transform's resize and crop, through PIL.
+
+        The steps of timm's ``transforms_imagenet_eval`` (and torchvision's ``ImageClassification``)
+        on a PIL image: convert to RGB, resize the shorter side to :attr:`scale_size` with this
+        interpolation, center-crop ``input_size``. Normalising is left to :meth:`__call__` with
+        ``transformed=True``, on the device.
+
+        Args:
+            encoded: the image file's bytes (JPEG, PNG, ...).
+
+        Returns:
+            uint8 (input_size, input_size, 3).
+        """
+        from PIL import Image
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+
+        with Image.open(io.BytesIO(encoded)) as image:
+            rgb = image.convert("RGB")
+        # crop_pct 1.0 gives scale_size == input_size: the shorter side to input_size, then the crop.
+        rgb = TF.resize(rgb, self.scale_size, interpolation=InterpolationMode(self.interpolation))
+        return np.asarray(TF.center_crop(rgb, [self.input_size, self.input_size]))
+
+    def __call__(self, images: torch.Tensor, *, transformed: bool = False) -> torch.Tensor:
+        """Turn uint8 (N, H, W, C) images, or floats in [0, 1], into normalised float (N, C, size, size).
+
+        Args:
+            images: the batch.
+            transformed: the images already went through :meth:`decode` (resized and cropped to
+                ``input_size``): only scale and normalise them.
+        """
         # uint8 pixels are scaled to [0, 1]; float images (e.g. synthesised ones) already are.
         x = images.permute(0, 3, 1, 2)
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         mode = "bicubic" if self.interpolation == "bicubic" else "bilinear"
-        if self.crop_pct >= 1.0:
+        if transformed:
+            if x.shape[-2:] != (self.input_size, self.input_size):
+                raise ValueError(f"transformed images must be {self.input_size} px, got {tuple(x.shape[-2:])}")
+        elif self.crop_pct >= 1.0:
             # Unchanged path: results of existing (full-frame) configs stay bit-identical.
             if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
                 x = F.interpolate(x, size=(self.input_size, self.input_size), mode=mode, align_corners=False)
@@ -68,18 +109,22 @@ class Preprocessing:
         mean, std = _normalisation(self.mean, self.std, str(x.device))
         return (x - mean) / std
 
-    def as_dict(self, stored_size: int | None = None) -> dict[str, Any]:
+    def as_dict(self, stored_size: int | None = None, *, from_encoded: bool = False) -> dict[str, Any]:
         """Return a JSON-ready record of this preprocessing.
 
         Args:
             stored_size: side of the stored squares, when known; records whether they were upsampled.
+            from_encoded: the model read the encoded photographs through :meth:`decode`, not the squares.
 
         Returns:
-            The fields, ``scale_size`` and, with ``stored_size``, ``stored_size`` and ``upsampled``.
+            The fields, ``scale_size``, ``pixels`` (``stored squares`` or ``encoded files``) and, with
+            ``stored_size`` and the squares, ``stored_size`` and ``upsampled``.
         """
         record = asdict(self)
         record["scale_size"] = self.scale_size if self.crop_pct < 1.0 else self.input_size
-        if stored_size is not None:
+        if from_encoded:
+            record["pixels"] = "encoded files, decoded and transformed per model through PIL"
+        elif stored_size is not None:
             record["stored_size"] = int(stored_size)
             record["upsampled"] = int(stored_size) < record["scale_size"]
         return record

@@ -65,7 +65,7 @@ def preprocessing_of(model: torch.nn.Module, *, eval_crop: bool = False) -> Prep
     config = resolve_model_data_config(model)
     return Preprocessing(input_size=int(config["input_size"][-1]), mean=tuple(config["mean"]),
                          std=tuple(config["std"]), interpolation=str(config.get("interpolation", "bilinear")),
-                         crop_pct=float(config.get("crop_pct") or 1.0) if eval_crop else 1.0)
+                         crop_pct=float(config.get("crop_pct") or 1.0) if eval_crop else 1.0, eval_transform=eval_crop)
 
 
 def architecture_only(spec: ModelSpec) -> ModelSpec:
@@ -141,7 +141,7 @@ def _create_torchvision(spec: ModelSpec, weights: str | Path | None) -> Extracto
     crop_pct = float(default.crop_size[0]) / float(default.resize_size[0]) if spec.pretrained and not path else 1.0
     preprocessing = Preprocessing(input_size=size, mean=tuple(default.mean), std=tuple(default.std),
                                   interpolation=default.interpolation.value if spec.pretrained and not path else "bilinear",
-                                  crop_pct=crop_pct)
+                                  crop_pct=crop_pct, eval_transform=bool(spec.pretrained and not path))
     children = list(model.named_children())
     head = [m for m in children[-1][1].modules() if isinstance(m, torch.nn.Linear)]
     layers = [name for name, module in children[:-1] if not isinstance(module, _NOT_A_LAYER)]
@@ -171,7 +171,7 @@ def _efficientnet_lite(index: int) -> Extractor:
     reference = timm.models.get_pretrained_cfg(f"tf_efficientnet_lite{index}.in1k").to_dict()
     preprocessing = Preprocessing(input_size=int(reference["input_size"][-1]), mean=(127 / 255,) * 3,
                                   std=(128 / 255,) * 3, interpolation=str(reference["interpolation"]),
-                                  crop_pct=float(reference["crop_pct"]))
+                                  crop_pct=float(reference["crop_pct"]), eval_transform=True)
     # The last block of each stage (where the width changes next), the head convolution, and the pooled vector.
     blocks = list(model._blocks)
     stage_ends = [f"_blocks.{i}" for i in range(len(blocks))

@@ -29,6 +29,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from zooprobe.cli.probes import OMP_WAIT_POLICY  # noqa: E402  (argparse only: no torch yet)
+
+# As the probe stage runs both probes (cli/probes.py), before torch or sklearn start OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
+
 C_GRID = (0.01, 0.1, 1.0)
 
 
@@ -132,7 +137,7 @@ def main() -> None:
 
     print(f"torch={torch.__version__} threads={torch.get_num_threads()} cuda={torch.cuda.is_available()} "
           f"loadavg={os.getloadavg()[0]:.2f} N={args.n} classes={args.classes} C={list(C_GRID)} max_iter={MAX_ITER} "
-          f"separation={args.separation}")
+          f"separation={args.separation} OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     # The torch probe as the stage runs it (probe: linear: fit_torch_probe's defaults, here on the CPU with
     # the machine's threads); variants only when asked.
     runs = [("torch (stage)", dict(device="cpu"))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from typing import Any, Callable, Iterator
 
 from zooprobe.io.atomic import write_json
@@ -41,7 +42,15 @@ def _inputs_refused() -> Iterator[None]:
         raise SystemExit(str(error)) from None
 
 
+# OpenMP threads that sleep at a barrier instead of spinning there. On a CPU shared with other jobs a
+# spinning thread burns the core its partner needs: the torch probe's fit at D = 512 took 11.1 s spinning
+# and 4.3 s sleeping, back to back under a load average of 5 on 2 cores (benchmarks/RESULTS.md). It must
+# be set before the OpenMP runtime starts, so before torch is imported.
+OMP_WAIT_POLICY = "PASSIVE"
+
+
 def cmd_probe(args: argparse.Namespace) -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     from zooprobe.probes.linear import probe_feature_files
     from zooprobe.probes.own_head import score_own_head_files
 

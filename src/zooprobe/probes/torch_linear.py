@@ -1,19 +1,20 @@
-"""The linear probe in torch: scikit-learn's objective for every C of the sweep, fitted by full-batch L-BFGS.
+"""The linear probe (``probe: linear``) in torch: scikit-learn's objective for every C of the sweep, in one pass.
 
 It minimises, for every C of the sweep, scikit-learn's multinomial logistic-regression objective on
 standardised features: the mean per-sample log-loss plus ``||W||^2 / (2 C N)`` (sklearn's sum of
 log-losses plus ``||W||^2 / (2 C)``, divided by N; the intercept is not penalised), in float32
-(bfloat16 matmuls optional). By default C goes from the strongest regularisation to the weakest, each
-fit warm-started from the previous solution; ``warm_start=False`` fits the whole sweep as one batched
-(D, K * classes) weight in one L-BFGS run (the K problems are independent, so the sum of their
-objectives has the same minimisers), which measured slower: its line search is shared by problems
-of different conditioning (benchmarks/RESULTS.md). A fit stops at sklearn's gradient tolerance, at
-``max_iter``, or when no C's val accuracy moved over :data:`PATIENCE` checks.
+(bfloat16 matmuls optional, finished in float32). By default the whole sweep is one run: every C is its
+own L-BFGS problem (own history, own Armijo line search; compact inverse-Hessian form), and one pass over
+the features evaluates all C still running at their own trial points, with loss and gradient written by
+hand (softmax minus one-hot, no autograd). ``warm_start=True`` fits C by C from the strongest
+regularisation instead, each from the previous solution. A C stops at sklearn's gradient tolerance, at
+``max_iter``, when its line search finds no decrease, or when its val accuracy has not moved over
+:data:`PATIENCE` checks.
 
-Features come either as one array (held once, standardised, as float32 or bfloat16 on the device)
-or as a re-iterable of row chunks (:class:`zooprobe.io.h5io.FeatureRowChunks`): then every
-evaluation streams the chunks and accumulates loss and gradient over them, which is exactly the
-full-batch gradient, and host memory holds one chunk, not the matrix.
+Features come either as one array (held once, standardised, as float32 on the device) or as a
+re-iterable of row chunks (:class:`zooprobe.io.h5io.FeatureRowChunks`): then every evaluation streams
+the chunks and accumulates loss and gradient over them, which is exactly the full-batch gradient, and
+host memory holds about one chunk, not the matrix.
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ BACKTRACK_MIN, BACKTRACK_MAX = 0.1, 0.5
 MAX_BACKTRACKS = 20
 # bfloat16 matmuls (matmul_dtype="bfloat16") carry the fit until some problem's largest gradient entry is
 # this small (or a line search finds no decrease); float32 finishes it: bfloat16's rounding noise in the
-# gradient is of the order of GRAD_TOL at N = 20,000 (benchmarks/probe_fit.py: bfloat16 throughout ran to max_iter).
-LOW_PRECISION_UNTIL = 3 * GRAD_TOL
+# gradient is of the order of GRAD_TOL at N = 20,000 (benchmarks/probe_fit.py: bfloat16 throughout ran to max_iter;
+# handing over at 3 * GRAD_TOL left 12 of 20 passes at D = 2,048 to float32, at 1.5 * GRAD_TOL 5 of 16).
+LOW_PRECISION_UNTIL = 1.5 * GRAD_TOL
+# In bfloat16 a line search that finds no decrease after this many shrinks hands over to float32.
+LOW_PRECISION_BACKTRACKS = 3
 
 Rows = np.ndarray | Iterable[np.ndarray]
 
@@ -213,10 +217,10 @@ class _SweepObjective:
         return weight, params[:, d * c:].reshape(k * c)
 
     def logits(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """(rows, K * classes) float32 logits of one float32 block (matmul in :attr:`dtype`)."""
-        if self.dtype == torch.float32:
+        """(rows, K * classes) float32 logits of one block, already in :attr:`dtype`."""
+        if x.dtype == torch.float32:
             return torch.addmm(bias, x, weight)
-        return (x.to(self.dtype) @ weight.to(self.dtype)).float().add_(bias)
+        return (x @ weight.to(x.dtype)).float().add_(bias)
 
     def __call__(self, params: torch.Tensor, which: list[int]) -> tuple[np.ndarray, torch.Tensor]:
         """Mean objective and its gradient for the problems ``which`` at their rows of ``params``.
@@ -236,6 +240,8 @@ class _SweepObjective:
         loss = torch.zeros(k, dtype=torch.float64, device=params.device)
         start = 0
         for x in self.rows:
+            # One cast a block serves both matmuls (casting x.T again was a strided copy).
+            x = x.to(self.dtype)
             m = len(x)
             target = self.index[start:start + m].view(m, 1, 1).expand(m, k, 1)
             start += m
@@ -249,10 +255,10 @@ class _SweepObjective:
             # d(log-loss)/d(logits) = softmax - one-hot.
             probs.div_(total).scatter_add_(2, target, torch.full((m, k, 1), -1.0, device=x.device))
             residual = probs.view(m, k * c)
-            if self.dtype == torch.float32:
+            if x.dtype == torch.float32:
                 grad_weight.addmm_(x.T, residual)
             else:
-                grad_weight += (x.T.to(self.dtype) @ residual.to(self.dtype)).float()
+                grad_weight += (x.T @ residual.to(x.dtype)).float()
             grad_bias += residual.sum(dim=0)
             # Let go of this chunk before the next is read (the loop variable would hold it until then).
             del x, logits, probs, residual
@@ -272,6 +278,7 @@ class _SweepObjective:
         weight, bias = self._split(params)
         correct, start = torch.zeros(k, device=params.device), 0
         for x in rows:
+            x = x.to(self.dtype)
             target = index[start:start + len(x)]
             start += len(x)
             correct += (self.logits(x, weight, bias).view(len(x), k, self.classes).argmax(dim=2)
@@ -333,10 +340,13 @@ def _lbfgs_sweep(objective: _SweepObjective, start: torch.Tensor, *, max_iter: i
     everyone = list(range(k))
     f, g = objective(x, everyone)
     pairs: list[list[tuple[torch.Tensor, torch.Tensor, float]]] = [[] for _ in everyone]
-    steps, iters, plateau, checked, backtracks = np.ones(k), [0] * k, [0] * k, [0] * k, [0] * k
+    iters, plateau, checked, backtracks = [0] * k, [0] * k, [0] * k, [0] * k
     stopped = [float(g[i].abs().max()) <= GRAD_TOL or max_iter < 1 for i in everyone]
     last_val = objective.val_accuracy(x, *val)
     direction = [_direction(g[i], []) for i in everyone]
+    # A first step of unit length along -g. (The Newton step of the Hessian at zero weights, about classes * |g|,
+    # saved one pass in 15 at D = 2,048 and moved the fit of the least converged C far from scikit-learn's.)
+    steps = np.ones(k)
     slope = [float(torch.dot(g[i], direction[i])) for i in everyone]
     running = [i for i in everyone if not stopped[i]]
     lost_precision = False
@@ -357,7 +367,8 @@ def _lbfgs_sweep(objective: _SweepObjective, start: torch.Tensor, *, max_iter: i
         f_trial, g_trial = objective(trial, active)
         for row, i in enumerate(active):
             if f_trial[row] > f[i] + ARMIJO * steps[i] * slope[i]:
-                if backtracks[i] >= MAX_BACKTRACKS:  # no decrease left at this precision
+                if backtracks[i] >= (MAX_BACKTRACKS if objective.dtype == torch.float32 else LOW_PRECISION_BACKTRACKS):
+                    # no decrease left at this precision
                     if objective.dtype == torch.float32:
                         stopped[i] = True  # keep x
                     else:
@@ -468,21 +479,23 @@ def _fit(*, train_x: Rows, train_y: np.ndarray, val_x: Rows, val_y: np.ndarray, 
     if warm_start:
         # C by C from the strongest regularisation, each from the previous solution; the objective of the
         # sub-sweep [i] is the full one restricted to penalty i.
-        params, accuracy, previous = [], [], torch.zeros(1, size, **to_device)
+        params, accuracy, previous, steps_taken = [], [], torch.zeros(1, size, **to_device), []
         for i in range(len(cs)):
             single = _SweepObjective(train, train_index, dim=d, classes=c, penalties=penalties[i:i + 1],
                                      dtype=MATMUL_DTYPES[matmul_dtype])
-            previous, acc, _ = _lbfgs_sweep(single, previous, max_iter=max_iter, val=(val, val_index))
+            previous, acc, taken = _lbfgs_sweep(single, previous, max_iter=max_iter, val=(val, val_index))
             params.append(previous)
             accuracy.append(acc)
             objective.passes += single.passes
+            steps_taken += taken
         weights, accuracy = torch.cat(params), np.concatenate(accuracy)
     else:
-        weights, accuracy, _ = _lbfgs_sweep(objective, torch.zeros(len(cs), size, **to_device), max_iter=max_iter,
+        weights, accuracy, steps_taken = _lbfgs_sweep(objective, torch.zeros(len(cs), size, **to_device), max_iter=max_iter,
                                             val=(val, val_index))
     scores = {value: float(acc) for value, acc in zip(cs, accuracy)}
     best = max(range(len(cs)), key=lambda i: (accuracy[i], -i))  # ties: the smaller C, as the sklearn probe
-    log.debug("torch probe: val %s after %d passes over the features", scores, objective.passes)
+    log.debug("torch probe: val %s after %d passes over the features (steps per C: %s)", scores,
+              objective.passes, steps_taken)
     chosen = weights[best].cpu().numpy().astype(np.float64)
     model = TorchLinearModel(mean=mean, scale=scale, coef=chosen[:d * c].reshape(d, c), intercept=chosen[d * c:],
                              classes=classes)

@@ -3,8 +3,9 @@
 Synthetic features: Gaussian class means (scaled so two means lie ``--separation`` noise units apart
 on average) plus unit noise; N train / val / test rows, a three-value C sweep, the stage's
 ``max_iter``. For each D it times ``probe: sklearn`` (scikit-learn, one fit a C, as the stage runs it)
-and the torch probe (warm-started C by C, the default; and the sweep as one batched weight) in float32
-on the CPU, with bfloat16 matmuls if asked (``--bf16``), and on the GPU when torch sees one; it prints wall time, the chosen C, val and test accuracy, and
+and the torch probe as the stage runs it (``probe: linear``: the whole sweep in one pass, float32) on the
+CPU; with bfloat16 matmuls (``--bf16``) and C by C warm-started (``--warm-start``) if asked, and on the
+GPU when torch sees one (else it says so); it prints wall time, the chosen C, val and test accuracy, and
 the speed-up. Then, in a child process (clean numbers), it fits the torch probe on row chunks read
 from an HDF5 feature file written through ``zooprobe.io.h5io`` and prints its peak RSS beside the
 size of the feature matrix.
@@ -27,6 +28,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from zooprobe.cli.probes import OMP_WAIT_POLICY  # noqa: E402  (argparse only: no torch yet)
+
+# As the probe stage runs both probes (cli/probes.py), before torch or sklearn start OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
 
 C_GRID = (0.01, 0.1, 1.0)
 
@@ -82,6 +88,9 @@ def chunked_child(path: str, chunk_rows: int) -> None:
 
     with h5io._open(path) as f:  # labels and split only: small
         labels, split = f["labels"][...], f["split"][...].astype(str)
+    imported = peak_rss()
+    # A tiny fit first: torch's one-off set-up (BLAS buffers, thread pool) is the framework's, not the matrix's.
+    timed_fit("torch", synthetic(dim=16, classes=4, sizes=(64, 32, 32), separation=4.0, seed=0))
     baseline = peak_rss()
     start = time.perf_counter()
     train, val, test = (split == s for s in ("train", "val", "test"))
@@ -93,7 +102,7 @@ def chunked_child(path: str, chunk_rows: int) -> None:
     correct = sum(int((fit.model.predict(chunk) == labels[test][i:i + len(chunk)]).sum())
                   for i, chunk in _offsets(h5io.FeatureRowChunks(path, "l", rows=test, chunk_rows=chunk_rows)))
     peak = peak_rss()
-    print(json.dumps({"baseline": baseline, "peak": peak, "s": seconds, "c": fit.c, "val": fit.val_accuracy,
+    print(json.dumps({"imported": imported, "baseline": baseline, "peak": peak, "s": seconds, "c": fit.c, "val": fit.val_accuracy,
                       "test": correct / int(test.sum())}))
 
 
@@ -107,15 +116,16 @@ def _offsets(chunks):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dims", type=int, nargs="+", default=[512, 2048])
+    parser.add_argument("--dims", type=int, nargs="*", default=[512, 2048])
     parser.add_argument("--n", type=int, nargs=3, default=[20000, 5000, 5000], metavar=("TRAIN", "VAL", "TEST"))
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--separation", type=float, default=4.5)
     parser.add_argument("--chunk-rows", type=int, default=2048, help="rows per HDF5 chunk of the memory run")
     parser.add_argument("--rss-dim", type=int, default=2048, help="D of the chunked-HDF5 memory run (0: skip)")
     parser.add_argument("--bf16", action="store_true",
-                        help="also time bfloat16 matmuls (slow with warm starts: their gradient noise keeps L-BFGS "
-                             "above the tolerance, so each C runs to max_iter)")
+                        help="also time bfloat16 matmuls (finished in float32 near the tolerance)")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="also time the C-by-C sweep, each C warm-started from the previous one")
     parser.add_argument("--child", nargs=2, metavar=("PATH", "CHUNK_ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -127,18 +137,24 @@ def main() -> None:
 
     print(f"torch={torch.__version__} threads={torch.get_num_threads()} cuda={torch.cuda.is_available()} "
           f"loadavg={os.getloadavg()[0]:.2f} N={args.n} classes={args.classes} C={list(C_GRID)} max_iter={MAX_ITER} "
-          f"separation={args.separation}")
-    runs = [("torch cpu float32", dict(device="cpu")), ("torch cpu batched", dict(device="cpu", warm_start=False))]
+          f"separation={args.separation} OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+    # The torch probe as the stage runs it (probe: linear: fit_torch_probe's defaults, here on the CPU with
+    # the machine's threads); variants only when asked.
+    runs = [("torch (stage)", dict(device="cpu"))]
     if args.bf16:
-        runs.append(("torch cpu bfloat16", dict(device="cpu", matmul_dtype="bfloat16")))
+        runs.append(("torch bfloat16", dict(device="cpu", matmul_dtype="bfloat16")))
+    if args.warm_start:
+        runs.append(("torch C by C", dict(device="cpu", warm_start=True)))
     if torch.cuda.is_available():
-        runs.append(("torch cuda float32", dict(device="cuda")))
+        runs.append(("torch cuda (stage)", dict(device="cuda")))
+    else:
+        print("GPU: not measured (torch sees no GPU on this machine)")
     # One small fit first, so that no timed run pays for torch's first-call set-up.
     timed_fit("torch", synthetic(dim=16, classes=4, sizes=(64, 32, 32), separation=4.0, seed=0))
     for dim in args.dims:
         splits = synthetic(dim=dim, classes=args.classes, sizes=tuple(args.n), separation=args.separation, seed=dim)
         base = timed_fit("sklearn", splits)
-        print(f"D={dim}  {'sklearn':20s} {base['s']:8.2f} s  C={base['c']:<5g} val={base['val']:.4f} "
+        print(f"D={dim}  {'probe: sklearn':20s} {base['s']:8.2f} s  C={base['c']:<5g} val={base['val']:.4f} "
               f"test={base['test']:.4f}", flush=True)
         for name, options in runs:
             if "cuda" in name:
@@ -168,9 +184,10 @@ def main() -> None:
             got = json.loads(child.stdout.strip().splitlines()[-1])
         mib = 2 ** 20
         print(f"chunked HDF5, D={args.rss_dim}, {args.chunk_rows}-row chunks: feature matrix {matrix / mib:.0f} MiB "
-              f"(float32, all splits); child peak RSS {got['peak'] / mib:.0f} MiB, of which {got['baseline'] / mib:.0f} "
-              f"MiB before the fit (python, torch, h5py), so the fit added {(got['peak'] - got['baseline']) / mib:.0f} "
-              f"MiB; {got['s']:.1f} s, C={got['c']:g} val={got['val']:.4f} test={got['test']:.4f}")
+              f"(float32, all splits); child peak RSS {got['peak'] / mib:.0f} MiB, of which {got['imported'] / mib:.0f} "
+              f"MiB after the imports (python, torch, h5py) and {got['baseline'] / mib:.0f} MiB after a tiny warm-up fit "
+              f"(torch's one-off set-up), so the fit added {(got['peak'] - got['baseline']) / mib:.0f} MiB "
+              f"({(got['peak'] - got['imported']) / mib:.0f} MiB over the imports); {got['s']:.1f} s, C={got['c']:g} val={got['val']:.4f} test={got['test']:.4f}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ rule probe:
         published=from_config(head_keys, derive=published_flag),
         ood=from_config("probe.tasks.{task}", derive=ood_feature_args),
         transfer=from_config("probe.tasks.{task}", derive=transfer_feature_args),
-    threads: 1
+    threads: rule_threads("probe")
     resources:
         mem_mb=probe_mem_mb,
         runtime=probe_runtime,
@@ -28,5 +28,5 @@ rule probe:
         "../envs/zooprobe.yaml"
     shell:
         "python -m zooprobe probe --model {wildcards.model:q} --task {wildcards.task:q} --settings {params.settings:q}"
-        " --kind {params.kind:q} --id-name {params.id_name:q} --id {input.id:q} --ood {params.ood:q} --transfer {params.transfer:q}"
+        " --kind {params.kind:q} --threads {threads} --id-name {params.id_name:q} --id {input.id:q} --ood {params.ood:q} --transfer {params.transfer:q}"
         " {params.head:q} {params.published:q} --out {output:q} > {log:q} 2>&1"

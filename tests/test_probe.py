@@ -112,7 +112,7 @@ def test_probe_commands_keep_their_options_with_the_shared_ones_from_parent_pars
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     expected = {
         "probe": ({"--model", "--task", "--settings", "--id-name", "--id", "--out"},
-                  {"--ood", "--transfer", "--score-head", "--kind", "--device", "--published"}),
+                  {"--ood", "--transfer", "--score-head", "--kind", "--device", "--published", "--threads"}),
         "align": ({"--model", "--benchmark", "--settings", "--data", "--features", "--out"}, set()),
         "dense-probe": ({"--model", "--dataset", "--settings", "--data", "--features", "--out"}, set()),
         "align-tables": ({"--benchmark", "--settings", "--data", "--tables", "--out"}, set()),

@@ -59,6 +59,28 @@ def test_torch_probe_is_deterministic_for_a_seed():
     assert first.val_accuracy_by_c == again.val_accuracy_by_c
 
 
+@pytest.mark.parametrize("matmul_dtype", ["float32", "bfloat16"])
+def test_torch_probe_is_deterministic_for_a_seed_at_a_thread_count(matmul_dtype):
+    import torch
+
+    (x, y), (vx, vy), (tx, _) = _splits(6)
+    threads = torch.get_num_threads()
+    first, again = (fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu", threads=1,
+                                    matmul_dtype=matmul_dtype, **SWEEP) for _ in range(2))
+    assert torch.get_num_threads() == threads  # the fit's thread count does not leak
+    np.testing.assert_array_equal(first.model.predict_proba(tx), again.model.predict_proba(tx))
+    assert first.val_accuracy_by_c == again.val_accuracy_by_c
+
+
+def test_bfloat16_matmuls_finish_at_the_float32_fit():
+    (x, y), (vx, vy), (tx, _) = _splits(7)
+    low = fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu", matmul_dtype="bfloat16", **SWEEP)
+    full = fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu", **SWEEP)
+    assert (low.model.predict(tx) == full.model.predict(tx)).mean() >= 0.99
+    for c in SWEEP["c_grid"]:
+        assert abs(low.val_accuracy_by_c[c] - full.val_accuracy_by_c[c]) <= 0.01
+
+
 def test_chunked_hdf5_rows_give_the_in_memory_fit(tmp_path):
     rng = np.random.default_rng(3)
     x, y = _blobs(rng, 700, 1.5)
@@ -85,13 +107,17 @@ def test_chunked_hdf5_rows_give_the_in_memory_fit(tmp_path):
 
 def test_unknown_probe_kind_fails_naming_the_valid_choices():
     (x, y), (vx, vy), _ = _splits(4)
-    with pytest.raises(ValueError, match=r"probe kind 'svm': valid choices are \['linear', 'torch'\]"):
+    with pytest.raises(ValueError, match=r"probe kind 'svm': valid choices are \['linear', 'sklearn'\]$"):
         fit_probe(kind="svm", train_x=x, train_y=y, val_x=vx, val_y=vy, **SWEEP)
+    # The old name of the torch probe is refused with its new one.
+    with pytest.raises(ValueError, match=r"probe kind 'torch': valid choices are \['linear', 'sklearn'\] "
+                                         r"\(renamed: use linear"):
+        fit_probe(kind="torch", train_x=x, train_y=y, val_x=vx, val_y=vy, **SWEEP)
     with pytest.raises(ValueError, match=r"probe device 'tpu': valid choices are \['auto', 'cpu', 'cuda'\]"):
         fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="tpu", **SWEEP)
 
 
-def test_probe_features_records_the_kind_and_linear_is_the_sklearn_probe():
+def test_probe_features_records_the_kind_linear_is_the_torch_probe_and_sklearn_is_scikit_learn():
     from zooprobe.io.h5io import Features
 
     (x, y), (vx, vy), (tx, ty) = _splits(5)
@@ -101,8 +127,12 @@ def test_probe_features_records_the_kind_and_linear_is_the_sklearn_probe():
     features = Features({"l": np.concatenate([x, vx, tx])}, np.concatenate([y, vy, ty]), split, provenance)
     common = dict(model="m", task="t", id_name="id", id_features=features, ood={}, transfer={},
                   settings=dict(SWEEP, c_grid=list(SWEEP["c_grid"])), score_head=False, run={})
-    old = probe_features(**common)
-    assert old.provenance["probe"] == "linear"
-    np.testing.assert_array_equal(old.predictions["id"]["l"],
+    default = probe_features(**common)
+    assert default.provenance["probe"] == "linear"
+    np.testing.assert_array_equal(
+        default.predictions["id"]["l"],
+        fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="auto", **SWEEP).model.predict(tx))
+    sklearn = probe_features(kind="sklearn", **common)
+    assert sklearn.provenance["probe"] == "sklearn"
+    np.testing.assert_array_equal(sklearn.predictions["id"]["l"],
                                   fit_linear_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, **SWEEP).model.predict(tx))
-    assert probe_features(kind="torch", **common).provenance["probe"] == "torch"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from typing import Any, Callable, Iterator
 
 from zooprobe.io.atomic import write_json
@@ -41,7 +42,15 @@ def _inputs_refused() -> Iterator[None]:
         raise SystemExit(str(error)) from None
 
 
+# OpenMP threads that sleep at a barrier instead of spinning there. On a CPU shared with other jobs a
+# spinning thread burns the core its partner needs: the torch probe's fit at D = 512 took 11.1 s spinning
+# and 4.3 s sleeping, back to back under a load average of 5 on 2 cores (benchmarks/RESULTS.md). It must
+# be set before the OpenMP runtime starts, so before torch is imported.
+OMP_WAIT_POLICY = "PASSIVE"
+
+
 def cmd_probe(args: argparse.Namespace) -> None:
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     from zooprobe.probes.linear import probe_feature_files
     from zooprobe.probes.own_head import score_own_head_files
 
@@ -54,7 +63,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
         probe_feature_files(model=args.model, task=args.task, id_name=args.id_name, id_path=args.id,
                             ood_paths=named_paths(args.ood), transfer_paths=named_paths(args.transfer),
                             settings=args.settings, score_head=args.score_head, run=run_provenance(),
-                            out=args.out, kind=args.kind, device=args.device)
+                            out=args.out, kind=args.kind, device=args.device, threads=args.threads)
 
 
 def _write_payload(stage: Callable[..., Any], args: argparse.Namespace, **inputs: Any) -> None:
@@ -91,9 +100,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", parents=[model, settings, out],
                        help="fit linear probes per layer and score them on ID and OOD sets")
     p.add_argument("--task", required=True)
-    p.add_argument("--kind", default="linear", choices=["linear", "torch", "head"],
-                   help="probe kind: linear (scikit-learn), torch (the same objective, the C sweep in one run), or head "
-                        "(no probe: score the model's own head on every set, for probe: head tasks)")
+    p.add_argument("--kind", default="linear", choices=["linear", "sklearn", "head"],
+                   help="probe kind: linear (the torch probe: the C sweep in one pass, on the GPU when there is one), "
+                        "sklearn (the same objective fitted by scikit-learn, for comparison), or head (no probe: score "
+                        "the model's own head on every set, for probe: head tasks)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads of the torch probe (the job's threads)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where the torch probe runs (how it runs, not what it computes)")
     p.add_argument("--id-name", required=True)

@@ -621,4 +621,10 @@ class FeatureRowChunks:
                     continue
                 wanted = self._rows[lo:hi]
                 block = data[int(wanted[0]):int(wanted[-1]) + 1]
-                yield np.asarray(block[wanted - wanted[0]], dtype=np.float32).reshape(len(wanted), self.dim)
+                if len(block) != len(wanted):  # rows left out within the slice: select (a copy); else none
+                    block = block[wanted - wanted[0]]
+                chunk = np.asarray(block, dtype=np.float32).reshape(len(wanted), self.dim)
+                del block
+                yield chunk
+                # Dropped before the next read, so a consumer that lets go of a chunk holds at most one.
+                del chunk

@@ -30,16 +30,18 @@ log = logging.getLogger("zooprobe")
 # Inverse L2 strengths swept on the validation split (dinov2-style named sweep).
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0)
 MAX_ITER = 300
-# Probe kinds of a task (probe.tasks.<task>.probe): linear is scikit-learn's L-BFGS, one fit a C (the
-# default, and what every result so far used); torch is the same objective in torch, the C sweep warm-started
-# in one run (probes.torch_linear), on the GPU when there is one. torch becomes the default once
-# benchmarks/probe_fit.py shows its speed-up on a quiet machine (issue 20); until then it is opt-in.
-PROBE_KINDS: tuple[str, ...] = ("linear", "torch")
+# Probe kinds of a task (probe.tasks.<task>.probe): linear is the torch probe (probes.torch_linear: the C
+# sweep in one pass over the features, on the GPU when there is one; the default since issue 20,
+# benchmarks/probe_fit.py); sklearn is the same objective fitted by scikit-learn one C at a time, kept for
+# comparison (results before issue 20 were fitted by it, under the name linear).
+PROBE_KINDS: tuple[str, ...] = ("linear", "sklearn")
+# Kind names that no longer exist -> what to write instead (refused with that hint).
+RENAMED_KINDS: dict[str, str] = {"torch": "linear (the torch probe is the linear probe now)"}
 
 
 def fit_linear_probe(*, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
                      c_grid: tuple[float, ...] = C_GRID, max_iter: int = MAX_ITER, seed: int = 0) -> ProbeFit:
-    """Fit a multinomial logistic-regression probe, choosing C by validation accuracy.
+    """Fit a multinomial logistic-regression probe with scikit-learn (``probe: sklearn``), choosing C on val.
 
     Args:
         train_x: (N_train, D) features.
@@ -71,18 +73,24 @@ def fit_linear_probe(*, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndar
 
 
 def require_probe_kind(kind: str) -> None:
-    """Refuse a probe kind other than :data:`PROBE_KINDS`, naming the valid choices."""
+    """Refuse a probe kind other than :data:`PROBE_KINDS`, naming the valid choices (and a renamed kind's new name).
+
+    Raises:
+        ValueError: an unknown or renamed kind.
+    """
     if kind not in PROBE_KINDS:
-        raise ValueError(f"probe kind {kind!r}: valid choices are {list(PROBE_KINDS)}")
+        hint = f" (renamed: use {RENAMED_KINDS[kind]})" if kind in RENAMED_KINDS else ""
+        raise ValueError(f"probe kind {kind!r}: valid choices are {list(PROBE_KINDS)}{hint}")
 
 
 def fit_probe(*, kind: str, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
-              c_grid: tuple[float, ...], max_iter: int, seed: int, device: str = "auto") -> ProbeFit:
+              c_grid: tuple[float, ...], max_iter: int, seed: int, device: str = "auto",
+              threads: int | None = None) -> ProbeFit:
     """Fit the probe of the given kind, choosing C by validation accuracy (ties: smaller C).
 
     Args:
-        kind: ``linear`` (scikit-learn, :func:`fit_linear_probe`) or ``torch``
-            (:func:`~zooprobe.probes.torch_linear.fit_torch_probe`).
+        kind: ``linear`` (the torch probe, :func:`~zooprobe.probes.torch_linear.fit_torch_probe`) or ``sklearn``
+            (scikit-learn, :func:`fit_linear_probe`).
         train_x: (N_train, D) features.
         train_y: (N_train,) labels.
         val_x: (N_val, D) features.
@@ -91,6 +99,7 @@ def fit_probe(*, kind: str, train_x: np.ndarray, train_y: np.ndarray, val_x: np.
         max_iter: most L-BFGS iterations.
         seed: seed of the solver.
         device: where the torch probe runs (``auto``, ``cpu``, ``cuda``); the sklearn probe runs on the CPU.
+        threads: CPU threads of the torch probe (the job's); None keeps torch's setting.
 
     Returns:
         :class:`ProbeFit`.
@@ -99,11 +108,11 @@ def fit_probe(*, kind: str, train_x: np.ndarray, train_y: np.ndarray, val_x: np.
         ValueError: an unknown kind.
     """
     require_probe_kind(kind)
-    if kind == "linear":
+    if kind == "sklearn":
         return fit_linear_probe(train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, c_grid=c_grid,
                                 max_iter=max_iter, seed=seed)
     return fit_torch_probe(train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, c_grid=c_grid,
-                           max_iter=max_iter, seed=seed, device=device)
+                           max_iter=max_iter, seed=seed, device=device, threads=threads)
 
 
 # A transfer set with only test rows (a shifted copy of a test split, say) is carved, class by class,
@@ -130,7 +139,7 @@ class LayerProbes:
 def probe_every_layer(*, layers: list[str], train_x: dict[str, np.ndarray], train_y: np.ndarray,
                       val_x: dict[str, np.ndarray], val_y: np.ndarray, evaluate: dict[str, dict[str, np.ndarray]],
                       c_grid: tuple[float, ...], max_iter: int, seed: int, kind: str = "linear",
-                      device: str = "auto") -> LayerProbes:
+                      device: str = "auto", threads: int | None = None) -> LayerProbes:
     """Fit :func:`fit_probe` at every layer and predict every evaluation set with it.
 
     Args:
@@ -145,6 +154,7 @@ def probe_every_layer(*, layers: list[str], train_x: dict[str, np.ndarray], trai
         seed: seed of the solver.
         kind: the probe kind (:data:`PROBE_KINDS`).
         device: where the torch probe runs.
+        threads: CPU threads of the torch probe.
 
     Returns:
         :class:`LayerProbes`.
@@ -153,7 +163,7 @@ def probe_every_layer(*, layers: list[str], train_x: dict[str, np.ndarray], trai
     out = LayerProbes({name: {} for name in evaluate}, {}, {})
     for layer in layers:
         fit = fit_probe(kind=kind, train_x=train_x[layer], train_y=train_y, val_x=val_x[layer], val_y=val_y,
-                        c_grid=c_grid, max_iter=max_iter, seed=seed, device=device)
+                        c_grid=c_grid, max_iter=max_iter, seed=seed, device=device, threads=threads)
         out.chosen_c[layer], out.val_accuracy[layer] = fit.c, fit.val_accuracy
         for name, features in evaluate.items():
             out.predictions[name][layer] = fit.model.predict(features[layer])
@@ -246,7 +256,8 @@ def _transfer_probes(features: Features, layers: list[str], *, name: str, sweep:
 
 def probe_features(*, model: str, task: str, id_name: str, id_features: Features, ood: Mapping[str, Features],
                    transfer: Mapping[str, Features], settings: Mapping[str, Any], score_head: bool,
-                   run: Mapping[str, Any], kind: str = "linear", device: str = "auto") -> ProbeResult:
+                   run: Mapping[str, Any], kind: str = "linear", device: str = "auto",
+                   threads: int | None = None) -> ProbeResult:
     """The ``probe`` stage: ID probes per layer scored on the ID test split and every OOD set, transfer probes.
 
     The ID probe of each layer is fitted on the ID train split with C chosen on its val split, and
@@ -265,6 +276,7 @@ def probe_features(*, model: str, task: str, id_name: str, id_features: Features
         run: what every output of this run records (the code version).
         kind: the task's probe kind (``probe.tasks.<task>.probe``, :data:`PROBE_KINDS`); recorded in provenance.
         device: where the torch probe runs (how it runs, not what it computes: not recorded).
+        threads: CPU threads of the torch probe (how it runs: not recorded).
 
     Returns:
         :class:`ProbeResult`.
@@ -282,7 +294,7 @@ def probe_features(*, model: str, task: str, id_name: str, id_features: Features
                                  hint=f" (a set with other classes can be a transfer set: probe.tasks.{task}.transfer)")
     evals = {id_name: id_features, **ood}
     sweep = dict(c_grid=tuple(settings["c_grid"]), max_iter=settings["max_iter"], seed=settings["seed"], kind=kind,
-                 device=device)
+                 device=device, threads=threads)
     train, val, test = (id_features.split == s for s in PROBE_SPLITS)
     layers = list(id_features.provenance["layers"])
     # The ID set is scored on its test rows; an OOD set on all of its rows.
@@ -323,7 +335,8 @@ def probe_features(*, model: str, task: str, id_name: str, id_features: Features
 
 def probe_feature_files(*, model: str, task: str, id_name: str, id_path: str, ood_paths: Mapping[str, str],
                         transfer_paths: Mapping[str, str], settings: Mapping[str, Any], score_head: bool,
-                        run: Mapping[str, Any], out: str, kind: str = "linear", device: str = "auto") -> None:
+                        run: Mapping[str, Any], out: str, kind: str = "linear", device: str = "auto",
+                        threads: int | None = None) -> None:
     """The ``probe`` stage on files: read the feature files, run :func:`probe_features`, write the result.
 
     Args:
@@ -339,6 +352,7 @@ def probe_feature_files(*, model: str, task: str, id_name: str, id_path: str, oo
         out: the probe result file (HDF5, written atomically).
         kind: the task's probe kind.
         device: where the torch probe runs.
+        threads: CPU threads of the torch probe.
     """
     require_probe_kind(kind)
     id_features = h5io.read_features(id_path)
@@ -348,6 +362,6 @@ def probe_feature_files(*, model: str, task: str, id_name: str, id_path: str, oo
                 for name, path in transfer_paths.items()}
     result = probe_features(model=model, task=task, id_name=id_name, id_features=id_features, ood=ood,
                             transfer=transfer, settings=settings, score_head=score_head, run=run, kind=kind,
-                            device=device)
+                            device=device, threads=threads)
     h5io.write_probe_result(out, predictions=result.predictions, labels=result.labels,
                             provenance=result.provenance, head=result.head, transfer=result.transfer)

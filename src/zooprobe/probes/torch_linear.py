@@ -1,23 +1,25 @@
-"""The linear probe in torch: scikit-learn's objective for every C of the sweep, fitted by full-batch L-BFGS.
+"""The linear probe (``probe: linear``) in torch: scikit-learn's objective for every C of the sweep, in one pass.
 
 It minimises, for every C of the sweep, scikit-learn's multinomial logistic-regression objective on
 standardised features: the mean per-sample log-loss plus ``||W||^2 / (2 C N)`` (sklearn's sum of
 log-losses plus ``||W||^2 / (2 C)``, divided by N; the intercept is not penalised), in float32
-(bfloat16 matmuls optional). By default C goes from the strongest regularisation to the weakest, each
-fit warm-started from the previous solution; ``warm_start=False`` fits the whole sweep as one batched
-(D, K * classes) weight in one L-BFGS run (the K problems are independent, so the sum of their
-objectives has the same minimisers), which measured slower: its line search is shared by problems
-of different conditioning (benchmarks/RESULTS.md). A fit stops at sklearn's gradient tolerance, at
-``max_iter``, or when no C's val accuracy moved over :data:`PATIENCE` checks.
+(bfloat16 matmuls optional, finished in float32). By default the whole sweep is one run: every C is its
+own L-BFGS problem (own history, own Armijo line search; compact inverse-Hessian form), and one pass over
+the features evaluates all C still running at their own trial points, with loss and gradient written by
+hand (softmax minus one-hot, no autograd). ``warm_start=True`` fits C by C from the strongest
+regularisation instead, each from the previous solution. A C stops at sklearn's gradient tolerance, at
+``max_iter``, when its line search finds no decrease, or when its val accuracy has not moved over
+:data:`PATIENCE` checks.
 
-Features come either as one array (held once, standardised, as float32 or bfloat16 on the device)
-or as a re-iterable of row chunks (:class:`zooprobe.io.h5io.FeatureRowChunks`): then every
-evaluation streams the chunks and accumulates loss and gradient over them, which is exactly the
-full-batch gradient, and host memory holds one chunk, not the matrix.
+Features come either as one array (held once, standardised, as float32 on the device) or as a
+re-iterable of row chunks (:class:`zooprobe.io.h5io.FeatureRowChunks`): then every evaluation streams
+the chunks and accumulates loss and gradient over them, which is exactly the full-batch gradient, and
+host memory holds about one chunk, not the matrix.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from typing import Iterable, Iterator
 
@@ -39,6 +41,20 @@ PATIENCE = 4
 GRAD_TOL = 1e-4
 # Rows of an in-memory matrix per matmul (bounds the (rows, K, classes) logits).
 ROWS_PER_PASS = 8192
+# L-BFGS: (s, y) pairs kept per problem; Armijo's sufficient-decrease constant; a rejected step shrinks to
+# the quadratic model's minimiser, kept within [BACKTRACK_MIN, BACKTRACK_MAX] of it; at most MAX_BACKTRACKS
+# shrinks a step (then no decrease is left to find at float32 precision).
+HISTORY = 10
+ARMIJO = 1e-4
+BACKTRACK_MIN, BACKTRACK_MAX = 0.1, 0.5
+MAX_BACKTRACKS = 20
+# bfloat16 matmuls (matmul_dtype="bfloat16") carry the fit until some problem's largest gradient entry is
+# this small (or a line search finds no decrease); float32 finishes it: bfloat16's rounding noise in the
+# gradient is of the order of GRAD_TOL at N = 20,000 (benchmarks/probe_fit.py: bfloat16 throughout ran to max_iter;
+# handing over at 3 * GRAD_TOL left 12 of 20 passes at D = 2,048 to float32, at 1.5 * GRAD_TOL 5 of 16).
+LOW_PRECISION_UNTIL = 1.5 * GRAD_TOL
+# In bfloat16 a line search that finds no decrease after this many shrinks hands over to float32.
+LOW_PRECISION_BACKTRACKS = 3
 
 Rows = np.ndarray | Iterable[np.ndarray]
 
@@ -76,13 +92,17 @@ def standardisation(rows: Rows) -> tuple[np.ndarray, np.ndarray]:
     """
     count, shift, total, squares = 0, None, None, None
     for chunk in _chunks(rows):
-        chunk = np.asarray(chunk, dtype=np.float64)
         if shift is None:
             # Sums about the first chunk's mean keep the variance free of cancellation.
-            shift = chunk.mean(axis=0)
+            shift = np.asarray(chunk).mean(axis=0, dtype=np.float64)
             total, squares = np.zeros_like(shift), np.zeros_like(shift)
-        centred = chunk - shift
-        count, total, squares = count + len(chunk), total + centred.sum(axis=0), squares + (centred ** 2).sum(axis=0)
+        # One float32 temporary a chunk (not float64 copies: they were most of the chunked fit's peak memory),
+        # its sums accumulated in float64.
+        centred = np.subtract(chunk, shift.astype(np.float32), dtype=np.float32)
+        total += centred.sum(axis=0, dtype=np.float64)
+        squares += np.square(centred, out=centred).sum(axis=0, dtype=np.float64)
+        count += len(chunk)
+        del centred, chunk
     if not count:
         raise ValueError("no training rows")
     mean = total / count
@@ -125,9 +145,8 @@ class TorchLinearModel:
 class _DeviceRows:
     """Standardised features on the device: held once (an array) or streamed chunk by chunk (an iterable)."""
 
-    def __init__(self, rows: Rows, *, mean: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype,
-                 device: torch.device) -> None:
-        self._mean, self._scale, self._dtype, self._device = mean, scale, dtype, device
+    def __init__(self, rows: Rows, *, mean: torch.Tensor, scale: torch.Tensor, device: torch.device) -> None:
+        self._mean, self._scale, self._device = mean, scale, device
         self._held: list[torch.Tensor] | None = None
         self._stream = rows
         if isinstance(rows, np.ndarray):
@@ -135,7 +154,8 @@ class _DeviceRows:
 
     def _prepare(self, block: np.ndarray) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(block, dtype=np.float32), device=self._device)
-        return ((x - self._mean) / self._scale).to(self._dtype)
+        # One new tensor (x may share the caller's memory, so it is not changed in place).
+        return torch.sub(x, self._mean).div_(self._scale)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         if self._held is not None:
@@ -143,6 +163,29 @@ class _DeviceRows:
         else:
             for block in _chunks(self._stream):
                 yield self._prepare(block)
+                del block
+            _release_freed_memory()
+
+
+def _release_freed_memory() -> None:
+    """Hand the freed chunk buffers of a streamed pass back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
+
+    glibc raises its mmap threshold to the size of a freed mmapped block, so after the first pass every
+    chunk-sized buffer comes from the heap, and freed heap memory stays resident: without the trim the
+    chunked fit's resident set grew by several chunks over the passes.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: ctypes.CDLL | bool | None = None
 
 
 def _label_index(labels: np.ndarray, classes: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -153,9 +196,224 @@ def _label_index(labels: np.ndarray, classes: np.ndarray, device: torch.device) 
     return torch.as_tensor(index, dtype=torch.long, device=device)
 
 
+class _SweepObjective:
+    """Loss and gradient of K problems (one per C) on the same rows, all from one pass over the features.
+
+    A problem's parameters are one flat vector: its (D, classes) weight, row-major, then its (classes,) bias.
+    Loss and gradient are computed by hand (softmax minus one-hot), not by autograd: one exp per logit,
+    nothing kept between chunks but the running sums.
+    """
+
+    def __init__(self, rows: _DeviceRows, index: torch.Tensor, *, dim: int, classes: int, penalties: torch.Tensor,
+                 dtype: torch.dtype) -> None:
+        self.rows, self.index, self.dim, self.classes = rows, index, dim, classes
+        self.penalties, self.dtype = penalties, dtype
+        self.passes = 0
+
+    def _split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(D, K * classes) weight and (K * classes,) bias of (K, P) flat parameters."""
+        k, d, c = len(params), self.dim, self.classes
+        weight = params[:, :d * c].reshape(k, d, c).permute(1, 0, 2).reshape(d, k * c)
+        return weight, params[:, d * c:].reshape(k * c)
+
+    def logits(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """(rows, K * classes) float32 logits of one block, already in :attr:`dtype`."""
+        if x.dtype == torch.float32:
+            return torch.addmm(bias, x, weight)
+        return (x @ weight.to(x.dtype)).float().add_(bias)
+
+    def __call__(self, params: torch.Tensor, which: list[int]) -> tuple[np.ndarray, torch.Tensor]:
+        """Mean objective and its gradient for the problems ``which`` at their rows of ``params``.
+
+        Args:
+            params: (len(which), P) flat parameters.
+            which: the problems (indices into the penalties).
+
+        Returns:
+            ((len(which),) float64 objectives, (len(which), P) float32 gradients).
+        """
+        self.passes += 1
+        k, d, c = len(which), self.dim, self.classes
+        weight, bias = self._split(params)
+        grad_weight = torch.zeros(d, k * c, dtype=torch.float32, device=params.device)
+        grad_bias = torch.zeros(k * c, dtype=torch.float32, device=params.device)
+        loss = torch.zeros(k, dtype=torch.float64, device=params.device)
+        start = 0
+        for x in self.rows:
+            # One cast a block serves both matmuls (casting x.T again was a strided copy).
+            x = x.to(self.dtype)
+            m = len(x)
+            target = self.index[start:start + m].view(m, 1, 1).expand(m, k, 1)
+            start += m
+            logits = self.logits(x, weight, bias).view(m, k, c)
+            picked = logits.gather(2, target).squeeze(2)
+            top = logits.amax(dim=2, keepdim=True)
+            # One exp serves the log-sum-exp and the softmax: e = exp(z - max), lse = max + log sum e.
+            probs = logits.sub_(top).exp_()
+            total = probs.sum(dim=2, keepdim=True)
+            loss += (torch.log(total).squeeze(2) + top.squeeze(2) - picked).sum(dim=0, dtype=torch.float64)
+            # d(log-loss)/d(logits) = softmax - one-hot.
+            probs.div_(total).scatter_add_(2, target, torch.full((m, k, 1), -1.0, device=x.device))
+            residual = probs.view(m, k * c)
+            if x.dtype == torch.float32:
+                grad_weight.addmm_(x.T, residual)
+            else:
+                grad_weight += (x.T @ residual.to(x.dtype)).float()
+            grad_bias += residual.sum(dim=0)
+            # Let go of this chunk before the next is read (the loop variable would hold it until then).
+            del x, logits, probs, residual
+        n = max(1, len(self.index))
+        penalty = self.penalties[which]
+        w = params[:, :d * c]
+        objective = loss / n + penalty.double() * w.double().square().sum(dim=1)
+        grad = torch.empty_like(params)
+        grad[:, :d * c] = grad_weight.view(d, k, c).permute(1, 0, 2).reshape(k, d * c) / n
+        grad[:, :d * c] += (2 * penalty)[:, None] * w
+        grad[:, d * c:] = grad_bias.view(k, c) / n
+        return objective.cpu().numpy(), grad
+
+    def val_accuracy(self, params: torch.Tensor, rows: _DeviceRows, index: torch.Tensor) -> np.ndarray:
+        """(K,) accuracy of each problem's parameters on other rows (the val split)."""
+        k = len(params)
+        weight, bias = self._split(params)
+        correct, start = torch.zeros(k, device=params.device), 0
+        for x in rows:
+            x = x.to(self.dtype)
+            target = index[start:start + len(x)]
+            start += len(x)
+            correct += (self.logits(x, weight, bias).view(len(x), k, self.classes).argmax(dim=2)
+                        == target[:, None]).sum(dim=0)
+        return (correct / max(1, len(index))).cpu().numpy()
+
+
+def _direction(grad: torch.Tensor, pairs: list[tuple[torch.Tensor, torch.Tensor, float]]) -> torch.Tensor:
+    """The L-BFGS direction ``-H grad`` of one problem from its (s, y, 1 / s.y) pairs, oldest first.
+
+    ``H`` is the limited-memory BFGS inverse Hessian with ``H0 = (s.y / y.y) I`` of the newest pair, in
+    the compact form of Byrd, Nocedal and Schnabel (1994, eq. 3.1): six matrix products with the stacked
+    pairs instead of the two-loop recursion's 4 m dot products (each a synchronisation of the CPU's
+    threads or of the GPU). Without pairs the direction is ``-grad`` scaled to unit length (a first step
+    of known size; the line search takes it from there).
+    """
+    if not pairs:
+        return grad / -max(float(grad.norm()), 1e-12)
+    s_rows = torch.stack([s for s, _, _ in pairs])  # (m, P)
+    y_rows = torch.stack([y for _, y, _ in pairs])
+    # The small (m, m) algebra in float64 on the host: cheap, and better conditioned than float32.
+    sy = (s_rows @ y_rows.T).double().cpu().numpy()
+    yy = (y_rows @ y_rows.T).double().cpu().numpy()
+    a = (s_rows @ grad).double().cpu().numpy()
+    b = (y_rows @ grad).double().cpu().numpy()
+    gamma = sy[-1, -1] / yy[-1, -1]
+    r = np.triu(sy)
+    r_inv_a = np.linalg.solve(r, a)
+    top = np.linalg.solve(r.T, (np.diag(np.diag(sy)) + gamma * yy) @ r_inv_a - gamma * b)
+    bottom = -r_inv_a
+    step = grad * gamma
+    step += torch.as_tensor(top, dtype=grad.dtype, device=grad.device) @ s_rows
+    step += torch.as_tensor(gamma * bottom, dtype=grad.dtype, device=grad.device) @ y_rows
+    return step.neg_()
+
+
+def _lbfgs_sweep(objective: _SweepObjective, start: torch.Tensor, *, max_iter: int,
+                 val: tuple[_DeviceRows, torch.Tensor]) -> tuple[torch.Tensor, np.ndarray, list[int]]:
+    """Minimise K independent problems by L-BFGS, every evaluation of all of them from one pass over the rows.
+
+    Each problem keeps its own history, step and Armijo backtracking line search (a shared line search
+    stalls on problems of different conditioning: benchmarks/RESULTS.md); a pass evaluates every problem
+    still running at its own trial point. A problem stops at sklearn's gradient tolerance (largest
+    gradient entry of the mean objective <= :data:`GRAD_TOL`), at ``max_iter`` accepted steps, when its
+    line search fails (no decrease left at float32 precision), or when its val accuracy has not moved for
+    :data:`PATIENCE` checks (every :data:`CHECK_EVERY` steps).
+
+    Args:
+        objective: the K problems.
+        start: (K, P) starting parameters.
+        max_iter: most accepted steps per problem (as sklearn's ``max_iter``).
+        val: val rows and their label indices (for the plateau stop).
+
+    Returns:
+        ((K, P) parameters, (K,) val accuracies at them, (K,) accepted steps per problem).
+    """
+    k = len(start)
+    x = start.clone()
+    everyone = list(range(k))
+    f, g = objective(x, everyone)
+    pairs: list[list[tuple[torch.Tensor, torch.Tensor, float]]] = [[] for _ in everyone]
+    iters, plateau, checked, backtracks = [0] * k, [0] * k, [0] * k, [0] * k
+    stopped = [float(g[i].abs().max()) <= GRAD_TOL or max_iter < 1 for i in everyone]
+    last_val = objective.val_accuracy(x, *val)
+    direction = [_direction(g[i], []) for i in everyone]
+    # A first step of unit length along -g. (The Newton step of the Hessian at zero weights, about classes * |g|,
+    # saved one pass in 15 at D = 2,048 and moved the fit of the least converged C far from scikit-learn's.)
+    steps = np.ones(k)
+    slope = [float(torch.dot(g[i], direction[i])) for i in everyone]
+    running = [i for i in everyone if not stopped[i]]
+    lost_precision = False
+    parked: set[int] = set()
+    while running:
+        if objective.dtype != torch.float32:
+            parked |= {i for i in running if float(g[i].abs().max()) <= LOW_PRECISION_UNTIL}
+            if lost_precision or parked >= set(running):
+                # Near the tolerance bfloat16's rounding noise outweighs the gradient and the decrease: finish in
+                # float32, from the objective and gradient re-evaluated there (the line search compares like
+                # with like).
+                objective.dtype = torch.float32
+                f[running], g[running] = objective(x[running], running)
+                backtracks, parked = [0] * k, set()
+        lost_precision = False
+        active = [i for i in running if i not in parked]
+        trial = torch.stack([x[i] + steps[i] * direction[i] for i in active])
+        f_trial, g_trial = objective(trial, active)
+        for row, i in enumerate(active):
+            if f_trial[row] > f[i] + ARMIJO * steps[i] * slope[i]:
+                if backtracks[i] >= (MAX_BACKTRACKS if objective.dtype == torch.float32 else LOW_PRECISION_BACKTRACKS):
+                    # no decrease left at this precision
+                    if objective.dtype == torch.float32:
+                        stopped[i] = True  # keep x
+                    else:
+                        lost_precision = True
+                    continue
+                # Too long a step: the minimiser of the quadratic through f, the slope and f_trial, kept within
+                # [BACKTRACK_MIN, BACKTRACK_MAX] of the rejected step.
+                curvature = 2 * (f_trial[row] - f[i] - steps[i] * slope[i])
+                guess = -slope[i] * steps[i] ** 2 / curvature if curvature > 0 else BACKTRACK_MAX * steps[i]
+                steps[i] = float(np.clip(guess, BACKTRACK_MIN * steps[i], BACKTRACK_MAX * steps[i]))
+                backtracks[i] += 1
+                continue
+            s, y = trial[row] - x[i], g_trial[row] - g[i]
+            sy = float(torch.dot(s, y))
+            x[i], f[i], g[i] = trial[row], f_trial[row], g_trial[row]
+            iters[i] += 1
+            backtracks[i] = 0
+            if sy > 1e-10 * float(torch.dot(y, y)):  # keep the inverse-Hessian estimate positive definite
+                pairs[i].append((s, y, 1.0 / sy))
+                del pairs[i][:-HISTORY]
+            direction[i] = _direction(g[i], pairs[i])
+            slope[i] = float(torch.dot(g[i], direction[i]))
+            if slope[i] >= 0:  # not a descent direction (float32 round-off): restart from the gradient
+                pairs[i].clear()
+                direction[i] = _direction(g[i], [])
+                slope[i] = float(torch.dot(g[i], direction[i]))
+            steps[i] = 1.0 if pairs[i] else steps[i]
+            # The tolerance is judged in float32 only (a bfloat16 problem near it is parked, then finished).
+            converged = objective.dtype == torch.float32 and float(g[i].abs().max()) <= GRAD_TOL
+            stopped[i] = converged or iters[i] >= max_iter
+        due = [i for i in active if not stopped[i] and iters[i] >= checked[i] + CHECK_EVERY]
+        if due:
+            accuracy = objective.val_accuracy(x, *val)
+            for i in due:
+                checked[i] = iters[i]
+                plateau[i] = plateau[i] + 1 if abs(accuracy[i] - last_val[i]) <= VAL_PLATEAU else 0
+                last_val[i] = accuracy[i]
+                stopped[i] = plateau[i] >= PATIENCE
+        running = [i for i in running if not stopped[i]]
+    return x, objective.val_accuracy(x, *val), iters
+
+
 def fit_torch_probe(*, train_x: Rows, train_y: np.ndarray, val_x: Rows, val_y: np.ndarray,
                     c_grid: tuple[float, ...], max_iter: int, seed: int, device: str = "auto",
-                    matmul_dtype: str = "float32", warm_start: bool = True) -> ProbeFit:
+                    matmul_dtype: str = "float32", warm_start: bool = False, threads: int | None = None) -> ProbeFit:
     """Fit the probe for every C of the sweep; choose C by val accuracy.
 
     Args:
@@ -165,120 +423,80 @@ def fit_torch_probe(*, train_x: Rows, train_y: np.ndarray, val_x: Rows, val_y: n
         val_x: (N_val, D) validation features, or row chunks.
         val_y: (N_val,) validation labels, in the same order.
         c_grid: inverse regularisation strengths.
-        max_iter: most L-BFGS iterations (as sklearn's ``max_iter``).
+        max_iter: most L-BFGS iterations per C (as sklearn's ``max_iter``).
         seed: seeds torch (the fit starts from zero weights, so a CPU fit is the same on every run).
         device: ``auto``, ``cpu`` or ``cuda``.
         matmul_dtype: ``float32``, or ``bfloat16`` for the feature matmuls (weights and sums stay float32).
-        warm_start: fit C by C from the strongest regularisation, each from the previous solution (faster:
-            measured in benchmarks/probe_fit.py); False fits the whole sweep as one batched weight in one
-            L-BFGS run (one pass over the features an evaluation for all C, but a line search shared by
-            differently conditioned problems, which stalls and needs more evaluations).
+        warm_start: False (the default): the whole sweep in one run, every C its own L-BFGS from zero weights,
+            all evaluated in one pass over the features. True: C by C from the strongest regularisation, each
+            started from the previous solution (a pass over the features per evaluation of each C).
+        threads: CPU threads of the fit (the job's threads); None keeps torch's setting.
 
     Returns:
         :class:`~zooprobe.probes.rows.ProbeFit` with a :class:`TorchLinearModel` at the C of the best val
         accuracy (ties: smaller C).
 
     Raises:
-        ValueError: an empty sweep, an unknown device or matmul dtype, no training rows.
+        ValueError: an empty sweep, an unknown device or matmul dtype, no training rows, threads below 1.
     """
     if not c_grid:
         raise ValueError("c_grid must name at least one C")
     if matmul_dtype not in MATMUL_DTYPES:
         raise ValueError(f"matmul_dtype {matmul_dtype!r}: valid choices are {list(MATMUL_DTYPES)}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            return _fit(train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, c_grid=c_grid,
+                        max_iter=max_iter, seed=seed, device=device, matmul_dtype=matmul_dtype,
+                        warm_start=warm_start)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(*, train_x: Rows, train_y: np.ndarray, val_x: Rows, val_y: np.ndarray, c_grid: tuple[float, ...],
+         max_iter: int, seed: int, device: str, matmul_dtype: str, warm_start: bool) -> ProbeFit:
+    """:func:`fit_torch_probe` once its arguments are checked (without autograd, at its thread count)."""
     torch.manual_seed(seed)
     where = resolve_device(device)
     cs = sorted(float(c) for c in c_grid)
     mean, scale = standardisation(train_x)
     to_device = dict(device=where, dtype=torch.float32)
-    train = _DeviceRows(train_x, mean=torch.as_tensor(mean, **to_device), scale=torch.as_tensor(scale, **to_device),
-                        dtype=MATMUL_DTYPES[matmul_dtype], device=where)
-    val = _DeviceRows(val_x, mean=torch.as_tensor(mean, **to_device), scale=torch.as_tensor(scale, **to_device),
-                      dtype=MATMUL_DTYPES[matmul_dtype], device=where)
+    shift = dict(mean=torch.as_tensor(mean, **to_device), scale=torch.as_tensor(scale, **to_device), device=where)
+    train, val = _DeviceRows(train_x, **shift), _DeviceRows(val_x, **shift)
     classes = np.unique(np.asarray(train_y))
     train_index = _label_index(train_y, classes, where)
     val_index = _label_index(val_y, classes, where)
     n, c, d = len(train_index), len(classes), len(mean)
-
-    def solve(cs: list[float], start: tuple[torch.Tensor, torch.Tensor] | None
-              ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """Weights (D, K * classes), biases and val accuracies of the C values ``cs`` fitted as one batched weight."""
-        k = len(cs)
-        weight = (torch.zeros(d, k * c, **to_device) if start is None else start[0].repeat(1, k)).requires_grad_(True)
-        bias = (torch.zeros(k * c, **to_device) if start is None else start[1].repeat(k)).requires_grad_(True)
-        # Per-C penalty 1 / (2 C N) on ||W_C||^2: sklearn's objective divided by N.
-        penalty = torch.tensor([1.0 / (2.0 * value * n) for value in cs], **to_device)
-
-        def logits_of(x: torch.Tensor) -> torch.Tensor:
-            return (x @ weight.to(x.dtype)).float().view(len(x), k, c) + bias.view(k, c)
-
-        def closure() -> float:
-            optimizer.zero_grad()
-            total, start = 0.0, 0
-            for x in train:
-                target = train_index[start:start + len(x)]
-                start += len(x)
-                logits = logits_of(x)
-                picked = logits.gather(2, target.view(-1, 1, 1).expand(-1, k, 1)).squeeze(2)
-                loss = (torch.logsumexp(logits, dim=2) - picked).sum() / n
-                loss.backward()
-                total += float(loss.detach())
-            reg = (penalty * weight.view(d, k, c).square().sum(dim=(0, 2))).sum()
-            reg.backward()
-            return total + float(reg.detach())
-
-        def val_accuracy() -> np.ndarray:
-            with torch.no_grad():
-                correct, start = torch.zeros(k, device=where), 0
-                for x in val:
-                    target = val_index[start:start + len(x)]
-                    start += len(x)
-                    correct += (logits_of(x).argmax(dim=2) == target[:, None]).sum(dim=0)
-            return (correct / max(1, len(val_index))).cpu().numpy()
-
-        optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=CHECK_EVERY, history_size=10,
-                                      tolerance_grad=GRAD_TOL, tolerance_change=1e-9,
-                                      line_search_fn="strong_wolfe")
-        history: list[np.ndarray] = []
-        done, stalled = 0, 0
-        while done < max_iter:
-            optimizer.param_groups[0]["max_iter"] = budget = min(CHECK_EVERY, max_iter - done)
-            before = optimizer.state[weight].get("n_iter", 0)
-            optimizer.step(closure)
-            ran = optimizer.state[weight].get("n_iter", 0) - before
-            done += max(ran, 1)
-            history.append(val_accuracy())
-            if ran < budget:
-                # L-BFGS stopped on its own. Converged when the largest gradient entry is below tolerance; otherwise
-                # its line search stalled on the K problems' shared step (their curvatures differ): restart it.
-                closure()
-                if max(float(p.grad.abs().max()) for p in (weight, bias)) <= GRAD_TOL:
-                    break
-                stalled = stalled + 1 if ran == 0 else 0
-                if stalled > 1:
-                    break
-                optimizer.state.clear()
-                continue
-            recent = history[-(PATIENCE + 1):]
-            if len(recent) == PATIENCE + 1 and np.ptp(np.stack(recent), axis=0).max() <= VAL_PLATEAU:
-                break
-        return weight.detach(), bias.detach(), history[-1]
-
+    # Per-C penalty 1 / (2 C N) on ||W_C||^2: sklearn's objective divided by N.
+    penalties = torch.tensor([1.0 / (2.0 * value * n) for value in cs], **to_device)
+    objective = _SweepObjective(train, train_index, dim=d, classes=c, penalties=penalties,
+                                dtype=MATMUL_DTYPES[matmul_dtype])
+    size = d * c + c
     if warm_start:
-        # C by C from the strongest regularisation, each fit starting from the previous one's solution:
-        # the weaker-regularised problems converge slowest, and start close to their optimum this way.
-        parts: list[tuple[torch.Tensor, torch.Tensor, np.ndarray]] = []
-        for value in cs:
-            parts.append(solve([value], parts[-1][:2] if parts else None))
-        weight = torch.cat([w for w, _, _ in parts], dim=1)
-        bias = torch.cat([b for _, b, _ in parts])
-        accuracy = np.concatenate([a for _, _, a in parts])
+        # C by C from the strongest regularisation, each from the previous solution; the objective of the
+        # sub-sweep [i] is the full one restricted to penalty i.
+        params, accuracy, previous, steps_taken = [], [], torch.zeros(1, size, **to_device), []
+        for i in range(len(cs)):
+            single = _SweepObjective(train, train_index, dim=d, classes=c, penalties=penalties[i:i + 1],
+                                     dtype=MATMUL_DTYPES[matmul_dtype])
+            previous, acc, taken = _lbfgs_sweep(single, previous, max_iter=max_iter, val=(val, val_index))
+            params.append(previous)
+            accuracy.append(acc)
+            objective.passes += single.passes
+            steps_taken += taken
+        weights, accuracy = torch.cat(params), np.concatenate(accuracy)
     else:
-        weight, bias, accuracy = solve(cs, None)
-    k = len(cs)
+        weights, accuracy, steps_taken = _lbfgs_sweep(objective, torch.zeros(len(cs), size, **to_device), max_iter=max_iter,
+                                            val=(val, val_index))
     scores = {value: float(acc) for value, acc in zip(cs, accuracy)}
-    best = max(range(k), key=lambda i: (accuracy[i], -i))  # ties: the smaller C, as the sklearn probe
-    log.debug("torch probe: val %s", scores)
-    coef = weight.detach().view(d, k, c)[:, best].cpu().numpy().astype(np.float64)
-    intercept = bias.detach().view(k, c)[best].cpu().numpy().astype(np.float64)
-    model = TorchLinearModel(mean=mean, scale=scale, coef=coef, intercept=intercept, classes=classes)
+    best = max(range(len(cs)), key=lambda i: (accuracy[i], -i))  # ties: the smaller C, as the sklearn probe
+    log.debug("torch probe: val %s after %d passes over the features (steps per C: %s)", scores,
+              objective.passes, steps_taken)
+    chosen = weights[best].cpu().numpy().astype(np.float64)
+    model = TorchLinearModel(mean=mean, scale=scale, coef=chosen[:d * c].reshape(d, c), intercept=chosen[d * c:],
+                             classes=classes)
     return ProbeFit(model=model, c=cs[best], val_accuracy=scores[cs[best]], val_accuracy_by_c=scores)

@@ -133,7 +133,7 @@ class ImageSetWriter:
         # Row by row: a slice assignment would read equal-length files as one 2-D array.
         for i, blob in enumerate(blobs, start=self.encoded_written):
             self._encoded[i] = np.frombuffer(blob, dtype=np.uint8)
-            update_encoded_digest(self._encoded_digest, bytes(blob))
+            update_encoded_digest(self._encoded_digest, blob)
         self.encoded_written = stop
 
     def _finish(self) -> None:

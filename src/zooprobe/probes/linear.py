@@ -31,7 +31,7 @@ log = logging.getLogger("zooprobe")
 C_GRID: tuple[float, ...] = (0.01, 0.1, 1.0)
 MAX_ITER = 300
 # Probe kinds of a task (probe.tasks.<task>.probe): linear is the torch probe (probes.torch_linear: the C
-# sweep in one pass over the features, on the GPU when there is one; the default since issue 20,
+# sweep C by C, each C warm-started from the previous one, on the GPU when there is one; the default since issue 20,
 # benchmarks/probe_fit.py); sklearn is the same objective fitted by scikit-learn one C at a time, kept for
 # comparison (results before issue 20 were fitted by it, under the name linear).
 PROBE_KINDS: tuple[str, ...] = ("linear", "sklearn")

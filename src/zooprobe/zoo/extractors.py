@@ -117,8 +117,8 @@ class Preprocessing:
             from_encoded: the model read the encoded photographs through :meth:`decode`, not the squares.
 
         Returns:
-            The fields, ``scale_size``, ``pixels`` (``stored squares`` or ``encoded files``) and, with
-            ``stored_size`` and the squares, ``stored_size`` and ``upsampled``.
+            The fields and ``scale_size``; with ``from_encoded``, ``pixels`` (the encoded files); else,
+            with ``stored_size``, ``stored_size`` and ``upsampled``.
         """
         record = asdict(self)
         record["scale_size"] = self.scale_size if self.crop_pct < 1.0 else self.input_size

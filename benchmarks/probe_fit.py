@@ -5,8 +5,9 @@ on average) plus unit noise; N train / val / test rows, a three-value C sweep, t
 ``max_iter``. For each D it times ``probe: sklearn`` (scikit-learn, one fit a C, as the stage runs it)
 and the torch probe as the stage runs it (``probe: linear``: C by C warm-started, float32) on the
 CPU; with bfloat16 matmuls (``--bf16``) and the whole sweep as one run (``--one-pass``) if asked, and on the
-GPU when torch sees one (else it says so); it prints wall time, the chosen C, val and test accuracy, and
-the speed-up. Then, in a child process (clean numbers), it fits the torch probe on row chunks read
+GPU when torch sees one (else it says so), and with plain IEEE float32 matmuls (``torch ieee float32``:
+what the stage's checked use of oneDNN's bfloat16 math mode for float32 matmuls buys); it prints wall
+time, the chosen C, val and test accuracy, and the speed-up. Then, in a child process (clean numbers), it fits the torch probe on row chunks read
 from an HDF5 feature file written through ``zooprobe.io.h5io`` and prints its peak RSS beside the
 size of the feature matrix.
 
@@ -50,7 +51,8 @@ def synthetic(*, dim: int, classes: int, sizes: tuple[int, ...], separation: flo
 
 
 def timed_fit(kind: str, splits: list[tuple[np.ndarray, np.ndarray]], *, device: str = "cpu",
-              matmul_dtype: str = "float32", warm_start: bool | None = None) -> dict[str, float]:
+              matmul_dtype: str = "float32", warm_start: bool | None = None,
+              float32_matmul: str | None = None) -> dict[str, float]:
     """Fit one probe; its wall time, chosen C and val and test accuracy."""
     from zooprobe.probes.linear import MAX_ITER, fit_linear_probe
     from zooprobe.probes.torch_linear import fit_torch_probe
@@ -63,13 +65,15 @@ def timed_fit(kind: str, splits: list[tuple[np.ndarray, np.ndarray]], *, device:
         fit = fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, c_grid=C_GRID, max_iter=MAX_ITER, seed=0,
                               device=device, matmul_dtype=matmul_dtype,
                               # None: the stage's own default (fit_torch_probe's), not a copy of it here.
-                              **({} if warm_start is None else {"warm_start": warm_start}))
+                              **({} if warm_start is None else {"warm_start": warm_start}),
+                              **({} if float32_matmul is None else {"float32_matmul": float32_matmul}))
         if device == "cuda":
             import torch
 
             torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    return {"s": seconds, "c": fit.c, "val": fit.val_accuracy, "test": float((fit.model.predict(tx) == ty).mean())}
+    return {"s": seconds, "c": fit.c, "val": fit.val_accuracy, "test": float((fit.model.predict(tx) == ty).mean()),
+            "matmuls": fit.float32_matmul or "float64 (scipy)"}
 
 
 def peak_rss() -> int:
@@ -142,7 +146,9 @@ def main() -> None:
           f"separation={args.separation} OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     # The torch probe as the stage runs it (probe: linear: fit_torch_probe's defaults, here on the CPU with
     # the machine's threads); variants only when asked.
-    runs = [("torch (stage)", dict(device="cpu"))]
+    runs = [("torch (stage)", dict(device="cpu")),
+            # The stage's fit with plain IEEE float32 matmuls: what oneDNN's checked bfloat16 math mode buys.
+            ("torch ieee float32", dict(device="cpu", float32_matmul="ieee"))]
     if args.bf16:
         runs.append(("torch bfloat16", dict(device="cpu", matmul_dtype="bfloat16")))
     if args.one_pass:
@@ -164,7 +170,7 @@ def main() -> None:
             got = timed_fit("torch", splits, **options)
             print(f"D={dim}  {name:20s} {got['s']:8.2f} s  C={got['c']:<5g} val={got['val']:.4f} "
                   f"test={got['test']:.4f}  speed-up={base['s'] / got['s']:.1f}x  "
-                  f"test diff={100 * (got['test'] - base['test']):+.2f} pp", flush=True)
+                  f"test diff={100 * (got['test'] - base['test']):+.2f} pp  matmuls={got['matmuls']}", flush=True)
     if args.rss_dim:
         from zooprobe.io import h5io
 

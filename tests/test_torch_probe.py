@@ -133,10 +133,99 @@ def test_probe_features_records_the_kind_linear_is_the_torch_probe_and_sklearn_i
                   settings=dict(SWEEP, c_grid=list(SWEEP["c_grid"])), score_head=False, run={})
     default = probe_features(**common)
     assert default.provenance["probe"] == "linear"
+    assert default.provenance["float32_matmul"]["l"] in ("ieee", "onednn-bf16")
     np.testing.assert_array_equal(
         default.predictions["id"]["l"],
         fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="auto", **SWEEP).model.predict(tx))
     sklearn = probe_features(kind="sklearn", **common)
-    assert sklearn.provenance["probe"] == "sklearn"
+    assert sklearn.provenance["probe"] == "sklearn" and sklearn.provenance["float32_matmul"] == {}
     np.testing.assert_array_equal(sklearn.predictions["id"]["l"],
                                   fit_linear_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, **SWEEP).model.predict(tx))
+
+
+def _mkldnn_settings():
+    import torch
+
+    settings = getattr(torch.backends.mkldnn, "matmul", None)
+    if settings is None or not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN matmul precision setting")
+    return settings
+
+
+def test_float32_matmuls_use_onednn_bf16_only_where_its_check_passes_and_restore_the_setting(monkeypatch):
+    import torch
+
+    from zooprobe.probes import torch_linear
+
+    settings = _mkldnn_settings()
+    before = settings.fp32_precision
+    cpu = torch.device("cpu")
+    # Plain float32 itself passes the check (a tolerance that refused float32 could never pick the mode).
+    torch_linear._float32_matmul_error.cache_clear()
+    assert torch_linear._float32_matmul_error(64, 12) <= torch_linear.FLOAT32_MATMUL_TOLERANCE / 4
+    # A mode that rounds (error above the tolerance) is refused, and the setting is left as it was.
+    monkeypatch.setattr(torch_linear, "_float32_matmul_error", lambda dim, cols: 1e-3)
+    with torch_linear.float32_matmuls("auto", cpu, dim=64, cols=12) as mode:
+        assert mode == "ieee" and settings.fp32_precision == before
+    # A mode that passes is used inside the block only.
+    monkeypatch.setattr(torch_linear, "_float32_matmul_error", lambda dim, cols: 1e-6)
+    with torch_linear.float32_matmuls("auto", cpu, dim=64, cols=12) as mode:
+        assert mode == "onednn-bf16" and settings.fp32_precision == "bf16"
+    assert settings.fp32_precision == before
+    # ieee, and any GPU, never touch it (on a GPU the float32 alternative is TF32, which rounds).
+    for asked, device in (("ieee", cpu), ("auto", torch.device("cuda"))):
+        with torch_linear.float32_matmuls(asked, device, dim=64, cols=12) as mode:
+            assert mode == "ieee" and settings.fp32_precision == before
+    with pytest.raises(ValueError, match=r"float32_matmul 'fast': valid choices are \['auto', 'ieee'\]"):
+        with torch_linear.float32_matmuls("fast", cpu, dim=64, cols=12):
+            pass
+
+
+def test_the_fit_with_checked_onednn_bf16_matmuls_is_the_plain_float32_fit():
+    _mkldnn_settings()
+    rng = np.random.default_rng(8)
+    # Wide enough (D = 256, 10 classes) for the fast kernels to be the ones used.
+    means = rng.normal(size=(10, 256)).astype(np.float32) * 0.15
+    splits = []
+    for n in (2000, 500, 500):
+        labels = rng.integers(0, 10, n)
+        splits.append((means[labels] + rng.normal(size=(n, 256)).astype(np.float32), labels))
+    (x, y), (vx, vy), (tx, _) = splits
+    auto = fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu", **SWEEP)
+    ieee = fit_torch_probe(train_x=x, train_y=y, val_x=vx, val_y=vy, device="cpu", float32_matmul="ieee", **SWEEP)
+    assert ieee.float32_matmul == "ieee" and auto.float32_matmul in ("onednn-bf16", "ieee")
+    assert auto.c == ieee.c
+    for c in SWEEP["c_grid"]:
+        assert abs(auto.val_accuracy_by_c[c] - ieee.val_accuracy_by_c[c]) <= 0.002
+    assert (auto.model.predict(tx) == ieee.model.predict(tx)).mean() >= 0.995
+    np.testing.assert_allclose(auto.model.predict_proba(tx), ieee.model.predict_proba(tx), atol=2e-3)
+
+
+def test_a_warm_started_c_starts_from_the_previous_evaluation_re_expressed_exactly():
+    import torch
+
+    from zooprobe.probes import torch_linear
+
+    (x, y), _, _ = _splits(9)
+    mean, scale = standardisation(x)
+    rows = torch_linear._DeviceRows(x, mean=torch.as_tensor(mean, dtype=torch.float32),
+                                    scale=torch.as_tensor(scale, dtype=torch.float32), device=torch.device("cpu"))
+    classes = np.unique(y)
+    index = torch_linear._label_index(y, classes, torch.device("cpu"))
+    d, c = x.shape[1], len(classes)
+    penalties = torch.tensor([0.05, 0.002])
+
+    def objective(i):
+        return torch_linear._SweepObjective(rows, index, dim=d, classes=c, penalties=penalties[i:i + 1],
+                                            dtype=torch.float32)
+
+    params = torch.as_tensor(np.random.default_rng(0).normal(size=(1, d * c + c)), dtype=torch.float32)
+    f_old, g_old = objective(0)(params, [0])
+    accuracy = np.array([0.5])
+    f_new, g_new, kept = torch_linear._at_penalty((f_old, g_old, accuracy), params, weights=d * c,
+                                                  old=penalties[0:1], new=penalties[1:2])
+    f_fresh, g_fresh = objective(1)(params, [0])
+    np.testing.assert_allclose(f_new, f_fresh, rtol=1e-6)
+    assert abs(f_new[0] - f_old[0]) > 1e-3  # the penalty's part did change
+    np.testing.assert_allclose(g_new.numpy(), g_fresh.numpy(), atol=1e-6)
+    assert kept[0] == 0.5

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -129,11 +129,14 @@ class LayerProbes:
         predictions: evaluation name -> layer -> predicted labels.
         chosen_c: layer -> the C chosen on val.
         val_accuracy: layer -> validation accuracy at that C.
+        float32_matmul: layer -> how the torch probe ran its float32 matmuls (``ieee`` or ``onednn-bf16``:
+            :func:`~zooprobe.probes.torch_linear.float32_matmuls`); empty for scikit-learn.
     """
 
     predictions: dict[str, dict[str, np.ndarray]]
     chosen_c: dict[str, float]
     val_accuracy: dict[str, float]
+    float32_matmul: dict[str, str] = field(default_factory=dict)
 
 
 def probe_every_layer(*, layers: list[str], train_x: dict[str, np.ndarray], train_y: np.ndarray,
@@ -165,6 +168,8 @@ def probe_every_layer(*, layers: list[str], train_x: dict[str, np.ndarray], trai
         fit = fit_probe(kind=kind, train_x=train_x[layer], train_y=train_y, val_x=val_x[layer], val_y=val_y,
                         c_grid=c_grid, max_iter=max_iter, seed=seed, device=device, threads=threads)
         out.chosen_c[layer], out.val_accuracy[layer] = fit.c, fit.val_accuracy
+        if fit.float32_matmul is not None:
+            out.float32_matmul[layer] = fit.float32_matmul
         for name, features in evaluate.items():
             out.predictions[name][layer] = fit.model.predict(features[layer])
     return out
@@ -322,7 +327,8 @@ def probe_features(*, model: str, task: str, id_name: str, id_features: Features
         head = {name: f.head_pred[scored_rows[name]] for name, f in evals.items()}
     source = id_features.provenance
     provenance = dict(run, model=model, task=task, probe=kind, id_eval=id_name, layers=layers,
-                      chosen_c=on_id.chosen_c, val_accuracy=on_id.val_accuracy, seed=settings["seed"],
+                      chosen_c=on_id.chosen_c, val_accuracy=on_id.val_accuracy, float32_matmul=on_id.float32_matmul,
+                      seed=settings["seed"],
                       c_grid=settings["c_grid"], weights_sha256=source["weights_sha256"], pooling=source["pooling"],
                       preprocessing=source["preprocessing"], arch=source["arch"],
                       checkpoint_info=source.get("checkpoint_info", {}), head_scored=head is not None,

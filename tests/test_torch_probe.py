@@ -229,3 +229,57 @@ def test_a_warm_started_c_starts_from_the_previous_evaluation_re_expressed_exact
     assert abs(f_new[0] - f_old[0]) > 1e-3  # the penalty's part did change
     np.testing.assert_allclose(g_new.numpy(), g_fresh.numpy(), atol=1e-6)
     assert kept[0] == 0.5
+
+
+def _feature_file(path, x, y, split):
+    provenance = {"class_names": list("abcd"), "layers": ["l1", "l2"], "weights_sha256": "w", "pooling": "avg",
+                  "preprocessing": {}, "arch": "a", "zooprobe_version": "v", "num_classes": 4, "model": "m"}
+    with h5io.FeatureWriter(path, n=len(x), layer_dims={"l1": x.shape[1], "l2": x.shape[1]}, labels=y,
+                            split=np.asarray(split), provenance=provenance) as writer:
+        for start in range(0, len(x), 100):
+            writer.write({"l1": x[start:start + 100], "l2": x[start:start + 100] ** 2})
+
+
+def test_the_probe_stage_streaming_chunks_gives_the_in_memory_result(tmp_path):
+    from zooprobe.probes.linear import probe_feature_files
+
+    rng = np.random.default_rng(10)
+    x, y = _blobs(rng, 600, 1.5)
+    _feature_file(tmp_path / "id.h5", x, y, np.array(["train", "val", "test", "train", "train", "val"] * 100))
+    ox, oy = _blobs(rng, 300, 1.0)
+    _feature_file(tmp_path / "ood.h5", ox, oy, ["test"] * 300)  # test rows only: also carved as a transfer set
+    common = dict(model="m", task="t", id_name="id", id_path=str(tmp_path / "id.h5"),
+                  ood_paths={"ood": str(tmp_path / "ood.h5")}, transfer_paths={"ood": str(tmp_path / "ood.h5")},
+                  score_head=False, run={"zooprobe_version": "v"}, kind="linear", device="cpu")
+    settings = dict(SWEEP, c_grid=list(SWEEP["c_grid"]))
+    probe_feature_files(settings=settings, out=str(tmp_path / "held.h5"), **common)
+    # 29-row chunks: many, uneven, none holding a whole split.
+    probe_feature_files(settings=dict(settings, chunk_rows=29), out=str(tmp_path / "streamed.h5"), **common)
+    held, streamed = (h5io.read_probe_result(tmp_path / f"{name}.h5") for name in ("held", "streamed"))
+    assert held[2]["chunk_rows"] is None and streamed[2]["chunk_rows"] == 29
+    assert held[2]["chosen_c"] == streamed[2]["chosen_c"]
+    for name in ("id", "ood"):
+        np.testing.assert_array_equal(held[1][name], streamed[1][name])
+        for layer in ("l1", "l2"):
+            assert (held[0][name][layer] == streamed[0][name][layer]).mean() >= 0.99
+    own = [h5io.read_transfer_predictions(tmp_path / f"{name}.h5")["ood"] for name in ("held", "streamed")]
+    for layer in ("l1", "l2"):
+        assert (own[0]["predictions"][layer] == own[1]["predictions"][layer]).mean() >= 0.99
+
+
+def test_a_layer_on_disk_gives_row_chunks_in_file_order_and_refuses_other_orders(tmp_path):
+    rng = np.random.default_rng(11)
+    x, y = _blobs(rng, 250, 1.5)
+    _feature_file(tmp_path / "f.h5", x, y, ["train"] * 250)
+    features = h5io.read_features(tmp_path / "f.h5", chunk_rows=40)
+    layer = features.layers["l1"]
+    assert not isinstance(layer, np.ndarray)
+    mask = np.arange(250) % 3 == 0
+    np.testing.assert_array_equal(np.concatenate(list(layer[mask])), x[mask])
+    np.testing.assert_array_equal(np.concatenate(list(layer[np.flatnonzero(mask)])), x[mask])
+    np.testing.assert_array_equal(np.concatenate(list(layer[slice(None)])), x)
+    assert max(len(chunk) for chunk in layer[slice(None)]) <= 40
+    with pytest.raises(ValueError, match="ascending and distinct"):
+        layer[np.array([5, 2])]
+    with pytest.raises(ValueError, match=r"only slice\(None\)"):
+        layer[10:20]

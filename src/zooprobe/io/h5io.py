@@ -477,12 +477,16 @@ class FeatureWriter:
         return False
 
 
-def read_features(path: str | Path, layers: list[str] | None = None) -> Features:
+def read_features(path: str | Path, layers: list[str] | None = None, *, chunk_rows: int | None = None) -> Features:
     """Read a feature file.
 
     Args:
         path: file written by :class:`FeatureWriter`.
         layers: which layers to load; ``None`` loads all.
+        chunk_rows: None loads each layer into memory; a number leaves the layers on disk
+            (:class:`LayerOnDisk`: indexing its rows gives :class:`FeatureRowChunks` of at most this many
+            rows), so a probe can stream a matrix larger than memory. Labels, split and head outputs are
+            read either way.
 
     Returns:
         :class:`Features`.
@@ -490,7 +494,9 @@ def read_features(path: str | Path, layers: list[str] | None = None) -> Features
     with _open(path) as f:
         names = layers if layers is not None else list(f["layers"])
         provenance = _get_provenance(f)
-        return Features({name: f["layers"][name][...] for name in provenance["layers"] if name in names},
+        load = ((lambda name: f["layers"][name][...]) if chunk_rows is None
+                else (lambda name: LayerOnDisk(path, name, chunk_rows=chunk_rows)))
+        return Features({name: load(name) for name in provenance["layers"] if name in names},
                         f["labels"][...], _strings(f["split"][...]), provenance,
                         f["head_pred"][...] if "head_pred" in f else None,
                         f["head_logits"][...] if "head_logits" in f else None)
@@ -576,6 +582,36 @@ def read_transfer_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- chunked feature reads
+class LayerOnDisk:
+    """One layer of a feature file left on disk; indexing it with rows gives their :class:`FeatureRowChunks`.
+
+    ``layer[rows]`` takes a boolean mask over all rows, ascending row indices, or ``slice(None)`` (all
+    rows), the selections the probe stage makes, and keeps file order: so a label array indexed the
+    same way lines up with the chunks' rows. Any other order is refused rather than silently sorted.
+
+    Args:
+        path: file written by :class:`FeatureWriter`.
+        layer: the layer.
+        chunk_rows: most rows in one chunk.
+    """
+
+    def __init__(self, path: str | Path, layer: str, *, chunk_rows: int) -> None:
+        self.path, self.layer, self.chunk_rows = Path(path), layer, chunk_rows
+
+    def __getitem__(self, rows: np.ndarray | slice) -> "FeatureRowChunks":
+        if isinstance(rows, slice):
+            if rows != slice(None):
+                raise ValueError(f"{self.path} layer {self.layer!r}: only slice(None) (all rows) is supported, "
+                                 f"got {rows}; pass a boolean mask or ascending row indices")
+            rows = None
+        else:
+            rows = np.asarray(rows)
+            if rows.dtype != bool and np.any(np.diff(rows) <= 0):
+                raise ValueError(f"{self.path} layer {self.layer!r}: row indices must be ascending and distinct, so "
+                                 f"the chunks keep the order of labels indexed the same way")
+        return FeatureRowChunks(self.path, self.layer, rows=rows, chunk_rows=self.chunk_rows)
+
+
 class FeatureRowChunks:
     """Row chunks of one layer of a feature file, read one chunk at a time (probing a matrix larger than memory).
 

@@ -18,9 +18,13 @@ import numpy as np
 
 @dataclass
 class Features:
-    """Layer-wise features of one model on one image set."""
+    """Layer-wise features of one model on one image set.
 
-    layers: dict[str, np.ndarray]
+    ``layers`` maps a layer to its (N, D) array, or, read with ``h5io.read_features(chunk_rows=...)``, to
+    the layer left on disk (``h5io.LayerOnDisk``: indexing its rows gives row chunks to stream).
+    """
+
+    layers: dict[str, Any]
     labels: np.ndarray
     split: np.ndarray
     provenance: dict[str, Any]

@@ -7,6 +7,7 @@ split (the tunnel effect as Harun et al. 2024 measure it).
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -72,6 +73,22 @@ def fit_linear_probe(*, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndar
     return ProbeFit(model=best[2], c=best[1], val_accuracy=best[0], val_accuracy_by_c=scores)
 
 
+def in_memory(rows: Any) -> np.ndarray:
+    """An (N, D) array of features given as an array or as row chunks (concatenated)."""
+    if isinstance(rows, np.ndarray):
+        return rows
+    chunks = list(rows)
+    return np.concatenate(chunks) if chunks else np.empty((0, getattr(rows, "dim", 0)), dtype=np.float32)
+
+
+def predict_rows(model: Any, rows: Any) -> np.ndarray:
+    """A fitted probe's predicted labels for features given as an array or as row chunks (chunk by chunk)."""
+    if isinstance(rows, np.ndarray):
+        return model.predict(rows)
+    predicted = [model.predict(chunk) for chunk in rows]
+    return np.concatenate(predicted) if predicted else np.empty(0, dtype=np.int64)
+
+
 def require_probe_kind(kind: str) -> None:
     """Refuse a probe kind other than :data:`PROBE_KINDS`, naming the valid choices (and a renamed kind's new name).
 
@@ -91,9 +108,10 @@ def fit_probe(*, kind: str, train_x: np.ndarray, train_y: np.ndarray, val_x: np.
     Args:
         kind: ``linear`` (the torch probe, :func:`~zooprobe.probes.torch_linear.fit_torch_probe`) or ``sklearn``
             (scikit-learn, :func:`fit_linear_probe`).
-        train_x: (N_train, D) features.
+        train_x: (N_train, D) features, or row chunks (:class:`~zooprobe.io.h5io.FeatureRowChunks`: the torch
+            probe streams them; scikit-learn needs them in memory and concatenates them).
         train_y: (N_train,) labels.
-        val_x: (N_val, D) features.
+        val_x: (N_val, D) features, or row chunks.
         val_y: (N_val,) labels.
         c_grid: inverse regularisation strengths to try.
         max_iter: most L-BFGS iterations.
@@ -109,8 +127,8 @@ def fit_probe(*, kind: str, train_x: np.ndarray, train_y: np.ndarray, val_x: np.
     """
     require_probe_kind(kind)
     if kind == "sklearn":
-        return fit_linear_probe(train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, c_grid=c_grid,
-                                max_iter=max_iter, seed=seed)
+        return fit_linear_probe(train_x=in_memory(train_x), train_y=train_y, val_x=in_memory(val_x), val_y=val_y,
+                                c_grid=c_grid, max_iter=max_iter, seed=seed)
     return fit_torch_probe(train_x=train_x, train_y=train_y, val_x=val_x, val_y=val_y, c_grid=c_grid,
                            max_iter=max_iter, seed=seed, device=device, threads=threads)
 
@@ -147,11 +165,11 @@ def probe_every_layer(*, layers: list[str], train_x: dict[str, np.ndarray], trai
 
     Args:
         layers: layer names, in order.
-        train_x: layer -> (N_train, D) training features.
+        train_x: layer -> (N_train, D) training features (an array or row chunks, as :func:`fit_probe` takes).
         train_y: (N_train,) training labels.
         val_x: layer -> (N_val, D) validation features.
         val_y: (N_val,) validation labels.
-        evaluate: evaluation name -> layer -> (N_eval, D) features to predict.
+        evaluate: evaluation name -> layer -> (N_eval, D) features to predict (an array or row chunks).
         c_grid: inverse regularisation strengths swept on val.
         max_iter: L-BFGS iterations per fit.
         seed: seed of the solver.
@@ -171,7 +189,7 @@ def probe_every_layer(*, layers: list[str], train_x: dict[str, np.ndarray], trai
         if fit.float32_matmul is not None:
             out.float32_matmul[layer] = fit.float32_matmul
         for name, features in evaluate.items():
-            out.predictions[name][layer] = fit.model.predict(features[layer])
+            out.predictions[name][layer] = predict_rows(fit.model, features[layer])
     return out
 
 
@@ -352,7 +370,7 @@ def probe_feature_files(*, model: str, task: str, id_name: str, id_path: str, oo
         id_path: the model's feature file on the ID set.
         ood_paths: OOD set name -> feature file.
         transfer_paths: transfer set name -> feature file; a set that is also the ID or an OOD set is read once.
-        settings: the probe params.
+        settings: the probe params (``chunk_rows``, if set, streams the features of a ``linear`` probe).
         score_head: also keep the model's own head predictions.
         run: what every output of this run records (the code version).
         out: the probe result file (HDF5, written atomically).
@@ -361,13 +379,18 @@ def probe_feature_files(*, model: str, task: str, id_name: str, id_path: str, oo
         threads: CPU threads of the torch probe.
     """
     require_probe_kind(kind)
-    id_features = h5io.read_features(id_path)
-    ood = {name: h5io.read_features(path) for name, path in ood_paths.items()}
+    # probe.chunk_rows: the torch probe streams each layer's rows from disk in chunks of this many (a matrix
+    # larger than memory); unset, every layer is read into memory (faster for what fits).
+    chunk_rows = settings.get("chunk_rows") if kind == "linear" else None
+    read = functools.partial(h5io.read_features, chunk_rows=chunk_rows)
+    id_features = read(id_path)
+    ood = {name: read(path) for name, path in ood_paths.items()}
     known = {id_name: id_features, **ood}
-    transfer = {name: known[name] if name in known else h5io.read_features(path)
-                for name, path in transfer_paths.items()}
+    transfer = {name: known[name] if name in known else read(path) for name, path in transfer_paths.items()}
     result = probe_features(model=model, task=task, id_name=id_name, id_features=id_features, ood=ood,
                             transfer=transfer, settings=settings, score_head=score_head, run=run, kind=kind,
                             device=device, threads=threads)
+    # How the rows were read (None: in memory); the fit is the same either way (tests/test_torch_probe.py).
+    result.provenance["chunk_rows"] = chunk_rows
     h5io.write_probe_result(out, predictions=result.predictions, labels=result.labels,
                             provenance=result.provenance, head=result.head, transfer=result.transfer)

@@ -88,8 +88,8 @@ def test_no_published_resnet_is_at_chance_under_a_severity_2_corruption(cifar_ru
 def test_every_corruption_is_a_benchmark_for_every_model(cifar_run):
     scores = pd.read_csv(cifar_run / "results" / "scores.csv")
     chosen = scores[scores.metric == "score"]
-    assert chosen.model.nunique() == 6
+    assert chosen.model.nunique() == 5
     corrupted = {b for b in chosen.benchmark if b != "cifar10"}
-    assert len(corrupted) == 6 and all(chosen.groupby("benchmark").size() == 6)
-    # Trained here: two models from scratch with the shared recipe, scored beside the published ones.
-    assert {"resnet20_scratch", "mixer_scratch"} <= set(chosen.model)
+    assert len(corrupted) == 6 and all(chosen.groupby("benchmark").size() == 5)
+    # Trained here: a model from scratch with the shared recipe, scored beside the published ones.
+    assert "resnet20_scratch" in set(chosen.model)

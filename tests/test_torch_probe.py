@@ -161,14 +161,13 @@ def test_float32_matmuls_use_onednn_bf16_only_where_its_check_passes_and_restore
     before = settings.fp32_precision
     cpu = torch.device("cpu")
     # Plain float32 itself passes the check (a tolerance that refused float32 could never pick the mode).
-    torch_linear._float32_matmul_error.cache_clear()
-    assert torch_linear._float32_matmul_error(64, 12) <= torch_linear.FLOAT32_MATMUL_TOLERANCE / 4
+    assert torch_linear._float32_matmul_error(64, 12, before) <= torch_linear.FLOAT32_MATMUL_TOLERANCE / 4
     # A mode that rounds (error above the tolerance) is refused, and the setting is left as it was.
-    monkeypatch.setattr(torch_linear, "_float32_matmul_error", lambda dim, cols: 1e-3)
+    monkeypatch.setattr(torch_linear, "_float32_matmul_error", lambda dim, cols, precision: 1e-3)
     with torch_linear.float32_matmuls("auto", cpu, dim=64, cols=12) as mode:
         assert mode == "ieee" and settings.fp32_precision == before
     # A mode that passes is used inside the block only.
-    monkeypatch.setattr(torch_linear, "_float32_matmul_error", lambda dim, cols: 1e-6)
+    monkeypatch.setattr(torch_linear, "_float32_matmul_error", lambda dim, cols, precision: 1e-6)
     with torch_linear.float32_matmuls("auto", cpu, dim=64, cols=12) as mode:
         assert mode == "onednn-bf16" and settings.fp32_precision == "bf16"
     assert settings.fp32_precision == before

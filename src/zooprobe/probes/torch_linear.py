@@ -90,12 +90,13 @@ def resolve_device(device: str) -> torch.device:
 
 
 @functools.lru_cache(maxsize=None)
-def _float32_matmul_error(dim: int, cols: int) -> float:
-    """Largest error of the fit's float32 matmuls, as now set, against float64, as a fraction of the mean |entry|.
+def _float32_matmul_error(dim: int, cols: int, precision: str) -> float:
+    """Largest error of the fit's float32 matmuls against float64, as a fraction of the mean |entry|.
 
     Both of the fit's products are checked (features times weights; transposed features times residuals) on
-    seeded random blocks of its shapes. Cached per shape: it is a property of the CPU, the library and the
-    setting (the caller sets oneDNN's bfloat16 mode first), not of the data.
+    seeded random blocks of its shapes. ``precision`` names the oneDNN setting in force (the caller sets it;
+    it is part of the cache key). Cached per shape and setting: the error is a property of the CPU, the
+    library and the setting, not of the data.
     """
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(FLOAT32_MATMUL_CHECK_ROWS, dim, generator=generator)
@@ -139,7 +140,7 @@ def float32_matmuls(mode: str, device: torch.device, *, dim: int, cols: int) -> 
     before = settings.fp32_precision
     try:
         settings.fp32_precision = "bf16"
-        error = _float32_matmul_error(dim, cols)
+        error = _float32_matmul_error(dim, cols, settings.fp32_precision)
         if error > FLOAT32_MATMUL_TOLERANCE:
             log.info("torch probe: oneDNN's bfloat16 math mode rounds float32 matmuls on this CPU (error %.1e of the "
                      "mean entry, tolerance %.0e): plain float32", error, FLOAT32_MATMUL_TOLERANCE)

@@ -7,9 +7,9 @@ and the torch probe as the stage runs it (``probe: linear``: C by C warm-started
 CPU; with bfloat16 matmuls (``--bf16``) and the whole sweep as one run (``--one-pass``) if asked, and on the
 GPU when torch sees one (else it says so), and with plain IEEE float32 matmuls (``torch ieee float32``:
 what the stage's checked use of oneDNN's bfloat16 math mode for float32 matmuls buys); it prints wall
-time, the chosen C, val and test accuracy, and the speed-up. Then, in a child process (clean numbers), it fits the torch probe on row chunks read
-from an HDF5 feature file written through ``zooprobe.io.h5io`` and prints its peak RSS beside the
-size of the feature matrix.
+time, the chosen C, val and test accuracy, and the speed-up. Then, in a child process (clean numbers),
+it fits the torch probe on row chunks read from an HDF5 feature file written through
+``zooprobe.io.h5io`` and prints its peak RSS beside the size of the feature matrix.
 
     nice -n 10 python benchmarks/probe_fit.py
 """

@@ -89,6 +89,12 @@ def resolve_device(device: str) -> torch.device:
     return torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
 
 
+def require_float32_matmul(mode: str) -> None:
+    """Refuse a float32 matmul mode other than :data:`FLOAT32_MATMULS`, naming the valid choices."""
+    if mode not in FLOAT32_MATMULS:
+        raise ValueError(f"float32_matmul {mode!r}: valid choices are {list(FLOAT32_MATMULS)}")
+
+
 @functools.lru_cache(maxsize=None)
 def _float32_matmul_error(dim: int, cols: int, precision: str) -> float:
     """Largest error of the fit's float32 matmuls against float64, as a fraction of the mean |entry|.
@@ -131,8 +137,7 @@ def float32_matmuls(mode: str, device: torch.device, *, dim: int, cols: int) -> 
     Raises:
         ValueError: an unknown mode.
     """
-    if mode not in FLOAT32_MATMULS:
-        raise ValueError(f"float32_matmul {mode!r}: valid choices are {list(FLOAT32_MATMULS)}")
+    require_float32_matmul(mode)
     settings = getattr(torch.backends.mkldnn, "matmul", None)
     if mode == "ieee" or device.type != "cpu" or settings is None or not torch.backends.mkldnn.is_available():
         yield "ieee"
@@ -524,7 +529,6 @@ def _at_penalty(evaluated: Evaluated, params: torch.Tensor, *, weights: int, old
     return objectives, grad, accuracy.copy()
 
 
-
 def fit_torch_probe(*, train_x: Rows, train_y: np.ndarray, val_x: Rows, val_y: np.ndarray,
                     c_grid: tuple[float, ...], max_iter: int, seed: int, device: str = "auto",
                     matmul_dtype: str = "float32", warm_start: bool = True, threads: int | None = None,
@@ -561,8 +565,7 @@ def fit_torch_probe(*, train_x: Rows, train_y: np.ndarray, val_x: Rows, val_y: n
         raise ValueError("c_grid must name at least one C")
     if matmul_dtype not in MATMUL_DTYPES:
         raise ValueError(f"matmul_dtype {matmul_dtype!r}: valid choices are {list(MATMUL_DTYPES)}")
-    if float32_matmul not in FLOAT32_MATMULS:
-        raise ValueError(f"float32_matmul {float32_matmul!r}: valid choices are {list(FLOAT32_MATMULS)}")
+    require_float32_matmul(float32_matmul)  # before the features are read, not when the sweep starts
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
     before = torch.get_num_threads()

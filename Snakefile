@@ -11,6 +11,10 @@ configfile: "params.yaml"
 validate(config, "schemas/params.schema.yaml")
 
 
+# `snakemake --report report.zip` after a run: Snakemake's own report, beside zooprobe's page.
+report: "docs/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/resources.smk"
 include: "rules/datasets.smk"

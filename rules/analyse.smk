@@ -5,7 +5,7 @@ rule analyse:
         alignment=alignment_results(),
         dense=dense_results(),
     output:
-        scores="results/scores.csv",
+        scores=report("results/scores.csv", caption="../docs/report/scores.rst", category="Scores"),
         summary="results/analysis/summary.json",
     log:
         "logs/analyse.log",

@@ -6,7 +6,7 @@ rule report:
         icn_summary=icn_table_files()[1:],
         icn_grids=icn_grid_files(),
     output:
-        "results/report/index.html",
+        report("results/report/index.html", caption="../docs/report/report.rst", category="Report"),
     log:
         "logs/report.log",
     benchmark:

@@ -413,7 +413,7 @@ def test_subject_mean_and_cross_validated_payloads_reach_the_scores_and_the_repo
     assert len(fraction) == 3 * 4 and (fraction.ci_low <= 1).all()
     curves = curve_rsa(scores, ["k92"])
     assert set(curves.metric) == {"rsa_subject_mean"} and set(curves.layer) == {"layer0", "layer1", "layer2"}
-    html_text = alignment_section(scores, ["k92"], [])
+    html_text = alignment_section(scores, ["k92"], []).html
     assert "a, mean over subjects" in html_text
     odd = scores[(scores.model == "a") & (scores.metric == "odd_one_out_accuracy_cv")].iloc[0]
     section = html_text.split("Odd-one-out accuracy at the selected layer")[1]

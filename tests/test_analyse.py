@@ -65,7 +65,7 @@ def test_own_head_and_published_accuracy_are_scored_and_reported():
     assert head[("ood", "a")] == pytest.approx(expected)
     published = scores[scores.metric == "published_accuracy"]
     assert published.benchmark.tolist() == ["id", "id"] and published.value.tolist() == pytest.approx([0.93, 0.91])
-    section = head_section(scores)
+    section = head_section(scores).html
     assert "Published order on id: holds." in section
     runs[1].provenance["checkpoint_info"] = {"best_prec1": 95.0}
     assert "Published order on id: contradicted." in head_section(score_table(runs, n_boot=50, seed=0))
@@ -162,7 +162,7 @@ def test_report_shows_imagenot_tau_with_ci_improvement_fit_and_seed_check():
 
     sweep = dict(SWEEP, architectures=dict(SWEEP["architectures"], huge={"arch": "resnet26"}))
     runs = _sweep_runs(np.random.default_rng(4), sweep=sweep)
-    page = imagenot_section(imagenot_table(runs, sweep, n_boot=50, seed=0), sweep)
+    page = imagenot_section(imagenot_table(runs, sweep, n_boot=50, seed=0), sweep).html
     # Four architectures: no permutation p can be below 2/4! = 0.083, and the page says so.
     assert "ImageNot protocol" in page and "<b>a vs b:</b> the ranking not established (Kendall tau 1.00" in page
     assert "4 units cannot give a permutation p below 0.083" in page and "Given the zoo" in page
@@ -187,7 +187,7 @@ def test_seed_replicas_get_mean_and_sd_and_the_report_checks_rank_gaps():
     assert row.loc["seed_mean", "value"] == pytest.approx(wide.mean())
     assert row.loc["seed_sd", "value"] == pytest.approx(wide.std(ddof=1)) and row.loc["seed_sd", "n"] == 3
     assert row.loc["seed_mean", "ci_low"] < row.loc["seed_mean", "value"] < row.loc["seed_mean", "ci_high"]
-    section = seed_section(scores)
+    section = seed_section(scores).html
     assert "wide &minus; thin" in section and "1 of 1 neighbouring differences are larger" in section
     # Seeds are one unit: the agreement over id~ood counts 3 units (wide, thin, single), not 7 models.
     tau = scores[scores.metric == "kendall_tau_given_zoo"].iloc[0]

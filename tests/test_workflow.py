@@ -126,7 +126,9 @@ def test_features_and_checkpoints_carry_provenance(tiny_run):
 
 def test_report_is_self_contained_and_shows_the_results(tiny_run):
     page = (tiny_run / "results" / "report" / "index.html").read_text()
-    assert page.count("src='data:image/png;base64,") == 4  # with the mid-level against classification scatter
+    # Scores, agreement heatmap, bump chart, layer curves, and the mid-level against classification scatter.
+    assert page.count("src='data:image/png;base64,") == 5
+    assert page.index("id=\"findings\"") < page.index("id=\"scores\"") < page.index("id=\"provenance\"")
     assert "http://" not in page and "https://" not in page
     for needle in ("resnet10t_random", "vit_tiny", "shapes_texture", "Kendall tau-b", "tau CI given zoo",
                    "tau CI population", "p (Holm)", "<em>Given the zoo</em>", "<em>Over a population of models</em>",
@@ -159,6 +161,24 @@ def test_dense_probes_score_every_layer_and_compare_with_random_init(tiny_run):
                           r"its random-init copy <b>resnet10t_random</b>: score difference [-+]\d", page)
     assert len(verdicts) == 3
     assert len(scores[scores.metric == "trained_minus_random_init_pvalue_holm"]) == 6  # 3 probe + 3 dense benchmarks
+
+
+def test_snakemake_report_holds_the_marked_outputs_with_captions(tiny_run, tmp_path):
+    import sys
+    import zipfile
+
+    from workflow_helpers import run
+
+    archive = tmp_path / "report.zip"
+    run([sys.executable, "-m", "snakemake", "--report", str(archive)], cwd=tiny_run)
+    with zipfile.ZipFile(archive) as bundle:
+        names = bundle.namelist()
+        page = next(bundle.read(n).decode() for n in names if n.endswith("/report.html"))
+        ours = next(bundle.read(n) for n in names if n.endswith("/index.html"))
+    assert any(n.endswith("/scores.csv") for n in names)
+    assert ours == (tiny_run / "results" / "report" / "index.html").read_bytes()
+    caption = (Path(__file__).parents[1] / "docs" / "report" / "scores.rst").read_text().split("\n")[0]
+    assert "The tidy score table" in caption and "The tidy score table" in page
 
 
 def test_nothing_to_do_after_a_complete_run(tiny_run):

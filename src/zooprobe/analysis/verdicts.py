@@ -195,3 +195,49 @@ def icn_headlines(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             headlines.append({"dataset": dataset, "arch": arch, "test": test, "headline": headline,
                               "others": [(v["metric"], v["verdict"]) for v in mine if v["metric"] != "test_error"]})
     return headlines
+
+
+def rank_movers(scores: pd.DataFrame, *, top: int = 3) -> list[dict[str, Any]]:
+    """Which models change rank most across benchmarks? Point estimates of rank, not a test.
+
+    Args:
+        scores: the tidy score table (its ``rank`` rows, 1 = best).
+        top: how many models to return.
+
+    Returns:
+        Up to ``top`` records, largest spread first, of the models ranked on every benchmark that ranks
+        two or more of them: ``model``, ``ranks`` (benchmark -> rank), ``best`` and ``worst`` (benchmark,
+        rank) and ``spread`` (worst minus best rank); only models whose rank changes at all. Whether a
+        change is more than noise is for the agreement intervals to say, not this record.
+    """
+    ranks = scores[scores.metric == "rank"].pivot(index="model", columns="benchmark", values="value")
+    order = [b for b in dict.fromkeys(scores[scores.metric == "rank"].benchmark) if ranks[b].notna().sum() >= 2]
+    ranks = ranks[order].dropna() if order else ranks.iloc[0:0]
+    records = []
+    for model, row in ranks.iterrows():
+        best, worst = row.idxmin(), row.idxmax()
+        if row[worst] > row[best]:
+            records.append({"model": model, "ranks": {b: int(r) for b, r in row.items()},
+                            "best": (best, int(row[best])), "worst": (worst, int(row[worst])),
+                            "spread": int(row[worst] - row[best]), "n_models": len(ranks)})
+    records.sort(key=lambda r: (-r["spread"], r["model"]))
+    return records[:top]
+
+
+def retained_range(scores: pd.DataFrame, *, family: str) -> dict[str, Any] | None:
+    """The tunnel effect in one record: the least and most of the OOD accuracy kept at the penultimate layer.
+
+    Args:
+        scores: the tidy score table.
+        family: ``tunnel`` (probes trained on each OOD set) or ``shift`` (ID probes under shift).
+
+    Returns:
+        ``None`` without such rows; else ``lowest`` and ``highest``, each ``{"model", "benchmark",
+        "value", "ci_low", "ci_high"}`` of ``<family>_retained_pct``, and ``n`` (model, OOD set) pairs.
+    """
+    part = scores[scores.metric == f"{family}_retained_pct"].dropna(subset=["value"])
+    if part.empty:
+        return None
+    keep = ["model", "benchmark", "value", "ci_low", "ci_high"]
+    ordered = part.sort_values("value")
+    return {"lowest": ordered.iloc[0][keep].to_dict(), "highest": ordered.iloc[-1][keep].to_dict(), "n": len(part)}

@@ -5,18 +5,20 @@ from __future__ import annotations
 import html
 
 import pandas as pd
+from markupsafe import Markup
 
 from zooprobe.analysis import verdicts
-from zooprobe.report.figures import accuracy_alignment_scatter, alignment_layer_curves, png_data_uri
+from zooprobe.report.blocks import Section, table_html
+from zooprobe.report.figures import Style, accuracy_alignment_scatter, alignment_layer_curves, png_data_uri
 from zooprobe.report.sections import estimate_cell
 
 
-def alignment_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benchmarks: list[str]) -> str:
+def alignment_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benchmarks: list[str],
+                      colours: Style | None = None) -> Section | None:
     """Human alignment: RSA per layer with CIs, noise ceilings, odd-one-out, and human label agreement."""
     if not benchmarks:
-        return ""
-    parts = ["<h2>Human alignment</h2>",
-             "<p>RSA is the Spearman correlation between the model's pairwise cosine or correlation similarity "
+        return None
+    parts = ["<p>RSA is the Spearman correlation between the model's pairwise cosine or correlation similarity "
              "and the human similarity over the upper triangle, with a 95% CI from resampling stimuli: "
              "<code>rsa</code> against the group similarity, and, where per-subject RDMs exist, "
              "<code>rsa_subject_mean</code>, the mean over subjects of the RSA with each subject's RDM, which is "
@@ -59,7 +61,7 @@ def alignment_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benc
         table = odd.assign(cell=[estimate_cell(r) for r in odd.itertuples()]).pivot(index="model", columns="benchmark",
                                                                               values="cell")
         parts += ["<h3>Odd-one-out accuracy at the selected layer [95% CI] (chance 0.333)</h3>",
-                  table.to_html(escape=True, na_rep="")]
+                  table_html(table)]
     labels = scores[scores.metric.isin(["cross_entropy", "kl", "entropy_spearman"]) & scores.benchmark.isin(benchmarks)]
     for benchmark in dict.fromkeys(labels.benchmark):
         part = labels[labels.benchmark == benchmark]
@@ -70,15 +72,15 @@ def alignment_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benc
                   "<p>Per image, cross-entropy -sum h log p and KL(h || p) between the human distribution h and "
                   "the model's softmax p (lower is better), averaged over images; and the Spearman correlation of "
                   "per-image entropies. Rows include published prediction tables.</p>",
-                  table.loc[list(order)].to_html(escape=True)]
+                  table_html(table.loc[list(order)])]
     if not rsa.empty:
         parts += ["<h3>Alignment per layer</h3>",
-                  f"<img alt='alignment per layer' src='{png_data_uri(alignment_layer_curves(scores, benchmarks))}'>"]
+                  f"<img alt='alignment per layer' src='{png_data_uri(alignment_layer_curves(scores, benchmarks, colours))}'>"]
     if accuracy_benchmarks:
         parts += ["<h3>Accuracy against alignment</h3>",
                   f"<img alt='accuracy against alignment' "
-                  f"src='{png_data_uri(accuracy_alignment_scatter(scores, accuracy_benchmarks[0], benchmarks))}'>"]
-    return "\n".join(parts)
+                  f"src='{png_data_uri(accuracy_alignment_scatter(scores, accuracy_benchmarks[0], benchmarks, colours=colours))}'>"]
+    return Section("Human alignment", Markup("\n".join(parts)), anchor="alignment")
 
 
 DENSE_TABLE_METRICS = {"depth": ("delta1", "depth delta1 (higher is better)"),
@@ -86,13 +88,13 @@ DENSE_TABLE_METRICS = {"depth": ("delta1", "depth delta1 (higher is better)"),
                        "figure_ground": ("iou", "figure-ground IoU (higher is better)")}
 
 
-def dense_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benchmarks: list[str]) -> str:
+def dense_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benchmarks: list[str],
+                  colours: Style | None = None) -> Section | None:
     """Dense probes: per-layer depth delta1, normal error and IoU, trained against random init, and
     mid-level against classification."""
     if not benchmarks:
-        return ""
-    parts = ["<h2>Mid-level vision: dense probes (Chen, Marks & Cheng 2024)</h2>",
-             "<p>A linear (1x1 convolution) or small convolutional head on frozen spatial features, one per "
+        return None
+    parts = ["<p>A linear (1x1 convolution) or small convolutional head on frozen spatial features, one per "
              "layer, trained on the train images and scored on the test images; every metric is the mean over "
              "test images of the per-image value, with a 95% bootstrap CI over images. Depth is scored after "
              "aligning each prediction's scale to the truth by the median ratio (the head is trained with the "
@@ -117,7 +119,8 @@ def dense_section(scores: pd.DataFrame, benchmarks: list[str], accuracy_benchmar
                   "over every trained/random-init comparison of the run.</p>", "<ul>", *comparisons, "</ul>"]
     if accuracy_benchmarks:
         figure = accuracy_alignment_scatter(scores, accuracy_benchmarks[0], benchmarks,
-                                            title="Mid-level against classification")
+                                            title="Mid-level against classification", colours=colours)
         parts += ["<h3>Mid-level against classification</h3>",
                   f"<img alt='mid-level against classification' src='{png_data_uri(figure)}'>"]
-    return "\n".join(parts)
+    return Section("Mid-level vision: dense probes (Chen, Marks & Cheng 2024)", Markup("\n".join(parts)),
+                   anchor="dense")

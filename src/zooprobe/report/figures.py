@@ -1,9 +1,14 @@
-"""The report's figures (matplotlib, Agg backend) and their embedding as PNG data URIs."""
+"""The report's figures (matplotlib, Agg backend) and their embedding as PNG data URIs.
+
+Every figure that shows models takes ``colours``, one colour per model from :func:`model_colours`,
+so that a model looks the same in every figure of a report.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
+from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -14,6 +19,35 @@ import pandas as pd  # noqa: E402
 
 from zooprobe.analysis import stats  # noqa: E402
 from zooprobe.analysis.agreement import agreement_matrix  # noqa: E402
+
+# Okabe & Ito (2008), safe for the common colour-vision deficiencies (less their yellow, which thin lines
+# on white do not show), then Paul Tol's "muted" set for larger zoos; past both, colours repeat and the
+# markers of MARKERS tell models apart.
+COLOUR_BLIND_SAFE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000",
+                     "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
+                     "#AA4499")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+Style = Mapping[str, tuple[str, str]]
+
+
+def model_colours(models: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """One (colour, marker) per model, in sorted name order, for every figure of a report.
+
+    Args:
+        models: the models of the report, in any order (duplicates are ignored).
+
+    Returns:
+        model -> (hex colour, matplotlib marker). Sorting first makes the style of a model depend
+        only on the set of models, not on the order a table lists them in.
+    """
+    names = sorted(set(models))
+    palette = len(COLOUR_BLIND_SAFE)
+    return {name: (COLOUR_BLIND_SAFE[i % palette], MARKERS[(i // palette) % len(MARKERS)])
+            for i, name in enumerate(names)}
+
+
+def _style(colours: Style | None, model: str) -> tuple[str, str]:
+    return (colours or {}).get(model, ("#555555", "o"))
 
 
 def png_data_uri(fig: plt.Figure) -> str:
@@ -51,85 +85,175 @@ def agreement_heatmap(scores: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def bump_chart(scores: pd.DataFrame) -> plt.Figure:
+def bump_chart(scores: pd.DataFrame, colours: Style | None = None) -> plt.Figure:
     """Each model's rank on each benchmark, joined by lines: crossings are ranking changes."""
     ranks = scores[scores.metric == "rank"].pivot(index="model", columns="benchmark", values="value")
     order = list(dict.fromkeys(scores[scores.metric == "rank"].benchmark))
     # Only models ranked on every benchmark (prediction tables, say, are ranked on one).
     ranks = ranks[order].dropna()
-    fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(order), 0.9 + 0.45 * len(ranks)))
+    fig, ax = plt.subplots(figsize=(2.4 + 1.6 * len(order), 0.9 + 0.45 * len(ranks)))
     for model, row in ranks.iterrows():
-        ax.plot(range(len(order)), row.values, marker="o", linewidth=2, label=model)
+        colour, marker = _style(colours, model)
+        ax.plot(range(len(order)), row.values, marker=marker, linewidth=2, color=colour, label=model)
         ax.annotate(model, (len(order) - 1, row.values[-1]), xytext=(6, 0), textcoords="offset points",
-                    va="center", fontsize=8)
+                    va="center", fontsize=8, color=colour)
     ax.set_xticks(range(len(order)), order, rotation=20, ha="right")
     ax.set_ylim(len(ranks) + 0.5, 0.5)
     ax.set_yticks(range(1, len(ranks) + 1))
     ax.set_ylabel("rank (1 = best)")
-    ax.set_title("Model ranks across benchmarks")
+    ax.set_title("Model ranks across benchmarks (point estimates)")
     ax.grid(alpha=0.3)
     return fig
 
 
-def layer_curves(scores: pd.DataFrame, layer_order: dict[str, list[str]], id_benchmarks: list[str]) -> plt.Figure:
-    """Probe accuracy per layer for every model: ID solid, OOD dashed, with 95% CI bands.
+def score_plot(scores: pd.DataFrame, benchmarks: Sequence[str], colours: Style | None = None) -> plt.Figure:
+    """Per benchmark, every model's score at its selected layer with its 95% CI, best model on top.
+
+    Args:
+        scores: the tidy score table (rows of metric ``score``).
+        benchmarks: the benchmarks to draw, one panel each.
+        colours: :func:`model_colours`.
+
+    Returns:
+        A grid of panels, three per row.
+    """
+    chosen = scores[(scores.metric == "score") & scores.benchmark.isin(benchmarks)]
+    names = [b for b in benchmarks if b in set(chosen.benchmark)]
+    columns = min(3, max(1, len(names)))
+    rows = int(np.ceil(len(names) / columns))
+    most = max((int((chosen.benchmark == b).sum()) for b in names), default=1)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, (0.8 + 0.28 * most) * rows), squeeze=False)
+    for ax, benchmark in zip(axes.flat, names):
+        part = chosen[chosen.benchmark == benchmark].sort_values("value")
+        y = np.arange(len(part))
+        for position, row in zip(y, part.itertuples()):
+            colour, marker = _style(colours, row.model)
+            ax.errorbar(row.value, position, xerr=[[row.value - row.ci_low], [row.ci_high - row.value]],
+                        fmt=marker, color=colour, capsize=3)
+        ax.set_yticks(y, part.model, fontsize=8)
+        ax.set_title(benchmark, fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    fig.suptitle("Score at the selected layer, 95% CI over test examples (best on top)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+    return fig
+
+
+def layer_curves(scores: pd.DataFrame, layer_order: dict[str, list[str]], id_benchmarks: list[str],
+                 colours: Style | None = None) -> plt.Figure:
+    """Probe accuracy per layer: one panel per benchmark, one line per model, with 95% CI bands.
 
     Args:
         scores: the tidy score table.
         layer_order: model -> its layers, input to output.
-        id_benchmarks: the in-distribution benchmarks (drawn solid).
+        id_benchmarks: the in-distribution benchmarks (their panels come first).
+        colours: :func:`model_colours`.
 
     Returns:
-        One panel per model.
+        Panels of accuracy against relative depth (first to last probed layer), since models differ in
+        their number of layers; the large marker is the layer each model's score is read at.
     """
     accuracy = scores[scores.metric == "accuracy"]
-    models = sorted(accuracy.model.unique())
-    columns = min(3, len(models))
-    rows = int(np.ceil(len(models) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False, sharey=True)
-    benchmarks = list(dict.fromkeys(accuracy.benchmark))
-    colours = {name: plt.cm.tab10(i % 10) for i, name in enumerate(benchmarks)}
-    for ax, model in zip(axes.flat, models):
-        layers = layer_order[model]
-        for benchmark in benchmarks:
+    found = list(dict.fromkeys(accuracy.benchmark))
+    benchmarks = [b for b in id_benchmarks if b in found] + [b for b in found if b not in id_benchmarks]
+    selected = scores[scores.metric == "score"].set_index(["benchmark", "model"]).layer
+    columns = min(3, max(1, len(benchmarks)))
+    rows = int(np.ceil(len(benchmarks) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.4 * rows), squeeze=False, sharey=True)
+    for ax, benchmark in zip(axes.flat, benchmarks):
+        for model in sorted(accuracy[accuracy.benchmark == benchmark].model.unique()):
             part = accuracy[(accuracy.model == model) & (accuracy.benchmark == benchmark)].set_index("layer")
-            part = part.reindex([layer for layer in layers if layer in part.index])
+            part = part.reindex([layer for layer in layer_order.get(model, part.index) if layer in part.index])
             if part.empty:
                 continue
-            x = np.arange(len(part))
-            style = "-" if benchmark in id_benchmarks else "--"
-            ax.plot(x, part.value, style, marker=".", color=colours[benchmark], label=benchmark)
-            ax.fill_between(x, part.ci_low, part.ci_high, color=colours[benchmark], alpha=0.15)
-            best = int(np.nanargmax(part.value.to_numpy()))
-            ax.plot(x[best], part.value.iloc[best], marker="*", markersize=11, color=colours[benchmark],
-                    markeredgecolor="black", linestyle="none")
-        ax.set_title(model)
-        ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
+            colour, marker = _style(colours, model)
+            x = np.linspace(0, 1, len(part)) if len(part) > 1 else np.zeros(1)
+            ax.plot(x, part.value, "-", color=colour, label=model, linewidth=1.6)
+            ax.fill_between(x, part.ci_low, part.ci_high, color=colour, alpha=0.12)
+            chosen = selected.get((benchmark, model))
+            if chosen in part.index:
+                at = list(part.index).index(chosen)
+                ax.plot(x[at], part.value.iloc[at], marker=marker, markersize=8, color=colour,
+                        markeredgecolor="black", linestyle="none")
+        kind = "in-distribution" if benchmark in id_benchmarks else "OOD"
+        ax.set_title(f"{benchmark} ({kind})", fontsize=9)
+        ax.set_xlabel("relative depth (first to last probed layer)", fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(models):]:
+    for ax in axes.flat[len(benchmarks):]:
         ax.axis("off")
     axes[0, 0].set_ylabel("linear-probe accuracy")
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle("Layer-wise accuracy (solid: in-distribution, dashed: OOD; star: best layer)")
+    fig.suptitle("Layer-wise accuracy with 95% CI bands (marker: the layer chosen on the ID val split)", fontsize=10)
     # Leave a fixed half inch above the panels for the title, whatever the number of rows.
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
     return fig
 
 
-def improvement_scatter(scores: pd.DataFrame, a: str, b: str) -> plt.Figure:
+def benchmark_scatter(scores: pd.DataFrame, x_benchmark: str, y_benchmark: str, *, colours: Style | None = None,
+                      ax: plt.Axes | None = None, y_label: str | None = None) -> plt.Figure:
+    """Any two benchmarks' scores against each other, one point per model with both 95% CIs.
+
+    Args:
+        scores: the tidy score table (rows of metric ``score``).
+        x_benchmark: benchmark on the x axis.
+        y_benchmark: benchmark on the y axis.
+        colours: :func:`model_colours`.
+        ax: draw into this axis (else a new figure).
+        y_label: the y axis label (default: the benchmark's name).
+
+    Returns:
+        The figure drawn into. The least-squares line is drawn with 3 or more models; the title gives
+        the Spearman rho over models with its population interval where the analysis computed one.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.6, 4.0))
+    chosen = scores[scores.metric == "score"]
+    x_rows = chosen[chosen.benchmark == x_benchmark].set_index("model")
+    y_rows = chosen[chosen.benchmark == y_benchmark].set_index("model")
+    models = [m for m in x_rows.index if m in y_rows.index]
+    for model in models:
+        colour, marker = _style(colours, model)
+        xr, yr = x_rows.loc[model], y_rows.loc[model]
+        ax.errorbar(xr.value, yr.value, xerr=[[xr.value - xr.ci_low], [xr.ci_high - xr.value]],
+                    yerr=[[yr.value - yr.ci_low], [yr.ci_high - yr.value]], fmt=marker, color=colour,
+                    capsize=2, zorder=3)
+        ax.annotate(model, (xr.value, yr.value), xytext=(3, 3), textcoords="offset points", fontsize=7, color=colour)
+    title = y_benchmark
+    if len(models) >= 3:
+        x_values, y_values = x_rows.loc[models, "value"].to_numpy(), y_rows.loc[models, "value"].to_numpy()
+        slope, intercept, r2 = stats.linear_fit(x_values, y_values)
+        line = np.linspace(x_values.min(), x_values.max(), 10)
+        ax.plot(line, slope * line + intercept, color="#555555", linestyle="--",
+                label=f"least squares: slope {slope:.2f}, R² {r2:.2f}")
+        ax.legend(fontsize=7)
+    rho = scores[scores.benchmark.isin([f"{x_benchmark}~{y_benchmark}", f"{y_benchmark}~{x_benchmark}"])
+                 & (scores.metric == "spearman_rho_population")]
+    if not rho.empty:
+        r = rho.iloc[0]
+        title += f"\nSpearman {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] over models, n={int(r.n)}"
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(f"{x_benchmark} score")
+    ax.set_ylabel(y_label or f"{y_benchmark} score")
+    ax.grid(alpha=0.3)
+    return ax.figure
+
+
+def improvement_scatter(scores: pd.DataFrame, a: str, b: str, colours: Style | None = None) -> plt.Figure:
     """Each architecture's % improvement over the baseline on dataset A against dataset B, with the fit line."""
     improvement = scores[scores.metric == "relative_improvement"].pivot(index="model", columns="benchmark",
                                                                          values="value")
     pair = scores[(scores.benchmark == f"{a}~{b}")].set_index("metric").value
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
-    ax.scatter(improvement[a], improvement[b], s=40, zorder=3)
     for model, row in improvement.iterrows():
-        ax.annotate(model, (row[a], row[b]), xytext=(4, 3), textcoords="offset points", fontsize=8)
+        colour, marker = _style(colours, model)
+        ax.scatter(row[a], row[b], s=40, zorder=3, color=colour, marker=marker)
+        ax.annotate(model, (row[a], row[b]), xytext=(4, 3), textcoords="offset points", fontsize=8, color=colour)
     low, high = np.nanmin(improvement[[a, b]].to_numpy()), np.nanmax(improvement[[a, b]].to_numpy())
     x = np.linspace(low, high, 20)
     ax.plot(x, x, ":", color="grey", label="y = x")
     if np.isfinite(pair.get("improvement_slope", np.nan)):
-        ax.plot(x, pair["improvement_slope"] * x + pair["improvement_intercept"], "-", color="C3",
+        ax.plot(x, pair["improvement_slope"] * x + pair["improvement_intercept"], "--", color="#555555",
                 label=f"fit: slope {pair['improvement_slope']:.2f}, R² {pair['improvement_r2']:.2f}")
     ax.set_xlabel(f"% improvement over baseline on {a}")
     ax.set_ylabel(f"% improvement over baseline on {b}")
@@ -153,7 +277,7 @@ def curve_rsa(scores: pd.DataFrame, benchmarks: list[str]) -> pd.DataFrame:
     return rsa[(rsa.metric == "rsa_subject_mean") | ~rsa.benchmark.isin(with_subjects)]
 
 
-def alignment_layer_curves(scores: pd.DataFrame, benchmarks: list[str]) -> plt.Figure:
+def alignment_layer_curves(scores: pd.DataFrame, benchmarks: list[str], colours: Style | None = None) -> plt.Figure:
     """RSA per layer for every model on each similarity benchmark (x: relative depth), with 95% CI bands.
 
     Where per-subject RDMs exist the curve is the subject-mean RSA, under its noise-ceiling band."""
@@ -161,15 +285,15 @@ def alignment_layer_curves(scores: pd.DataFrame, benchmarks: list[str]) -> plt.F
     names = list(dict.fromkeys(rsa.benchmark))
     fig, axes = plt.subplots(1, len(names), figsize=(4.4 * len(names), 3.6), squeeze=False, sharey=True)
     models = sorted(rsa.model.unique())
-    colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(models)}
     for ax, benchmark in zip(axes.flat, names):
         for model in models:
             part = rsa[(rsa.benchmark == benchmark) & (rsa.model == model)]
             if part.empty:
                 continue
             x = np.linspace(0, 1, len(part)) if len(part) > 1 else np.zeros(1)
-            ax.plot(x, part.value, marker=".", color=colours[model], label=model)
-            ax.fill_between(x, part.ci_low, part.ci_high, color=colours[model], alpha=0.12)
+            colour, marker = _style(colours, model)
+            ax.plot(x, part.value, marker=marker, markersize=3, color=colour, label=model)
+            ax.fill_between(x, part.ci_low, part.ci_high, color=colour, alpha=0.12)
         ceiling = scores[(scores.benchmark == benchmark) & (scores.metric == "noise_ceiling_lower")]
         if not ceiling.empty:
             lower = float(ceiling.value.iloc[0])
@@ -186,31 +310,14 @@ def alignment_layer_curves(scores: pd.DataFrame, benchmarks: list[str]) -> plt.F
 
 
 def accuracy_alignment_scatter(scores: pd.DataFrame, accuracy_benchmark: str, benchmarks: list[str],
-                               title: str = "Accuracy against human alignment") -> plt.Figure:
-    """Each alignment (or dense) score against the probe accuracy, across models, with a least-squares line."""
-    chosen = scores[scores.metric == "score"].pivot(index="model", columns="benchmark", values="value")
-    fig, axes = plt.subplots(1, len(benchmarks), figsize=(4.2 * len(benchmarks), 3.8), squeeze=False)
+                               title: str = "Accuracy against human alignment",
+                               colours: Style | None = None) -> plt.Figure:
+    """Each alignment (or dense) score against the probe accuracy, across models: :func:`benchmark_scatter` panels."""
+    fig, axes = plt.subplots(1, len(benchmarks), figsize=(4.2 * len(benchmarks), 3.9), squeeze=False)
     for ax, benchmark in zip(axes.flat, benchmarks):
-        pair = chosen[[accuracy_benchmark, benchmark]].dropna()
-        ax.scatter(pair[accuracy_benchmark], pair[benchmark], s=36, zorder=3)
-        for model, row in pair.iterrows():
-            ax.annotate(model, (row[accuracy_benchmark], row[benchmark]), xytext=(3, 3), textcoords="offset points",
-                        fontsize=7)
-        title = benchmark
-        rho = scores[(scores.benchmark.isin([f"{accuracy_benchmark}~{benchmark}", f"{benchmark}~{accuracy_benchmark}"]))
-                     & (scores.metric == "spearman_rho_population")]
-        if len(pair) >= 3:
-            slope, intercept, r2 = stats.linear_fit(pair[accuracy_benchmark].to_numpy(), pair[benchmark].to_numpy())
-            x = np.linspace(pair[accuracy_benchmark].min(), pair[accuracy_benchmark].max(), 10)
-            ax.plot(x, slope * x + intercept, color="C3", label=f"fit: slope {slope:.2f}, R² {r2:.2f}")
-            ax.legend(fontsize=7)
-        if not rho.empty:
-            r = rho.iloc[0]
-            title += f"\nSpearman {r.value:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] over models, n={int(r.n)}"
-        ax.set_title(title, fontsize=9)
+        benchmark_scatter(scores, accuracy_benchmark, benchmark, colours=colours, ax=ax,
+                          y_label=ALIGNMENT_SCORE_NAMES.get(_score_metric(scores, benchmark), "alignment"))
         ax.set_xlabel(f"{accuracy_benchmark} probe accuracy")
-        ax.set_ylabel(ALIGNMENT_SCORE_NAMES.get(_score_metric(scores, benchmark), "alignment"))
-        ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
     return fig

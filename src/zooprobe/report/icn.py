@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
 from zooprobe.analysis import verdicts
+from zooprobe.report.blocks import Section, table_html
 from zooprobe.report.figures import png_data_uri, sample_grid_figure
 
 
@@ -25,18 +27,17 @@ def _verdict_table(records: list[dict[str, Any]], *, with_layer: bool) -> str:
                                              f"{100 * v['diff_high']:+.2f}]",
              "paired t p": f"{v['p']:.3g}", f"Holm p (over {v['family_size']})": f"{v['p_holm']:.3g}",
              "verdict": v["verdict"]} for v in records]
-    return pd.DataFrame(rows).to_html(index=False, escape=True)
+    return table_html(pd.DataFrame(rows), index=False)
 
 
-def introspective_section(introspective: dict[str, Any] | None) -> str:
+def introspective_section(introspective: dict[str, Any] | None) -> Section | None:
     """Baseline against introspective classifier (ICN): error table, per-round samples, verdicts."""
     if not introspective:
-        return ""
+        return None
     records = introspective["verdicts"]
     scratch = [v for v in records if v["experiment"] == "from_scratch"]
     probes = [v for v in records if v["experiment"] == "probe"]
-    parts = ["<h2>Introspective classification (reclassification-by-synthesis)</h2>",
-             "<p>Jin, Lazarow &amp; Tu (2017): each round, pseudo-negatives are drawn by Langevin dynamics on the "
+    parts = ["<p>Jin, Lazarow &amp; Tu (2017): each round, pseudo-negatives are drawn by Langevin dynamics on the "
              "input from the distribution exp(class score / T) that the current classifier defines (class score: "
              "logit of the class minus logit of 'pseudo-negative', a (K+1)-th output), and join the training set as "
              "negatives with hard labels. The baseline is the same "
@@ -72,4 +73,5 @@ def introspective_section(introspective: dict[str, Any] | None) -> str:
                   "feature space and clamped to the training features' range. The plain probe is the same head "
                   "and optimiser with zero rounds. Both are read at the layer where the plain probe's mean "
                   "validation error is lowest.</p>", _verdict_table(probes, with_layer=True)]
-    return "\n".join(parts)
+    return Section("Introspective classification (reclassification-by-synthesis)", Markup("\n".join(parts)),
+                   anchor="introspective")

@@ -1,28 +1,41 @@
-"""A self-contained HTML report: figures are embedded PNGs, tables are plain HTML.
+"""A self-contained HTML report: one Jinja2 template, figures as embedded PNGs, tables that sort.
 
 The report only formats: every comparison it puts into words comes as a record from
-:mod:`zooprobe.analysis.verdicts`.
+:mod:`zooprobe.analysis.verdicts` (worded in :mod:`zooprobe.report.findings`).
 """
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import jinja2
 import numpy as np
 import pandas as pd
+import yaml
+from markupsafe import Markup
 
+from zooprobe import code_version
+from zooprobe.analysis import verdicts
 from zooprobe.io.atomic import atomic_output
+from zooprobe.report import findings as wording
 from zooprobe.report.alignment import alignment_section, dense_section
-from zooprobe.report.figures import agreement_heatmap, bump_chart, layer_curves, png_data_uri
+from zooprobe.report.blocks import Section, table_html
+from zooprobe.report.figures import (Style, agreement_heatmap, bump_chart, layer_curves, model_colours, png_data_uri,
+                                     score_plot)
 from zooprobe.report.icn import introspective_section
-from zooprobe.report.sections import (INTERVALS_SENTENCE, agreement_table, head_section, imagenot_section,
-                                      permutation_sentence, seed_section, summary_table, tunnel_section,
-                                      variable_section)
+from zooprobe.report.sections import (EXACT_BOUND_NOTE, INTERVALS_SENTENCE, agreement_table, head_section, imagenot_section,
+                                      permutation_sentence, seed_section, selected_layer_table, summary_table,
+                                      tunnel_section, variable_section)
 
+TEMPLATE = "report.html.j2"
+STRENGTH_LABELS = {"result": "result", "weak": "too weak to say", "note": "description"}
+READING_NOTE = ("Each model is scored at the layer chosen on its task's in-distribution validation split; scores "
+                "have 95% percentile bootstrap CIs over test examples. A verdict needs a Holm-adjusted permutation "
+                "p below 0.05 over all pairs of benchmarks; rank correlations carry two intervals (given the zoo, "
+                "and over a population of models), defined in the agreement section.")
 DEFAULT_TITLE = "zooprobe report"
 
 
@@ -98,6 +111,75 @@ def read_report_inputs(*, scores_path: str | Path, summary_path: str | Path, con
                         config=config, title=settings.get("title", DEFAULT_TITLE), introspective=introspective)
 
 
+def _figure(uri: str, caption: str) -> str:
+    return (f"<figure><img alt='{Markup.escape(caption)}' src='{uri}'><figcaption>{Markup.escape(caption)}"
+            f"</figcaption></figure>")
+
+
+def _score_sections(inputs: ReportInputs, colours: Style) -> list[Section]:
+    """The scores, their agreement between benchmarks, and the layer curves."""
+    scores = inputs.scores
+    chosen = scores[scores.metric == "score"]
+    if chosen.empty:
+        return []
+    benchmarks = list(dict.fromkeys(chosen.benchmark))
+    sections = [Section("Scores at the selected layer", Markup("\n".join([
+        "<p>Each cell: score [95% CI over test examples] (#rank, 1 = best). Click a header to sort.</p>",
+        table_html(summary_table(scores).rename_axis("model")),
+        "<h3>Selected layer per model and benchmark</h3>",
+        "<p>Each task chooses its layer on its own in-distribution validation split; its OOD sets are read at "
+        "the same layer.</p>",
+        table_html(selected_layer_table(scores).rename_axis("model")),
+        _figure(png_data_uri(score_plot(scores, benchmarks, colours)),
+                "Score per benchmark at the selected layer, models sorted, 95% CI over test examples."),
+    ])), anchor="scores")]
+    if not scores[scores.metric == "kendall_tau_given_zoo"].empty:
+        sections.append(Section("Does the ranking hold? Agreement between benchmarks", Markup("\n".join([
+            f"<p>Kendall tau-b and Spearman rho of the unit scores for every pair of benchmarks. {INTERVALS_SENTENCE} "
+            f"{permutation_sentence()}</p>", table_html(agreement_table(scores).rename_axis("pair")),
+            f"<p>{EXACT_BOUND_NOTE}</p>",
+            _figure(png_data_uri(agreement_heatmap(scores)), "Ranking agreement: Kendall tau with both intervals."),
+            _figure(png_data_uri(bump_chart(scores, colours)),
+                    "Ranks across benchmarks: crossing lines are ranking changes (point estimates)."),
+        ])), anchor="agreement"))
+    if not scores[scores.metric == "accuracy"].empty:
+        sections.append(Section("Layer by layer", Markup(_figure(
+            png_data_uri(layer_curves(scores, inputs.layer_order, inputs.id_benchmarks, colours)),
+            "Layer-wise ID and OOD accuracy: linear-probe accuracy per layer with 95% CI bands; the marker is the "
+            "layer chosen on the ID validation split.")), anchor="layers"))
+    return sections
+
+
+def provenance_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per model with named columns, from the per-(model, task) provenance records.
+
+    Args:
+        records: the analysis summary's ``provenance`` list.
+
+    Returns:
+        Columns ``model``, ``arch``, ``weights_sha256``, ``pooling``, ``seed``, ``zooprobe_version``, one
+        ``preprocessing: <key>`` column per preprocessing field, and ``selected layer (<task>)`` per task.
+        A field that differs between a model's tasks lists every value, separated by "; ".
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for record in records:
+        row = rows.setdefault(record["model"], {"model": record["model"]})
+        fields = {k: v for k, v in record.items() if k not in ("model", "task", "preprocessing", "selected_layer")}
+        preprocessing = record.get("preprocessing") or {}
+        if not isinstance(preprocessing, dict):
+            preprocessing = {"": preprocessing}
+        fields |= {f"preprocessing: {k}" if k else "preprocessing": v for k, v in preprocessing.items()}
+        fields[f"selected layer ({record.get('task', '')})"] = record.get("selected_layer")
+        for key, value in fields.items():
+            text = json.dumps(value) if isinstance(value, (dict, list)) else "" if value is None else str(value)
+            known = row.get(key)
+            row[key] = text if known in (None, text) else f"{known}; {text}" if text not in known.split("; ") else known
+    frame = pd.DataFrame(list(rows.values()))
+    first = [c for c in ("model", "arch", "weights_sha256", "pooling", "seed", "zooprobe_version") if c in frame]
+    layers = sorted(c for c in frame if c.startswith("selected layer"))
+    return frame[first + layers + [c for c in frame if c not in first and c not in layers]]
+
+
 def render_report(inputs: ReportInputs) -> str:
     """Render the whole report as one HTML string.
 
@@ -105,46 +187,34 @@ def render_report(inputs: ReportInputs) -> str:
         inputs: the score table and everything beside it.
 
     Returns:
-        A self-contained HTML document.
+        A self-contained HTML document: findings first, then the sections that ran, then provenance
+        and params.
     """
-    scores, title = inputs.scores, inputs.title
-    figures = {
-        "Ranking agreement: Kendall tau with both intervals": png_data_uri(agreement_heatmap(scores)),
-        "Ranks across benchmarks": png_data_uri(bump_chart(scores)),
-        "Layer-wise ID and OOD accuracy": png_data_uri(layer_curves(scores, inputs.layer_order, inputs.id_benchmarks)),
-    }
-    prov = pd.DataFrame(inputs.provenance)
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px}"
-        "th{background:#f3f3f3}img{max-width:100%}pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}"
-        "</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        "<p>Does a model's ranking hold up? Each model is scored by a linear probe at the layer chosen on the "
-        "in-distribution validation split. A model's score has a 95% percentile bootstrap CI over test examples; "
-        "rank correlations have two intervals, described below.</p>",
-        "<h2>Scores at the selected layer [95% CI] (#rank)</h2>", summary_table(scores).to_html(escape=True),
-        "<h2>Ranking agreement between benchmarks</h2>",
-        f"<p>Kendall tau-b and Spearman rho of the unit scores for every pair of benchmarks. {INTERVALS_SENTENCE} "
-        f"{permutation_sentence()}</p>", agreement_table(scores).to_html(escape=True),
-    ]
-    for caption, uri in figures.items():
-        parts += [f"<h2>{html.escape(caption)}</h2>", f"<img alt='{html.escape(caption)}' src='{uri}'>"]
-    parts.append(head_section(scores))
-    parts.append(seed_section(scores))
-    parts.append(imagenot_section(scores, inputs.config.get("sweep")))
-    parts.append(tunnel_section(scores))
-    parts.append(variable_section(scores))
-    parts.append(alignment_section(scores, inputs.alignment_benchmarks, inputs.id_benchmarks))
-    parts.append(dense_section(scores, inputs.dense_benchmarks, inputs.id_benchmarks))
-    parts.append(introspective_section(inputs.introspective))
-    parts += [
-        "<h2>What was run</h2><h3>Provenance</h3>", prov.to_html(index=False, escape=True),
-        "<h3>Params</h3>", f"<pre>{html.escape(json.dumps(inputs.config, indent=2, sort_keys=True))}</pre>",
-        "</body></html>",
-    ]
-    return "\n".join(parts)
+    scores = inputs.scores
+    colours = model_colours(list(scores.model[~scores.model.isin(["(all)"])].dropna().unique()))
+    sections = [*_score_sections(inputs, colours)]
+    for section in (head_section(scores), seed_section(scores),
+                    imagenot_section(scores, inputs.config.get("sweep"), colours), tunnel_section(scores),
+                    variable_section(scores),
+                    alignment_section(scores, inputs.alignment_benchmarks, inputs.id_benchmarks, colours),
+                    dense_section(scores, inputs.dense_benchmarks, inputs.id_benchmarks, colours),
+                    introspective_section(inputs.introspective)):
+        if section is not None:
+            sections.append(section)
+    agreement = verdicts.agreement_findings(scores)
+    findings = wording.ranking_findings(agreement)
+    findings += [f for f in (wording.mover_sentence(verdicts.rank_movers(scores)),) if f is not None]
+    findings += wording.section_findings(scores, introspective=inputs.introspective,
+                                         present={s.id for s in sections})
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("zooprobe.report", "templates"),
+                                     autoescape=True, undefined=jinja2.StrictUndefined)
+    chosen = scores[scores.metric == "score"]
+    return environment.get_template(TEMPLATE).render(
+        title=inputs.title, version=code_version(), sections=sections, findings=findings,
+        strength_labels=STRENGTH_LABELS, reading_note=READING_NOTE,
+        n_models=chosen.model.nunique(), n_benchmarks=chosen.benchmark.nunique(),
+        provenance=table_html(provenance_table(inputs.provenance), index=False) if inputs.provenance else "",
+        params_yaml=yaml.safe_dump(inputs.config, sort_keys=False, default_flow_style=False))
 
 
 def write_report(out: str | Path, **inputs: Any) -> str:

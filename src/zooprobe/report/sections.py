@@ -11,11 +11,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
 from zooprobe.analysis import stats
 from zooprobe.analysis import tunnel
 from zooprobe.analysis import verdicts
-from zooprobe.report.figures import improvement_scatter, png_data_uri
+from zooprobe.report.blocks import Section, table_html
+from zooprobe.report.figures import Style, improvement_scatter, png_data_uri
 
 
 def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
@@ -25,22 +27,25 @@ def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
     ranks = scores[scores.metric == "rank"].set_index(["benchmark", "model"]).value
     chosen["cell"] += [f" (#{int(ranks[(r.benchmark, r.model)])})" for r in chosen.itertuples()]
     table = chosen.pivot(index="model", columns="benchmark", values="cell")
-    table = table[list(dict.fromkeys(chosen.benchmark))]
-    layers = chosen.drop_duplicates("model").set_index("model").layer
-    table.insert(0, "selected layer", layers)
-    return table
+    return table[list(dict.fromkeys(chosen.benchmark))]
 
 
-def head_section(scores: pd.DataFrame) -> str:
+def selected_layer_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Models x benchmarks: the layer each score is read at (each task chooses its own, on its val split)."""
+    chosen = scores[scores.metric == "score"]
+    table = chosen.pivot(index="model", columns="benchmark", values="layer")
+    return table[list(dict.fromkeys(chosen.benchmark))]
+
+
+def head_section(scores: pd.DataFrame) -> Section | None:
     """Own-head accuracy beside any published accuracy, and whether the published order holds."""
     head = scores[scores.metric == "head_accuracy"]
     if head.empty:
-        return ""
+        return None
     cells = head.assign(cell=[estimate_cell(r) for r in head.itertuples()])
     table = cells.pivot(index="model", columns="benchmark", values="cell")
     published = scores[scores.metric == "published_accuracy"]
-    parts = ["<h2>The models' own heads</h2>",
-             "<p>Top-1 accuracy of each model's own classifier on the sets of its label space [95% CI]"
+    parts = ["<p>Top-1 accuracy of each model's own classifier on the sets of its label space [95% CI]"
              + ("" if published.empty else ", beside the accuracy published with its checkpoint"
                 if (published.method == "published with the checkpoint").all()
                 else ", beside its published top-1 (from the table row named; there over the full test set of that"
@@ -51,7 +56,7 @@ def head_section(scores: pd.DataFrame) -> str:
         where = published.set_index("model").method
         if (where != "published with the checkpoint").any():
             table.insert(1, "published in", where.str.removeprefix("published in "))
-        parts.append(table.to_html(na_rep=""))
+        parts.append(table_html(table))
         for record in verdicts.published_order(scores):
             pairs = "; ".join(
                 f"{html.escape(p['first'])} &minus; {html.escape(p['second'])} = {p['difference']:+.3f} "
@@ -67,8 +72,8 @@ def head_section(scores: pd.DataFrame) -> str:
                 f"direction at Holm-adjusted p &lt; {verdicts.ALPHA}; <em>contradicted</em>, one pair significantly "
                 f"reversed; <em>not resolved</em>, neither.</p>")
     else:
-        parts.append(table.to_html(na_rep=""))
-    return "\n".join(parts)
+        parts.append(table_html(table))
+    return Section("The models' own heads", Markup("\n".join(parts)), anchor="heads")
 
 
 INTERVALS_SENTENCE = (
@@ -101,15 +106,18 @@ def agreement_table(scores: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
             row = rows.setdefault(record["pair"], {"units": record["n_units"]})
             row[label] = f"{record['value']:.2f}"
             row[f"{label} CI given zoo"] = "[{:.2f}, {:.2f}]".format(*record["given_zoo"])
+            # Marked, and explained once under the table (EXACT_BOUND_NOTE), to keep the column narrow.
             row[f"{label} CI population"] = ("[{:.2f}, {:.2f}]".format(*record["population"])
-                                             + (" (every pair ordered alike: exact bound over disjoint "
-                                                "pairs, since no bootstrap redraw can disorder them)"
-                                                if record["population_degenerate"] else ""))
+                                             + (" exact*" if record["population_degenerate"] else ""))
             row[f"{label} p"] = f"{record['p']:.3g}"
             row[f"{label} p (Holm)"] = f"{record['p_holm']:.3g}"
             if statistic == "kendall_tau":
                 row["verdict (tau)"] = record["verdict"] + (f": {record['reason']}" if record["reason"] else "")
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+EXACT_BOUND_NOTE = ("* Every pair of units is ordered alike on both benchmarks, so no bootstrap redraw can "
+                    "disorder them: the population interval is the exact bound over disjoint pairs.")
 
 
 def interval_text(value: float, ci_low: float, ci_high: float, digits: int = 3) -> str:
@@ -142,7 +150,7 @@ TUNNEL_HEADINGS = {
 }
 
 
-def tunnel_section(scores: pd.DataFrame) -> str:
+def tunnel_section(scores: pd.DataFrame) -> Section | None:
     """Both tunnel families, labelled: % OOD retained, ID/OOD curve correlation and ID/OOD alignment, with CIs."""
     parts = []
     for family, (heading, what) in TUNNEL_HEADINGS.items():
@@ -158,17 +166,18 @@ def tunnel_section(scores: pd.DataFrame) -> str:
                   f"curves; <code>{family}_id_ood_alignment</code> = (acc_ID - chance) x (acc_OOD - chance) at the "
                   "penultimate layer. Brackets: 95% percentile intervals over bootstrap redraws of the ID and OOD "
                   "test examples, every metric recomputed on each redraw.</p>",
-                  pd.Series(cells).unstack().to_html(na_rep="")]
+                  table_html(pd.Series(cells).unstack().rename_axis(["model", "OOD set"]))]
     if not parts:
-        return ""
-    return "\n".join(["<h2>Tunnel effect</h2>", *parts])
+        return None
+    return Section("Tunnel effect", Markup("\n".join(parts)), anchor="tunnel")
 
 
-def imagenot_section(scores: pd.DataFrame, sweep: dict[str, Any] | None) -> str:
+def imagenot_section(scores: pd.DataFrame, sweep: dict[str, Any] | None, colours: Style | None = None
+                     ) -> Section | None:
     """The ImageNot protocol: per-dataset architecture rankings, their agreement, and the improvement fit."""
     accuracy = scores[scores.metric == "imagenot_accuracy"]
     if accuracy.empty or not sweep:
-        return ""
+        return None
     datasets = list(sweep["datasets"])
     sd = scores[(scores.metric == "seed_sd") & (scores.layer == "head")].set_index(["benchmark", "model"]).value
     improvement = scores[scores.metric == "relative_improvement"].set_index(["benchmark", "model"])
@@ -179,14 +188,14 @@ def imagenot_section(scores: pd.DataFrame, sweep: dict[str, Any] | None) -> str:
                                              f"({gain.value:+.1f}% [{gain.ci_low:+.1f}, {gain.ci_high:+.1f}])")
     table = pd.Series(cells).unstack()[datasets]
     parts = [
-        "<h2>ImageNot protocol (Salaudeen &amp; Hardt 2024)</h2>",
         f"<p>Every architecture trained from scratch with the same recipe on each of {', '.join(datasets)}, "
         f"seeds {sweep['seeds']}. Cells: own-head test accuracy, mean ± sd over seeds (% improvement over "
         f"<b>{html.escape(sweep['baseline'])}</b> [95% CI over seeds and test examples]).</p>",
-        table.to_html(escape=True),
+        table_html(table.rename_axis("configuration")),
     ]
     parts += [f"<p>Rank agreement of the configurations between datasets. {INTERVALS_SENTENCE} "
-              f"{permutation_sentence()}</p>", agreement_table(scores, prefix="imagenot_").to_html(escape=True)]
+              f"{permutation_sentence()}</p>", table_html(agreement_table(scores, prefix="imagenot_")),
+              f"<p>{EXACT_BOUND_NOTE}</p>"]
     for record in verdicts.improvement_findings(scores):
         a, b = record["a"], record["b"]
         reason = f"; {record['reason']}" if record["reason"] else ""
@@ -196,12 +205,12 @@ def imagenot_section(scores: pd.DataFrame, sweep: dict[str, Any] | None) -> str:
             f"improvements on {html.escape(b)} against {html.escape(a)}: slope "
             f"{interval_text(**record['slope'], digits=2)}, R² {interval_text(**record['r2'], digits=2)} "
             f"(95% CIs over seeds and test examples).</p>")
-        parts.append(f"<img alt='improvement scatter' src='{png_data_uri(improvement_scatter(scores, a, b))}'>")
+        parts.append(f"<img alt='improvement scatter' src='{png_data_uri(improvement_scatter(scores, a, b, colours))}'>")
     parts.append("<h3>Seed variation against rank differences</h3><ul>")
     for record in verdicts.seed_check(scores, prefix="imagenot_"):
         parts.append(f"<li><b>{html.escape(record['benchmark'])}</b>: {_seed_check(record)}</li>")
     parts.append("</ul>")
-    return "\n".join(parts)
+    return Section("ImageNot protocol (Salaudeen & Hardt 2024)", Markup("\n".join(parts)), anchor="imagenot")
 
 
 def _seed_check(record: dict[str, Any]) -> str:
@@ -213,37 +222,35 @@ def _seed_check(record: dict[str, Any]) -> str:
             f"{verdicts.ALPHA}). {detail}.")
 
 
-def seed_section(scores: pd.DataFrame) -> str:
+def seed_section(scores: pd.DataFrame) -> Section | None:
     """Models trained with several seeds: mean ± sd of the score per benchmark, and the rank check."""
     mean = scores[scores.metric == "seed_mean"]
     if mean.empty:
-        return ""
+        return None
     sd = scores[(scores.metric == "seed_sd") & (scores.layer == "selected")].set_index(["benchmark", "model"]).value
     cells = {(r.model, r.benchmark): f"{r.value:.3f} ± {sd[(r.benchmark, r.model)]:.3f} (n={r.n})"
              for r in mean.itertuples()}
-    parts = ["<h2>Seeds</h2>",
-             "<p>Models trained with several seeds (named <code>&lt;model&gt;-s&lt;seed&gt;</code>): the probe score "
+    parts = ["<p>Models trained with several seeds (named <code>&lt;model&gt;-s&lt;seed&gt;</code>): the probe score "
              "at the selected layer, mean ± sd over seeds. In every rank statistic these seeds are one unit.</p>",
-             pd.Series(cells).unstack().to_html(na_rep=""), "<ul>"]
+             table_html(pd.Series(cells).unstack().rename_axis("model")), "<ul>"]
     for record in verdicts.seed_check(scores):
         parts.append(f"<li><b>{html.escape(record['benchmark'])}</b>: {_seed_check(record)}</li>")
     parts.append("</ul>")
-    return "\n".join(parts)
+    return Section("Seeds", Markup("\n".join(parts)), anchor="seeds")
 
 
-def variable_section(scores: pd.DataFrame) -> str:
+def variable_section(scores: pd.DataFrame) -> Section | None:
     """Paired Wilcoxon tests and Cliff's delta of the tunnel metrics across each sweep variable's settings."""
     part = scores[scores.benchmark.str.startswith("variable:")]
     if part.empty:
-        return ""
+        return None
     table = part.pivot_table(index=["benchmark", "model", "layer"], columns="metric", values="value")
     table["pairs"] = part.groupby(["benchmark", "model", "layer"]).n.first()
-    return "\n".join([
-        "<h2>Training variables and the tunnel effect</h2>",
+    return Section("Training variables and the tunnel effect", Markup("\n".join([
         "<p>Models paired on everything but one variable (architecture, other settings, dataset, seed, OOD set). "
         "<code>cliffs_delta</code> &gt; 0 and <code>median_difference</code> &gt; 0 mean the metric is higher with "
         "the first-named setting; <code>wilcoxon_p</code> is the two-sided paired signed-rank p-value, "
         "<code>wilcoxon_p_holm</code> and <code>wilcoxon_p_bh</code> its Holm and Benjamini-Hochberg adjustments over "
         "every test of this table; call a variable's effect significant only on the adjusted values.</p>",
-        table.to_html(float_format="%.3g", na_rep=""),
-    ])
+        table_html(table, float_format="%.3g"),
+    ])), anchor="variables")

@@ -203,7 +203,31 @@ def code_dependencies(subcommand: str | None, package_dir: Path) -> list[str]:
             continue
         seen.add(module)
         todo.extend(sorted(graph[module]))
-    return sorted(modules[m].as_posix() for m in seen)
+    files = {modules[m] for m in seen}
+    for module in seen:  # a package's data (the report's template) changes what its code does
+        if modules[module].name == "__init__.py":
+            files |= package_data_files(modules[module].parent)
+    return sorted(f.as_posix() for f in files)
+
+
+def package_data_files(package: Path) -> set[Path]:
+    """Files of one package that are not Python: those in its folder and its non-package subfolders.
+
+    Args:
+        package: a package's folder (it holds ``__init__.py``).
+
+    Returns:
+        The data files, e.g. ``report/templates/report.html.j2``; bytecode caches and subpackages
+        (folders with an ``__init__.py``, which count as modules of their own) are left out.
+    """
+    found = set()
+    for path in package.rglob("*"):
+        inside = path.relative_to(package).parent
+        folders = [package / Path(*inside.parts[:i + 1]) for i in range(len(inside.parts))]
+        if (path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+                and not any((folder / "__init__.py").is_file() for folder in folders)):
+            found.add(path)
+    return found
 
 
 def _command_function(subcommand: str, modules: Mapping[str, Path]) -> tuple[str, ast.FunctionDef]:

@@ -30,6 +30,20 @@ def test_a_stage_lists_its_command_imports_not_its_neighbours_in_the_cli_module(
     # The report command lives beside analyse in cli/analysis.py; analysing imports no report code.
     assert not any(name.startswith("report/") for name in analyse)
     assert any(name.startswith("report/") for name in relative_deps("report"))
+    # The report's template is code too: editing it must mark the report stage as changed.
+    assert "report/templates/report.html.j2" in relative_deps("report")
+    assert not any(name.endswith(".j2") for name in analyse | probe)
+
+
+def test_package_data_skips_caches_and_subpackages(tmp_path):
+    from zooprobe.workflow.dvcsync import package_data_files
+
+    for name in ("__init__.py", "mod.py", "templates/page.j2", "templates/deep/part.css", "__pycache__/mod.pyc",
+                 "__pycache__/stale.txt", "sub/__init__.py", "sub/own.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    found = {path.relative_to(tmp_path).as_posix() for path in package_data_files(tmp_path)}
+    assert found == {"templates/page.j2", "templates/deep/part.css"}
 
 
 def test_a_helper_the_command_calls_brings_its_imports(tmp_path):

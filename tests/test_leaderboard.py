@@ -233,3 +233,37 @@ def test_effective_robustness_options_and_their_errors(tmp_path):
     with pytest.raises(LeaderboardError, match=r"unknown accuracy scale 'permille'; valid: \['auto', 'fraction', "):
         compare_leaderboard_files(a, b, on="model", score="score", effective_robustness=True,
                                   accuracy_scale="permille", n_bootstrap=0)
+
+
+def test_concordance_of_the_six_timm_tables_matches_scipy_friedman(assets_dir):
+    results = assets_dir / "timm-results"
+    names = ["imagenet", *TIMM_SHIFTS]
+    files = [str(results / f"results-{name}.csv") for name in names]
+    also = [arg for path in files[2:] for arg in ("--also", path)]
+    out = compare_cli(*files[:2], *also, "--on", "model,img_size", "--score", "top1", "--bootstrap", "200",
+                      "--concordance")["concordance"]
+    tables = [pd.read_csv(path).set_index(["model", "img_size"]).top1.rename(name) for path, name in zip(files, names)]
+    joined = pd.concat(tables, axis=1, join="inner").dropna()
+    m, k = joined.shape[1], joined.shape[0]
+    expected = sps.friedmanchisquare(*sps.rankdata(-joined.to_numpy().T, axis=1).T)
+    assert out["n_models"] == k > 1000 and out["benchmarks"] == [f"results-{name}" for name in names]
+    assert out["friedman_chi2"] == pytest.approx(expected.statistic, rel=1e-9)
+    assert out["kendall_w"] == pytest.approx(expected.statistic / (m * (k - 1)), rel=1e-9)
+    low, high = out["kendall_w_ci_over_models"]
+    assert low < out["kendall_w"] < high and out["resampled"].startswith("models")
+    cd = 2 ** -0.5 * sps.studentized_range.ppf(0.95, k, np.inf) * np.sqrt(k * (k + 1) / (6 * m))
+    assert out["critical_difference"] == pytest.approx(cd)
+
+
+def test_also_tables_need_the_concordance_flag(tmp_path):
+    board(["a", "b", "c", "d"], [1, 2, 3, 4]).to_csv(tmp_path / "a.csv", index=False)
+    board(["a", "b", "c", "d"], [1, 3, 2, 4]).to_csv(tmp_path / "b.csv", index=False)
+    board(["a", "b", "c", "e"], [2, 1, 3, 4]).to_csv(tmp_path / "c.csv", index=False)
+    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    with pytest.raises(LeaderboardError, match="add --concordance"):
+        compare_leaderboard_files(a, b, on="model", score="score", also=[str(c)], n_bootstrap=0)
+    out = json.loads(compare_leaderboard_files(a, b, on="model", score="score", also=[str(c)], concordance=True,
+                                               n_bootstrap=0, output_format="json"))["concordance"]
+    assert out["n_models"] == 3 and out["benchmarks"] == ["a", "b", "c"]  # d is not in c
+    ranks = np.array([[3, 2, 1], [3, 1, 2], [2, 3, 1]], dtype=float)  # a, b, c: each board's ranks of models a, b, c
+    assert out["kendall_w"] == pytest.approx(sps.friedmanchisquare(*ranks.T).statistic / (3 * 2))

@@ -91,9 +91,10 @@ TRUE_INTERCEPT, TRUE_SLOPE, SPREAD = -0.35, 0.9, 0.1
 
 
 def coverage(zoos: int, *, models: int = 30, n_id: int = 5000, n_ood: int = 2000, n_bootstrap: int = 400,
-             seed: int = 0) -> tuple[float, float]:
+             seed: int = 0, examples: bool = True) -> tuple[float, float]:
     """Share of ``zoos`` simulated zoos whose slope interval covers the true slope, and share of
-    (zoo, model) pairs whose effective-robustness interval covers the model's true value."""
+    (zoo, model) pairs whose effective-robustness interval covers the model's true value; with
+    ``examples`` False the fit sees only the accuracies, as from a table."""
     rng = np.random.default_rng(seed)
     slope_hits, er_hits = 0, []
     for zoo in range(zoos):
@@ -104,8 +105,8 @@ def coverage(zoos: int, *, models: int = 30, n_id: int = 5000, n_ood: int = 2000
         correct_id = rng.random((models, n_id)) < p[:, None]
         correct_ood = rng.random((models, n_ood)) < q[:, None]
         fit = effective_robustness([str(i) for i in range(models)], correct_id.mean(1), correct_ood.mean(1),
-                                   correct_id=correct_id, correct_ood=correct_ood, n_bootstrap=n_bootstrap,
-                                   seed=zoo)
+                                   correct_id=correct_id if examples else None,
+                                   correct_ood=correct_ood if examples else None, n_bootstrap=n_bootstrap, seed=zoo)
         slope = fit.slope_ci_over_models
         slope_hits += slope.ci_low <= TRUE_SLOPE <= slope.ci_high
         er_hits.append((fit.table.er_ci_low <= truth) & (truth <= fit.table.er_ci_high))

@@ -272,7 +272,8 @@ def format_text(result: RankConcordance, *, shown: int = 10) -> str:
              f"Kendall's W (tie-corrected)  {w.value:.3f}  [{w.ci_low:.3f}, {w.ci_high:.3f}]  "
              f"({int(round(100 * result.level))}% {w.method or 'no'} CI, {result.n_bootstrap} replicates "
              f"redrawing {w.resampled or 'nothing'})",
-             f"Friedman chi2 = {result.friedman_chi2:.2f}, df = {k - 1}, p = {result.friedman_p:.3g} "
+             f"Friedman chi2 = {result.friedman_chi2:.2f}, df = {k - 1}, "
+             f"p {'< 1e-300 (underflows)' if result.friedman_p == 0 else f'= {result.friedman_p:.3g}'} "
              f"(benchmarks as blocks)",
              f"Nemenyi CD = {result.critical_difference:.3f} mean ranks (alpha {result.alpha:g}, q_alpha "
              f"{result.q_alpha:.3f}); {len(result.groups)} groups of models not significantly different",

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 from zooprobe.analysis import agreement
+from zooprobe.analysis import concordance as rank_concordance_module
 from zooprobe.analysis import robustness
 from zooprobe.analysis import stats
 from zooprobe.analysis.stats import CI_LEVEL, bootstrap_counts, stream_seed
@@ -402,12 +403,55 @@ def effective_robustness_of(joined: pd.DataFrame, *, on: Sequence[str], link: st
     return fit, (scale_a, scale_b)
 
 
+def _board_name(source: Path) -> str:
+    return source.stem if source.suffix else source.name
+
+
+def concordance_of(boards: Sequence[tuple[str, pd.DataFrame, str]], *, on: Sequence[str],
+                   alpha: float = rank_concordance_module.DEFAULT_ALPHA, n_bootstrap: int = DEFAULT_BOOTSTRAP,
+                   seed: int = 0) -> rank_concordance_module.RankConcordance:
+    """Kendall's W, Friedman and Nemenyi over several leaderboards, on the models every one of them scores.
+
+    Args:
+        boards: (name, table, score column) per benchmark.
+        on: key columns; a model's name joins them with `` / ``.
+        alpha: level of the Nemenyi critical difference.
+        n_bootstrap: replicates of W's interval (over models).
+        seed: seed of the resampling.
+
+    Returns:
+        A ``concordance.RankConcordance``.
+
+    Raises:
+        LeaderboardError: a missing column, duplicated keys, or fewer than 3 shared models.
+    """
+    columns = []
+    for name, table, score in boards:
+        missing = [c for c in [*on, score] if c not in table.columns]
+        if missing:
+            raise LeaderboardError(f"table {name} has no column {missing}; its columns are {list(table.columns)}")
+        if table.duplicated(list(on)).any():
+            raise LeaderboardError(f"table {name} has several rows per key {list(on)}; add key columns with --on")
+        index = [" / ".join(str(v) for v in row) for row in table[list(on)].itertuples(index=False)]
+        columns.append(pd.Series(table[score].to_numpy(float), index=index, name=name))
+    names = [name for name, _, _ in boards]
+    if len(set(names)) < len(names):
+        raise LeaderboardError(f"two benchmarks share a name in {names}; give files with different names")
+    table = pd.concat(columns, axis=1, join="inner").dropna().sort_index()
+    try:
+        return rank_concordance_module.rank_concordance(table, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
+    except rank_concordance_module.ConcordanceError as error:
+        raise LeaderboardError(f"{error} (after joining {names} on {list(on)}: {len(table)} models)") from None
+
+
 def compare_leaderboard_files(table_a: str | Path, table_b: str | Path, *, on: str | None = None,
                               score: str | None = None, score_b: str | None = None, labels_a: str | Path | None = None,
                               labels_b: str | Path | None = None, n_bootstrap: int = DEFAULT_BOOTSTRAP,
                               top_k: int = DEFAULT_TOP_K, seed: int = 0, movers: int = DEFAULT_MOVERS,
                               output_format: str = "text", effective_robustness: bool = False,
-                              link: str = robustness.DEFAULT_LINK, accuracy_scale: str = "auto") -> str:
+                              link: str = robustness.DEFAULT_LINK, accuracy_scale: str = "auto",
+                              also: Sequence[str] = (), concordance: bool = False,
+                              alpha: float = rank_concordance_module.DEFAULT_ALPHA) -> str:
     """Read two leaderboards (CSV tables or prediction folders), compare their rankings, and format the result.
 
     Args:
@@ -427,6 +471,11 @@ def compare_leaderboard_files(table_a: str | Path, table_b: str | Path, *, on: s
             show the fit and the ``movers`` most and least effectively robust models.
         link: the link of that fit, ``probit`` or ``logit``.
         accuracy_scale: how the score columns hold accuracies, one of :data:`ACCURACY_SCALES`.
+        also: further leaderboards for the concordance: a CSV path (score column ``score``) or
+            ``FOLDER=LABELS`` for a prediction folder.
+        concordance: also compute Kendall's W, the Friedman test and the Nemenyi critical difference
+            over A, B and ``also`` (:func:`concordance_of`).
+        alpha: level of the Nemenyi critical difference.
 
     Returns:
         The comparison as text (:func:`format_text`, then ``robustness.format_text``) or as indented
@@ -454,15 +503,29 @@ def compare_leaderboard_files(table_a: str | Path, table_b: str | Path, *, on: s
         fit, scales = effective_robustness_of(joined, on=keys, link=link, accuracy_scale=accuracy_scale,
                                               correct_a=correct_a, correct_b=correct_b, n_bootstrap=n_bootstrap,
                                               seed=seed)
+    if also and not concordance:
+        raise LeaderboardError("--also tables only enter the concordance; add --concordance")
+    agreement_of_all = None
+    if concordance:
+        boards = [(_board_name(Path(table_a)), board_a, score), (_board_name(Path(table_b)), board_b, score_b or score)]
+        for item in also:
+            path, _, labels = item.partition("=")
+            boards.append((_board_name(Path(path)), read_board(Path(path), labels=labels and Path(labels))[0],
+                           SCORE_COLUMN if Path(path).is_dir() else score))
+        agreement_of_all = concordance_of(boards, on=keys, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
     result = compare_rankings(joined, n_bootstrap=n_bootstrap, top_k=top_k, seed=seed, correct_a=correct_a,
                               correct_b=correct_b)
     if output_format == "json":
         out = result.to_json(movers=movers)
         if fit is not None:
             out["effective_robustness"] = {**fit.to_json(shown=movers), "accuracy_scale": list(scales)}
+        if agreement_of_all is not None:
+            out["concordance"] = agreement_of_all.to_json()
         return json.dumps(out, indent=2, default=float)
     text = format_text(result, on=keys, names=(str(table_a), str(table_b)), movers=movers)
     if fit is not None:
         text += (f"\n\n{robustness.format_text(fit, names=(str(table_a), str(table_b)), shown=movers)}"
                  f"\nscores read as accuracies in {scales[0]} (A) and {scales[1]} (B)")
+    if agreement_of_all is not None:
+        text += "\n\n" + rank_concordance_module.format_text(agreement_of_all)
     return text

@@ -16,6 +16,13 @@ Intervals (percentile bootstrap, ``n_bootstrap`` replicates):
   were given) OOD accuracy minus the replicate's line at its (redrawn) ID accuracy. The line of a
   replicate is fitted to the models drawn in it; the model itself need not be among them.
 
+Without per-example correctness (a table of accuracies) only the models are redrawn, so the
+intervals hold the fit's uncertainty and not the test sets' noise; ``resampled`` says so. In
+``tests/test_robustness.py``'s simulation of 300 zoos of 30 models from a known probit line, with
+5,000 ID and 2,000 OOD test examples and both levels redrawn, the slope interval covered the true
+slope in 95.0% of zoos and the effective-robustness intervals covered each model's true value
+(against the population line) in 94.9% of 9,000 cases.
+
 Accuracies of exactly 0 or 1 have no probit or logit. They are clipped to ``[0.5/n, 1 - 0.5/n]``
 where the test-set size n is known (half an example), else to ``[UNKNOWN_N_EPSILON, 1 - UNKNOWN_N_EPSILON]``;
 the result names every clipped model. Effective robustness is reported against the unclipped OOD

@@ -29,7 +29,8 @@ def cmd_compare_rankings(args: argparse.Namespace) -> None:
                                         n_bootstrap=args.bootstrap, top_k=args.top, seed=args.seed,
                                         movers=args.movers, output_format=args.format,
                                         effective_robustness=args.effective_robustness, link=args.link,
-                                        accuracy_scale=args.accuracy_scale))
+                                        accuracy_scale=args.accuracy_scale, also=args.also or (),
+                                        concordance=args.concordance, alpha=args.alpha))
     except LeaderboardError as error:
         raise SystemExit(f"compare-rankings: {error}") from None
 
@@ -90,6 +91,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--link", choices=("probit", "logit"), default="probit", help="link of that fit (default probit)")
     p.add_argument("--accuracy-scale", choices=("auto", "fraction", "percent"), default="auto",
                    help="how the score columns hold accuracies (auto: above 1 means percent)")
+    p.add_argument("--concordance", action="store_true",
+                   help="also Kendall's W (CI over models), the Friedman test and the Nemenyi critical difference "
+                        "over A, B and every --also table")
+    p.add_argument("--also", action="append", metavar="TABLE",
+                   help="a further leaderboard for --concordance (repeatable): a CSV with the --score column, or "
+                        "FOLDER=LABELS for a prediction folder")
+    p.add_argument("--alpha", type=float, default=0.05, help="level of the Nemenyi critical difference (default 0.05)")
     p.set_defaults(func=cmd_compare_rankings)
 
     # What every dvc-* command needs to find the workflow and its files.

@@ -207,7 +207,8 @@ def test_effective_robustness_of_cifar10_against_cifar10_1_from_prediction_files
     accuracy = {which: np.array([(np.asarray(json.loads((predictions / f"{which}_predictions" /
                                                           f"{name}_predictions.json").read_text())) == truth).mean()
                                  for name in names]) for which, truth in (("original", truth_a), ("v6", truth_b))}
-    assert fit["n_models"] == 30 and "ID and the OOD test examples" in fit["resampled"]
+    assert fit["n_models"] == 30 and "ID test examples redrawn" in fit["resampled"]
+    assert "; OOD test examples redrawn" in fit["resampled"]
     assert "half an example of 10000" in fit["clip_rule"] and "half an example of 2000" in fit["clip_rule"]
     _check_fit_against_scipy(fit, accuracy["original"], accuracy["v6"], names)
 
@@ -226,6 +227,9 @@ def test_effective_robustness_options_and_their_errors(tmp_path):
     text = compare_leaderboard_files(a, b, on="model", score="score", n_bootstrap=0, effective_robustness=True,
                                      movers=3)
     assert "the 3 most effectively robust:" in text and "the 3 least effectively robust:" in text
+    sized = json.loads(compare_leaderboard_files(a, b, on="model", score="score", n_bootstrap=200, output_format="json",
+                                                 effective_robustness=True, n_a=5000, n_b=1000))["effective_robustness"]
+    assert "ID accuracies redrawn as Binomial(5000" in sized["resampled"] and "half an example of 1000" in sized["clip_rule"]
     board([f"m{i}" for i in range(12)], list(100 * id_acc + 5)).to_csv(tmp_path / "big.csv", index=False)
     with pytest.raises(LeaderboardError, match=r"table A's scores run from .* not accuracies in \[0, 1\]"):
         compare_leaderboard_files(tmp_path / "big.csv", b, on="model", score="score", effective_robustness=True,

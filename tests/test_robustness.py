@@ -70,12 +70,15 @@ def test_per_example_correctness_is_redrawn_and_must_match_the_accuracies():
     with_examples = effective_robustness(names, id_acc, ood_acc, correct_id=correct_id, correct_ood=correct_ood,
                                          n_bootstrap=500, seed=3)
     models_only = effective_robustness(names, id_acc, ood_acc, n_bootstrap=500, seed=3)
-    assert "ID and the OOD test examples" in with_examples.resampled
-    assert "test examples not redrawn" in models_only.resampled
+    assert "ID test examples redrawn" in with_examples.resampled and "OOD test examples redrawn" in with_examples.resampled
+    assert "OOD test examples not redrawn" in models_only.resampled
+    binomial = effective_robustness(names, id_acc, ood_acc, n_id=3000, n_ood=1000, n_bootstrap=500, seed=3)
+    assert "OOD accuracies redrawn as Binomial(1000, accuracy) / 1000" in binomial.resampled
     assert with_examples.slope_ci_over_models.value == models_only.slope_ci_over_models.value
     # The test noise widens each model's interval.
-    widths = [(f.table.er_ci_high - f.table.er_ci_low).mean() for f in (with_examples, models_only)]
-    assert widths[0] > 1.5 * widths[1]
+    widths = [(f.table.er_ci_high - f.table.er_ci_low).mean() for f in (with_examples, binomial, models_only)]
+    assert widths[0] > 1.5 * widths[2] and widths[1] > 1.5 * widths[2]
+    assert widths[1] == pytest.approx(widths[0], rel=0.25)  # independent errors: binomial redraws match
     with pytest.raises(RobustnessError, match="differ from the mean of the OOD correctness"):
         effective_robustness(names, id_acc, ood_acc + 0.01, correct_ood=correct_ood, n_bootstrap=0)
     with pytest.raises(RobustnessError, match=r"unknown link 'identity'; valid: \['logit', 'probit'\]"):
@@ -91,10 +94,11 @@ TRUE_INTERCEPT, TRUE_SLOPE, SPREAD = -0.35, 0.9, 0.1
 
 
 def coverage(zoos: int, *, models: int = 30, n_id: int = 5000, n_ood: int = 2000, n_bootstrap: int = 400,
-             seed: int = 0, examples: bool = True) -> tuple[float, float]:
+             seed: int = 0, given: str = "predictions") -> tuple[float, float]:
     """Share of ``zoos`` simulated zoos whose slope interval covers the true slope, and share of
-    (zoo, model) pairs whose effective-robustness interval covers the model's true value; with
-    ``examples`` False the fit sees only the accuracies, as from a table."""
+    (zoo, model) pairs whose effective-robustness interval covers the model's true value. ``given``:
+    ``predictions`` (per-example correctness), ``sizes`` (accuracies and test-set sizes, as a table
+    with --n-a/--n-b) or ``accuracies`` (a table alone)."""
     rng = np.random.default_rng(seed)
     slope_hits, er_hits = 0, []
     for zoo in range(zoos):
@@ -104,9 +108,10 @@ def coverage(zoos: int, *, models: int = 30, n_id: int = 5000, n_ood: int = 2000
         truth = q - sps.norm.cdf(line)
         correct_id = rng.random((models, n_id)) < p[:, None]
         correct_ood = rng.random((models, n_ood)) < q[:, None]
+        examples = {"predictions": {"correct_id": correct_id, "correct_ood": correct_ood},
+                    "sizes": {"n_id": n_id, "n_ood": n_ood}, "accuracies": {}}[given]
         fit = effective_robustness([str(i) for i in range(models)], correct_id.mean(1), correct_ood.mean(1),
-                                   correct_id=correct_id if examples else None,
-                                   correct_ood=correct_ood if examples else None, n_bootstrap=n_bootstrap, seed=zoo)
+                                   n_bootstrap=n_bootstrap, seed=zoo, **examples)
         slope = fit.slope_ci_over_models
         slope_hits += slope.ci_low <= TRUE_SLOPE <= slope.ci_high
         er_hits.append((fit.table.er_ci_low <= truth) & (truth <= fit.table.er_ci_high))

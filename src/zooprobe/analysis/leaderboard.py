@@ -375,7 +375,8 @@ def accuracy_fraction(scores: np.ndarray, *, scale: str, which: str) -> tuple[np
 
 def effective_robustness_of(joined: pd.DataFrame, *, on: Sequence[str], link: str = robustness.DEFAULT_LINK,
                             accuracy_scale: str = "auto", correct_a: np.ndarray | None = None,
-                            correct_b: np.ndarray | None = None, n_bootstrap: int = DEFAULT_BOOTSTRAP,
+                            correct_b: np.ndarray | None = None, n_a: int | None = None, n_b: int | None = None,
+                            n_bootstrap: int = DEFAULT_BOOTSTRAP,
                             seed: int = 0) -> tuple[robustness.RobustnessFit, tuple[str, str]]:
     """Accuracy on the line of a joined pair of boards: B (OOD) against A (ID), one point per row.
 
@@ -386,6 +387,9 @@ def effective_robustness_of(joined: pd.DataFrame, *, on: Sequence[str], link: st
         accuracy_scale: one of :data:`ACCURACY_SCALES`, for both score columns.
         correct_a: optional per-example correctness on A, rows in ``joined``'s order (also redrawn).
         correct_b: likewise on B.
+        n_a: A's test-set size, for a CSV board: clipping at half an example, and binomial redraws of
+            its accuracies in each replicate (ignored where ``correct_a`` gives it).
+        n_b: likewise for B.
         n_bootstrap: replicates.
         seed: seed of the resampling.
 
@@ -397,7 +401,8 @@ def effective_robustness_of(joined: pd.DataFrame, *, on: Sequence[str], link: st
     names = [" / ".join(str(v) for v in row) for row in joined[list(on)].itertuples(index=False)]
     try:
         fit = robustness.effective_robustness(names, id_accuracy, ood_accuracy, link=link, correct_id=correct_a,
-                                              correct_ood=correct_b, n_bootstrap=n_bootstrap, seed=seed)
+                                              correct_ood=correct_b, n_id=n_a, n_ood=n_b, n_bootstrap=n_bootstrap,
+                                              seed=seed)
     except robustness.RobustnessError as error:
         raise LeaderboardError(str(error)) from None
     return fit, (scale_a, scale_b)
@@ -450,6 +455,7 @@ def compare_leaderboard_files(table_a: str | Path, table_b: str | Path, *, on: s
                               top_k: int = DEFAULT_TOP_K, seed: int = 0, movers: int = DEFAULT_MOVERS,
                               output_format: str = "text", effective_robustness: bool = False,
                               link: str = robustness.DEFAULT_LINK, accuracy_scale: str = "auto",
+                              n_a: int | None = None, n_b: int | None = None,
                               also: Sequence[str] = (), concordance: bool = False,
                               alpha: float = rank_concordance_module.DEFAULT_ALPHA) -> str:
     """Read two leaderboards (CSV tables or prediction folders), compare their rankings, and format the result.
@@ -471,6 +477,8 @@ def compare_leaderboard_files(table_a: str | Path, table_b: str | Path, *, on: s
             show the fit and the ``movers`` most and least effectively robust models.
         link: the link of that fit, ``probit`` or ``logit``.
         accuracy_scale: how the score columns hold accuracies, one of :data:`ACCURACY_SCALES`.
+        n_a: test-set size of a CSV board A, for the effective-robustness intervals (binomial redraws).
+        n_b: likewise for B.
         also: further leaderboards for the concordance: a CSV path (score column ``score``) or
             ``FOLDER=LABELS`` for a prediction folder.
         concordance: also compute Kendall's W, the Friedman test and the Nemenyi critical difference
@@ -501,8 +509,8 @@ def compare_leaderboard_files(table_a: str | Path, table_b: str | Path, *, on: s
     fit = scales = None
     if effective_robustness:  # before the rank comparison, so that a bad link or scale fails fast
         fit, scales = effective_robustness_of(joined, on=keys, link=link, accuracy_scale=accuracy_scale,
-                                              correct_a=correct_a, correct_b=correct_b, n_bootstrap=n_bootstrap,
-                                              seed=seed)
+                                              correct_a=correct_a, correct_b=correct_b, n_a=n_a, n_b=n_b,
+                                              n_bootstrap=n_bootstrap, seed=seed)
     if also and not concordance:
         raise LeaderboardError("--also tables only enter the concordance; add --concordance")
     agreement_of_all = None

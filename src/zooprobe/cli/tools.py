@@ -29,7 +29,8 @@ def cmd_compare_rankings(args: argparse.Namespace) -> None:
                                         n_bootstrap=args.bootstrap, top_k=args.top, seed=args.seed,
                                         movers=args.movers, output_format=args.format,
                                         effective_robustness=args.effective_robustness, link=args.link,
-                                        accuracy_scale=args.accuracy_scale, also=args.also or (),
+                                        accuracy_scale=args.accuracy_scale, n_a=args.n_a, n_b=args.n_b,
+                                        also=args.also or (),
                                         concordance=args.concordance, alpha=args.alpha))
     except LeaderboardError as error:
         raise SystemExit(f"compare-rankings: {error}") from None
@@ -91,6 +92,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--link", choices=("probit", "logit"), default="probit", help="link of that fit (default probit)")
     p.add_argument("--accuracy-scale", choices=("auto", "fraction", "percent"), default="auto",
                    help="how the score columns hold accuracies (auto: above 1 means percent)")
+    p.add_argument("--n-a", type=int, help="test-set size of a CSV table A (e.g. 50000 for ImageNet val): the "
+                   "effective-robustness intervals then redraw its accuracies as binomials")
+    p.add_argument("--n-b", type=int, help="test-set size of a CSV table B (e.g. 10000 for ImageNet-V2)")
     p.add_argument("--concordance", action="store_true",
                    help="also Kendall's W (CI over models), the Friedman test and the Nemenyi critical difference "
                         "over A, B and every --also table")

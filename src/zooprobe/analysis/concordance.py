@@ -12,6 +12,9 @@ m benchmarks each rank the same k models (1 = best, ties share their mean rank).
   models. It answers "would another zoo from the same population of models show this concordance
   among these benchmarks?". The benchmarks are held fixed: with a handful of them a resample over
   benchmarks has few distinct values, and a benchmark drawn twice agrees with itself.
+  In 300 simulated zoos (5 benchmarks scoring normal skill plus noise of sd 0.8, no ties) the 95%
+  interval covered the population W (from the population Spearman rho) in 94.0%, 96.0% and 94.3%
+  of zoos of 10, 25 and 60 models (``tests/test_concordance.py``, ``w_coverage``).
 - **Friedman test** with benchmarks as blocks and models as treatments: chi-square with k - 1
   degrees of freedom, tie-corrected as ``scipy.stats.friedmanchisquare`` (``chi2 = m (k - 1) W``).
 - **Nemenyi critical difference** (Demšar 2006): two models' mean ranks differ significantly at

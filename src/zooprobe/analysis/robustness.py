@@ -54,7 +54,7 @@ LINKS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray]
 }
 DEFAULT_LINK = "probit"
 # Where the test-set size is unknown (a table of accuracies), 0 and 1 become this far from the edge:
-# 1e-4 is below the half example of ImageNet's 50,000 (1e-5 would put probit(0) at -4.3, 1e-4 at -3.7).
+# half an example of a 5,000-example test set, probit -3.7 (give n for the half-example rule).
 UNKNOWN_N_EPSILON = 1e-4
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SHOWN = 5

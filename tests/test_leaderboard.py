@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import special
 from scipy import stats as sps
 
 from zooprobe.analysis.leaderboard import (LeaderboardError, compare_leaderboard_files, compare_rankings,
@@ -157,3 +158,116 @@ def test_compare_leaderboard_files_asks_for_keys_and_score_and_formats_text_or_j
     text = compare_leaderboard_files(a, b, on="model", score="score", n_bootstrap=0, movers=2)
     assert text.startswith(f"A: {a}\nB: {b}\nn = 4 models joined on model;")
     assert "the 2 biggest rank moves: b (-1.0), c (+1.0)" in text  # rank 1 is the best score
+
+
+def _check_fit_against_scipy(fit: dict, id_accuracy: np.ndarray, ood_accuracy: np.ndarray, names: list[str]) -> None:
+    """The printed fit against scipy's linregress on the probit of the same rows, and the listed models by hand."""
+    expected = sps.linregress(sps.norm.ppf(id_accuracy), sps.norm.ppf(ood_accuracy))
+    assert fit["slope"] == pytest.approx(expected.slope, rel=1e-9)
+    assert fit["intercept"] == pytest.approx(expected.intercept, rel=1e-9)
+    assert fit["r2"] == pytest.approx(expected.rvalue ** 2, rel=1e-9)
+    for name in ("slope", "intercept", "r2"):
+        low, high = fit[f"{name}_ci_over_models"]
+        assert low < fit[name] < high
+    robustness = ood_accuracy - sps.norm.cdf(expected.intercept + expected.slope * sps.norm.ppf(id_accuracy))
+    assert [row["model"] for row in fit["most_robust"]] == [names[i] for i in np.argsort(-robustness)[:5]]
+    assert [row["model"] for row in fit["least_robust"]] == [names[i] for i in np.argsort(robustness)[:5]]
+    assert [row["effective_robustness"] for row in fit["most_robust"]] == pytest.approx(np.sort(robustness)[::-1][:5])
+    assert fit["clipped"] == []
+
+
+def test_effective_robustness_of_timm_imagenet_against_imagenet_v2_matches_scipy(assets_dir):
+    results = assets_dir / "timm-results"
+    out = compare_cli(str(results / "results-imagenet.csv"), str(results / "results-imagenetv2-matched-frequency.csv"),
+                      "--on", "model,img_size", "--score", "top1", "--bootstrap", "200", "--effective-robustness")
+    a = pd.read_csv(results / "results-imagenet.csv")
+    b = pd.read_csv(results / "results-imagenetv2-matched-frequency.csv")
+    rows = a.merge(b, on=["model", "img_size"], suffixes=("_a", "_b")).sort_values(["model", "img_size"])
+    fit = out["effective_robustness"]
+    assert fit["n_models"] == len(rows) > 1000 and fit["accuracy_scale"] == ["percent", "percent"]
+    assert "test examples not redrawn" in fit["resampled"]
+    names = [f"{m} / {s}" for m, s in zip(rows.model, rows.img_size)]
+    _check_fit_against_scipy(fit, rows.top1_a.to_numpy() / 100, rows.top1_b.to_numpy() / 100, names)
+    # Recht et al. 2019: ImageNet-V2 sits below y = x with a slope near 1 on probit axes.
+    assert fit["intercept"] < 0 and 0.8 < fit["slope"] < 1.1 and fit["r2"] > 0.95
+
+
+def test_effective_robustness_of_cifar10_against_cifar10_1_from_prediction_files(assets_dir):
+    predictions = assets_dir / "cifar10.1" / "model_predictions"
+    original_labels = assets_dir / "cifar10-predictions" / "test" / "wrn_28_10_test.npz"
+    v6_labels = assets_dir / "cifar10.1" / "datasets" / "cifar10.1_v6_labels.npy"
+    out = compare_cli(str(predictions / "original_predictions"), str(predictions / "v6_predictions"),
+                      "--labels-a", str(original_labels), "--labels-b", str(v6_labels), "--bootstrap", "300",
+                      "--effective-robustness")
+    fit = out["effective_robustness"]
+    with np.load(original_labels) as archive:
+        truth_a = archive["labels"]
+    truth_b = np.load(v6_labels)
+    names = sorted(p.name.removesuffix("_predictions.json") for p in (predictions / "v6_predictions").glob("*.json"))
+    accuracy = {which: np.array([(np.asarray(json.loads((predictions / f"{which}_predictions" /
+                                                          f"{name}_predictions.json").read_text())) == truth).mean()
+                                 for name in names]) for which, truth in (("original", truth_a), ("v6", truth_b))}
+    assert fit["n_models"] == 30 and "ID test examples redrawn" in fit["resampled"]
+    assert "; OOD test examples redrawn" in fit["resampled"]
+    assert "half an example of 10000" in fit["clip_rule"] and "half an example of 2000" in fit["clip_rule"]
+    _check_fit_against_scipy(fit, accuracy["original"], accuracy["v6"], names)
+
+
+def test_effective_robustness_options_and_their_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    id_acc = rng.uniform(0.5, 0.9, size=12)
+    board([f"m{i}" for i in range(12)], list(id_acc)).to_csv(tmp_path / "a.csv", index=False)
+    board([f"m{i}" for i in range(12)], list(id_acc - 0.1)).to_csv(tmp_path / "b.csv", index=False)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    logit = json.loads(compare_leaderboard_files(a, b, on="model", score="score", n_bootstrap=0, output_format="json",
+                                                 effective_robustness=True, link="logit"))["effective_robustness"]
+    expected = sps.linregress(special.logit(id_acc), special.logit(id_acc - 0.1))
+    assert logit["link"] == "logit" and logit["slope"] == pytest.approx(expected.slope)
+    assert logit["accuracy_scale"] == ["fraction", "fraction"]
+    text = compare_leaderboard_files(a, b, on="model", score="score", n_bootstrap=0, effective_robustness=True,
+                                     movers=3)
+    assert "the 3 most effectively robust:" in text and "the 3 least effectively robust:" in text
+    sized = json.loads(compare_leaderboard_files(a, b, on="model", score="score", n_bootstrap=200, output_format="json",
+                                                 effective_robustness=True, n_a=5000, n_b=1000))["effective_robustness"]
+    assert "ID accuracies redrawn as Binomial(5000" in sized["resampled"] and "half an example of 1000" in sized["clip_rule"]
+    board([f"m{i}" for i in range(12)], list(100 * id_acc + 5)).to_csv(tmp_path / "big.csv", index=False)
+    with pytest.raises(LeaderboardError, match=r"table A's scores run from .* not accuracies in \[0, 1\]"):
+        compare_leaderboard_files(tmp_path / "big.csv", b, on="model", score="score", effective_robustness=True,
+                                  accuracy_scale="fraction", n_bootstrap=0)
+    with pytest.raises(LeaderboardError, match=r"unknown accuracy scale 'permille'; valid: \['auto', 'fraction', "):
+        compare_leaderboard_files(a, b, on="model", score="score", effective_robustness=True,
+                                  accuracy_scale="permille", n_bootstrap=0)
+
+
+def test_concordance_of_the_six_timm_tables_matches_scipy_friedman(assets_dir):
+    results = assets_dir / "timm-results"
+    names = ["imagenet", *TIMM_SHIFTS]
+    files = [str(results / f"results-{name}.csv") for name in names]
+    also = [arg for path in files[2:] for arg in ("--also", path)]
+    out = compare_cli(*files[:2], *also, "--on", "model,img_size", "--score", "top1", "--bootstrap", "200",
+                      "--concordance")["concordance"]
+    tables = [pd.read_csv(path).set_index(["model", "img_size"]).top1.rename(name) for path, name in zip(files, names)]
+    joined = pd.concat(tables, axis=1, join="inner").dropna()
+    m, k = joined.shape[1], joined.shape[0]
+    expected = sps.friedmanchisquare(*sps.rankdata(-joined.to_numpy().T, axis=1).T)
+    assert out["n_models"] == k > 1000 and out["benchmarks"] == [f"results-{name}" for name in names]
+    assert out["friedman_chi2"] == pytest.approx(expected.statistic, rel=1e-9)
+    assert out["kendall_w"] == pytest.approx(expected.statistic / (m * (k - 1)), rel=1e-9)
+    low, high = out["kendall_w_ci_over_models"]
+    assert low < out["kendall_w"] < high and out["resampled"].startswith("models")
+    cd = 2 ** -0.5 * sps.studentized_range.ppf(0.95, k, np.inf) * np.sqrt(k * (k + 1) / (6 * m))
+    assert out["critical_difference"] == pytest.approx(cd)
+
+
+def test_also_tables_need_the_concordance_flag(tmp_path):
+    board(["a", "b", "c", "d"], [1, 2, 3, 4]).to_csv(tmp_path / "a.csv", index=False)
+    board(["a", "b", "c", "d"], [1, 3, 2, 4]).to_csv(tmp_path / "b.csv", index=False)
+    board(["a", "b", "c", "e"], [2, 1, 3, 4]).to_csv(tmp_path / "c.csv", index=False)
+    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    with pytest.raises(LeaderboardError, match="add --concordance"):
+        compare_leaderboard_files(a, b, on="model", score="score", also=[str(c)], n_bootstrap=0)
+    out = json.loads(compare_leaderboard_files(a, b, on="model", score="score", also=[str(c)], concordance=True,
+                                               n_bootstrap=0, output_format="json"))["concordance"]
+    assert out["n_models"] == 3 and out["benchmarks"] == ["a", "b", "c"]  # d is not in c
+    ranks = np.array([[3, 2, 1], [3, 1, 2], [2, 3, 1]], dtype=float)  # a, b, c: each board's ranks of models a, b, c
+    assert out["kendall_w"] == pytest.approx(sps.friedmanchisquare(*ranks.T).statistic / (3 * 2))

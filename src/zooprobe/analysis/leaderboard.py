@@ -6,6 +6,8 @@ each model's accuracy and its per-example correctness. Two leaderboards are join
 and the comparison gives Kendall tau-b, Spearman rho and Pearson r with a bootstrap CI over models
 (two-level, over models and test examples, where predictions were given) and, with predictions,
 a CI given these models; tau among the top K of the first board; the models whose rank moved most.
+With ``effective_robustness``, it also fits B's accuracy against A's on probit axes (accuracy on the
+line, :mod:`zooprobe.analysis.robustness`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 from zooprobe.analysis import agreement
+from zooprobe.analysis import concordance as rank_concordance_module
+from zooprobe.analysis import robustness
 from zooprobe.analysis import stats
 from zooprobe.analysis.stats import CI_LEVEL, bootstrap_counts, stream_seed
 
@@ -337,13 +341,123 @@ def format_text(result: RankComparison, *, on: Sequence[str], names: tuple[str, 
 
 # ----------------------------------------------------------------------------- the compare-rankings tool
 OUTPUT_FORMATS = ("text", "json")
+# How a score column holds accuracies: "auto" reads [0, 1] as fractions and [0, 100] with a value
+# above 1 as percentages (timm's top1), and says which it chose.
+ACCURACY_SCALES = ("auto", "fraction", "percent")
+
+
+def accuracy_fraction(scores: np.ndarray, *, scale: str, which: str) -> tuple[np.ndarray, str]:
+    """Accuracies as fractions of 1 from a score column in fractions or percentages.
+
+    Args:
+        scores: the column.
+        scale: one of :data:`ACCURACY_SCALES`.
+        which: the table's name in messages (``A`` or ``B``).
+
+    Returns:
+        (accuracies in [0, 1], the scale that was read).
+
+    Raises:
+        LeaderboardError: an unknown scale, or values that are not accuracies on it.
+    """
+    if scale not in ACCURACY_SCALES:
+        raise LeaderboardError(f"unknown accuracy scale {scale!r}; valid: {list(ACCURACY_SCALES)}")
+    scores = np.asarray(scores, dtype=float)
+    low, high = float(np.min(scores)), float(np.max(scores))
+    if scale == "auto":
+        scale = "fraction" if high <= 1 else "percent"
+    top = 1.0 if scale == "fraction" else 100.0
+    if low < 0 or high > top:
+        raise LeaderboardError(f"table {which}'s scores run from {low} to {high}, not accuracies in [0, {top:g}]; "
+                               "effective robustness needs accuracies (--accuracy-scale fraction or percent)")
+    return scores / top, scale
+
+
+def effective_robustness_of(joined: pd.DataFrame, *, on: Sequence[str], link: str = robustness.DEFAULT_LINK,
+                            accuracy_scale: str = "auto", correct_a: np.ndarray | None = None,
+                            correct_b: np.ndarray | None = None, n_a: int | None = None, n_b: int | None = None,
+                            n_bootstrap: int = DEFAULT_BOOTSTRAP,
+                            seed: int = 0) -> tuple[robustness.RobustnessFit, tuple[str, str]]:
+    """Accuracy on the line of a joined pair of boards: B (OOD) against A (ID), one point per row.
+
+    Args:
+        joined: from ``join_leaderboards``.
+        on: its key columns; a model's name joins them with `` / ``.
+        link: ``probit`` or ``logit``.
+        accuracy_scale: one of :data:`ACCURACY_SCALES`, for both score columns.
+        correct_a: optional per-example correctness on A, rows in ``joined``'s order (also redrawn).
+        correct_b: likewise on B.
+        n_a: A's test-set size, for a CSV board: clipping at half an example, and binomial redraws of
+            its accuracies in each replicate (ignored where ``correct_a`` gives it).
+        n_b: likewise for B.
+        n_bootstrap: replicates.
+        seed: seed of the resampling.
+
+    Returns:
+        The fit and the scales read for A and B.
+    """
+    id_accuracy, scale_a = accuracy_fraction(joined.score_a.to_numpy(float), scale=accuracy_scale, which="A")
+    ood_accuracy, scale_b = accuracy_fraction(joined.score_b.to_numpy(float), scale=accuracy_scale, which="B")
+    names = [" / ".join(str(v) for v in row) for row in joined[list(on)].itertuples(index=False)]
+    try:
+        fit = robustness.effective_robustness(names, id_accuracy, ood_accuracy, link=link, correct_id=correct_a,
+                                              correct_ood=correct_b, n_id=n_a, n_ood=n_b, n_bootstrap=n_bootstrap,
+                                              seed=seed)
+    except robustness.RobustnessError as error:
+        raise LeaderboardError(str(error)) from None
+    return fit, (scale_a, scale_b)
+
+
+def _board_name(source: Path) -> str:
+    return source.stem if source.suffix else source.name
+
+
+def concordance_of(boards: Sequence[tuple[str, pd.DataFrame, str]], *, on: Sequence[str],
+                   alpha: float = rank_concordance_module.DEFAULT_ALPHA, n_bootstrap: int = DEFAULT_BOOTSTRAP,
+                   seed: int = 0) -> rank_concordance_module.RankConcordance:
+    """Kendall's W, Friedman and Nemenyi over several leaderboards, on the models every one of them scores.
+
+    Args:
+        boards: (name, table, score column) per benchmark.
+        on: key columns; a model's name joins them with `` / ``.
+        alpha: level of the Nemenyi critical difference.
+        n_bootstrap: replicates of W's interval (over models).
+        seed: seed of the resampling.
+
+    Returns:
+        A ``concordance.RankConcordance``.
+
+    Raises:
+        LeaderboardError: a missing column, duplicated keys, or fewer than 3 shared models.
+    """
+    columns = []
+    for name, table, score in boards:
+        missing = [c for c in [*on, score] if c not in table.columns]
+        if missing:
+            raise LeaderboardError(f"table {name} has no column {missing}; its columns are {list(table.columns)}")
+        if table.duplicated(list(on)).any():
+            raise LeaderboardError(f"table {name} has several rows per key {list(on)}; add key columns with --on")
+        index = [" / ".join(str(v) for v in row) for row in table[list(on)].itertuples(index=False)]
+        columns.append(pd.Series(table[score].to_numpy(float), index=index, name=name))
+    names = [name for name, _, _ in boards]
+    if len(set(names)) < len(names):
+        raise LeaderboardError(f"two benchmarks share a name in {names}; give files with different names")
+    table = pd.concat(columns, axis=1, join="inner").dropna().sort_index()
+    try:
+        return rank_concordance_module.rank_concordance(table, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
+    except rank_concordance_module.ConcordanceError as error:
+        raise LeaderboardError(f"{error} (after joining {names} on {list(on)}: {len(table)} models)") from None
 
 
 def compare_leaderboard_files(table_a: str | Path, table_b: str | Path, *, on: str | None = None,
                               score: str | None = None, score_b: str | None = None, labels_a: str | Path | None = None,
                               labels_b: str | Path | None = None, n_bootstrap: int = DEFAULT_BOOTSTRAP,
                               top_k: int = DEFAULT_TOP_K, seed: int = 0, movers: int = DEFAULT_MOVERS,
-                              output_format: str = "text") -> str:
+                              output_format: str = "text", effective_robustness: bool = False,
+                              link: str = robustness.DEFAULT_LINK, accuracy_scale: str = "auto",
+                              n_a: int | None = None, n_b: int | None = None,
+                              also: Sequence[str] = (), concordance: bool = False,
+                              alpha: float = rank_concordance_module.DEFAULT_ALPHA) -> str:
     """Read two leaderboards (CSV tables or prediction folders), compare their rankings, and format the result.
 
     Args:
@@ -359,9 +473,21 @@ def compare_leaderboard_files(table_a: str | Path, table_b: str | Path, *, on: s
         seed: seed of the resampling.
         movers: how many of the biggest rank moves to list.
         output_format: one of :data:`OUTPUT_FORMATS`.
+        effective_robustness: also fit B's accuracy against A's (:func:`effective_robustness_of`) and
+            show the fit and the ``movers`` most and least effectively robust models.
+        link: the link of that fit, ``probit`` or ``logit``.
+        accuracy_scale: how the score columns hold accuracies, one of :data:`ACCURACY_SCALES`.
+        n_a: test-set size of a CSV board A, for the effective-robustness intervals (binomial redraws).
+        n_b: likewise for B.
+        also: further leaderboards for the concordance: a CSV path (score column ``score``) or
+            ``FOLDER=LABELS`` for a prediction folder.
+        concordance: also compute Kendall's W, the Friedman test and the Nemenyi critical difference
+            over A, B and ``also`` (:func:`concordance_of`).
+        alpha: level of the Nemenyi critical difference.
 
     Returns:
-        The comparison as text (:func:`format_text`) or as indented JSON (``RankComparison.to_json``).
+        The comparison as text (:func:`format_text`, then ``robustness.format_text``) or as indented
+        JSON (``RankComparison.to_json``, with the fit under ``effective_robustness``).
 
     Raises:
         LeaderboardError: an unknown format, missing key or score columns, or tables that do not join.
@@ -379,9 +505,35 @@ def compare_leaderboard_files(table_a: str | Path, table_b: str | Path, *, on: s
     if score is None:
         raise LeaderboardError(f"give the score column, e.g. --score top1; table A has {list(board_a.columns)}")
     joined = join_leaderboards(board_a, board_b, on=keys, score_a=score, score_b=score_b)
-    result = compare_rankings(joined, n_bootstrap=n_bootstrap, top_k=top_k, seed=seed,
-                              correct_a=aligned_correctness(joined, correct_a),
-                              correct_b=aligned_correctness(joined, correct_b))
+    correct_a, correct_b = aligned_correctness(joined, correct_a), aligned_correctness(joined, correct_b)
+    fit = scales = None
+    if effective_robustness:  # before the rank comparison, so that a bad link or scale fails fast
+        fit, scales = effective_robustness_of(joined, on=keys, link=link, accuracy_scale=accuracy_scale,
+                                              correct_a=correct_a, correct_b=correct_b, n_a=n_a, n_b=n_b,
+                                              n_bootstrap=n_bootstrap, seed=seed)
+    if also and not concordance:
+        raise LeaderboardError("--also tables only enter the concordance; add --concordance")
+    agreement_of_all = None
+    if concordance:
+        boards = [(_board_name(Path(table_a)), board_a, score), (_board_name(Path(table_b)), board_b, score_b or score)]
+        for item in also:
+            path, _, labels = item.partition("=")
+            boards.append((_board_name(Path(path)), read_board(Path(path), labels=labels and Path(labels))[0],
+                           SCORE_COLUMN if Path(path).is_dir() else score))
+        agreement_of_all = concordance_of(boards, on=keys, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
+    result = compare_rankings(joined, n_bootstrap=n_bootstrap, top_k=top_k, seed=seed, correct_a=correct_a,
+                              correct_b=correct_b)
     if output_format == "json":
-        return json.dumps(result.to_json(movers=movers), indent=2, default=float)
-    return format_text(result, on=keys, names=(str(table_a), str(table_b)), movers=movers)
+        out = result.to_json(movers=movers)
+        if fit is not None:
+            out["effective_robustness"] = {**fit.to_json(shown=movers), "accuracy_scale": list(scales)}
+        if agreement_of_all is not None:
+            out["concordance"] = agreement_of_all.to_json()
+        return json.dumps(out, indent=2, default=float)
+    text = format_text(result, on=keys, names=(str(table_a), str(table_b)), movers=movers)
+    if fit is not None:
+        text += (f"\n\n{robustness.format_text(fit, names=(str(table_a), str(table_b)), shown=movers)}"
+                 f"\nscores read as accuracies in {scales[0]} (A) and {scales[1]} (B)")
+    if agreement_of_all is not None:
+        text += "\n\n" + rank_concordance_module.format_text(agreement_of_all)
+    return text

@@ -103,7 +103,7 @@ def _weighted_pearson_rows(a: np.ndarray, b: np.ndarray, weights: np.ndarray | N
         return np.where((var_a > floor_a) & (var_b > floor_b), (w * a * b).sum(axis=1) / np.sqrt(var_a * var_b), np.nan)
 
 
-def _weighted_grades(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def weighted_grades(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Mid-distribution grades F(x_i) = W(x < x_i) + W(x = x_i) / 2 of each row's weighted sample.
 
     With equal weights these are (midrank - 1/2) / M, so their Pearson correlation is Spearman's rho.
@@ -126,7 +126,7 @@ def spearman_rho_rows(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None =
     a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
     if weights is None:
         return _weighted_pearson_rows(stats.rankdata(a, axis=1), stats.rankdata(b, axis=1), None)
-    return _weighted_pearson_rows(_weighted_grades(a, weights), _weighted_grades(b, weights), weights)
+    return _weighted_pearson_rows(weighted_grades(a, weights), weighted_grades(b, weights), weights)
 
 
 def pearson_r_rows(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:

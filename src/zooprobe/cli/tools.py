@@ -27,7 +27,11 @@ def cmd_compare_rankings(args: argparse.Namespace) -> None:
         print(compare_leaderboard_files(args.table_a, args.table_b, on=args.on, score=args.score,
                                         score_b=args.score_b, labels_a=args.labels_a, labels_b=args.labels_b,
                                         n_bootstrap=args.bootstrap, top_k=args.top, seed=args.seed,
-                                        movers=args.movers, output_format=args.format))
+                                        movers=args.movers, output_format=args.format,
+                                        effective_robustness=args.effective_robustness, link=args.link,
+                                        accuracy_scale=args.accuracy_scale, n_a=args.n_a, n_b=args.n_b,
+                                        also=args.also or (),
+                                        concordance=args.concordance, alpha=args.alpha))
     except LeaderboardError as error:
         raise SystemExit(f"compare-rankings: {error}") from None
 
@@ -82,6 +86,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--movers", type=int, default=5, help="how many of the biggest rank moves to list")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--effective-robustness", action="store_true",
+                   help="also fit B's accuracy against A's on probit axes (accuracy on the line) and list the "
+                        "--movers most and least effectively robust models")
+    p.add_argument("--link", choices=("probit", "logit"), default="probit", help="link of that fit (default probit)")
+    p.add_argument("--accuracy-scale", choices=("auto", "fraction", "percent"), default="auto",
+                   help="how the score columns hold accuracies (auto: above 1 means percent)")
+    p.add_argument("--n-a", type=int, help="test-set size of a CSV table A (e.g. 50000 for ImageNet val): the "
+                   "effective-robustness intervals then redraw its accuracies as binomials")
+    p.add_argument("--n-b", type=int, help="test-set size of a CSV table B (e.g. 10000 for ImageNet-V2)")
+    p.add_argument("--concordance", action="store_true",
+                   help="also Kendall's W (CI over models), the Friedman test and the Nemenyi critical difference "
+                        "over A, B and every --also table")
+    p.add_argument("--also", action="append", metavar="TABLE",
+                   help="a further leaderboard for --concordance (repeatable): a CSV with the --score column, or "
+                        "FOLDER=LABELS for a prediction folder")
+    p.add_argument("--alpha", type=float, default=0.05, help="level of the Nemenyi critical difference (default 0.05)")
     p.set_defaults(func=cmd_compare_rankings)
 
     # What every dvc-* command needs to find the workflow and its files.

@@ -19,6 +19,8 @@ import pandas as pd  # noqa: E402
 
 from zooprobe.analysis import stats  # noqa: E402
 from zooprobe.analysis.agreement import agreement_matrix  # noqa: E402
+from zooprobe.analysis.concordance import RankConcordance  # noqa: E402
+from zooprobe.analysis.robustness import RobustnessFit, clip_bounds, link_functions  # noqa: E402
 
 # Okabe & Ito (2008), safe for the common colour-vision deficiencies (less their yellow, which thin lines
 # on white do not show), then Paul Tol's "muted" set for larger zoos; past both, colours repeat and the
@@ -343,4 +345,112 @@ def sample_grid_figure(rounds: list[np.ndarray], caption: str) -> plt.Figure:
         ax.set_title(f"round {index + 1}", fontsize=9)
         ax.axis("off")
     fig.suptitle(caption, fontsize=10)
+    return fig
+
+
+# Accuracies marked on a probit or logit axis.
+LINKED_ACCURACY_TICKS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+
+
+def effective_robustness_scatter(fit: RobustnessFit, *, id_name: str, ood_name: str,
+                                 labelled: int = 5) -> plt.Figure:
+    """OOD against ID accuracy on link-scaled axes (ticks in accuracy), with the fit, its 95% band and y = x.
+
+    Args:
+        fit: from :func:`zooprobe.analysis.robustness.effective_robustness`.
+        id_name: the ID benchmark, for the x label.
+        ood_name: the OOD benchmark, for the y label.
+        labelled: how many of the most and of the least effectively robust models get their name.
+
+    Returns:
+        The figure; the band is the pointwise percentile interval of the bootstrap lines (what they
+        redrew is in the title).
+    """
+    forward, _ = link_functions(fit.link)
+    low, high = clip_bounds(None)
+    table = fit.table
+    x = forward(np.clip(table.id_accuracy.to_numpy(), low, high))
+    y = forward(np.clip(table.ood_accuracy.to_numpy(), low, high))
+    fig, ax = plt.subplots(figsize=(6.0, 5.2))
+    points_er = 100 * table.effective_robustness.to_numpy()
+    reach = max(float(np.max(np.abs(points_er))), 1e-9)  # a colour scale centred on 0: white is on the line
+    points = ax.scatter(x, y, s=18, c=points_er, cmap="coolwarm_r", vmin=-reach, vmax=reach, zorder=3,
+                        edgecolors="black", linewidths=0.3)
+    fig.colorbar(points, ax=ax, shrink=0.8, label="effective robustness (accuracy points)")
+    span = np.linspace(min(x.min(), y.min()) - 0.1, max(x.max(), y.max()) + 0.1, 100)
+    ax.plot(span, span, ":", color="grey", label="y = x (no drop)")
+    slope, intercept = fit.slope_ci_over_models, fit.intercept_ci_over_models
+    ax.plot(span, intercept.value + slope.value * span, "-", color="C3",
+            label=f"fit: slope {slope.value:.2f} [{slope.ci_low:.2f}, {slope.ci_high:.2f}], "
+                  f"R² {fit.r2_ci_over_models.value:.3f}")
+    if len(fit.fit_replicates):
+        lines = fit.fit_replicates[:, [1]] + fit.fit_replicates[:, [0]] * span[None]
+        band = np.array([stats.percentile_interval(column, fit.level) for column in lines.T])
+        ax.fill_between(span, band[:, 0], band[:, 1], color="C3", alpha=0.2, linewidth=0)
+    named = pd.concat([fit.most_robust(labelled), fit.least_robust(labelled)]).drop_duplicates("model")
+    for row in named.itertuples():
+        ax.annotate(f"{row.model} ({100 * row.effective_robustness:+.1f})", (x[row.Index], y[row.Index]),
+                    xytext=(4, 2), textcoords="offset points", fontsize=6)
+    ticks = [t for t in LINKED_ACCURACY_TICKS if span[0] <= forward(t) <= span[-1]]
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_ticks([forward(t) for t in ticks], [f"{100 * t:g}" for t in ticks])
+    ax.set_xlim(span[0], span[-1])
+    ax.set_ylim(min(y.min(), x.min()) - 0.1, max(y.max(), x.max()) + 0.1)
+    ax.set_xlabel(f"{id_name} accuracy (%, {fit.link} scale)")
+    ax.set_ylabel(f"{ood_name} accuracy (%, {fit.link} scale)")
+    ax.set_title(f"Accuracy on the line: {fit.n_models} models, labels give effective robustness (points)\n"
+                 f"band: {int(round(100 * fit.level))}% over {fit.resampled}", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def critical_difference_diagram(result: RankConcordance, *, max_models: int = 40) -> plt.Figure:
+    """Demšar's critical-difference diagram: models on a mean-rank axis (1 = best, left), a thick bar
+    joining each group whose mean ranks differ by less than the Nemenyi CD, and the CD as a scale bar.
+
+    Args:
+        result: from :func:`zooprobe.analysis.concordance.rank_concordance`.
+        max_models: refuse more models than this: their names would not fit (draw a subset's
+            diagram from a :func:`rank_concordance` of that subset instead).
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: more than ``max_models`` models.
+    """
+    ranks = result.mean_ranks
+    k = len(ranks)
+    if k > max_models:
+        raise ValueError(f"{k} models are too many for a readable diagram (max_models={max_models}); "
+                         "pass a larger max_models or compute the concordance of fewer models")
+    half = (k + 1) // 2
+    fig, ax = plt.subplots(figsize=(7.5, 1.6 + 0.28 * half + 0.12 * len(result.groups)))
+    ax.set_xlim(0.5, k + 0.5)  # best on the left (Demšar draws it on the right); names sit outside the axis
+    ax.set_ylim(-(half + 1.5), 2.0 + 0.25 * len(result.groups))
+    ax.axhline(0, color="black", linewidth=1)
+    for tick in range(1, k + 1):
+        ax.plot([tick, tick], [0, 0.15], color="black", linewidth=0.8)
+        ax.text(tick, 0.3, str(tick), ha="center", va="bottom", fontsize=7)
+    for i, (model, rank) in enumerate(ranks.items()):
+        left = i < half
+        row = -(i + 1) if left else -(k - i)
+        edge = 0.5 if left else k + 0.5
+        ax.plot([rank, rank, edge], [0, row, row], color="grey", linewidth=0.7)
+        ax.text(edge - 0.1 if left else edge + 0.1, row, f"{model} ({rank:.2f})", ha="right" if left else "left",
+                va="center", fontsize=7)
+    for level, group in enumerate(result.groups):
+        members = ranks[list(group)]
+        height = 0.9 + 0.25 * level
+        ax.plot([members.min(), members.max()], [height, height], color="C3", linewidth=3, solid_capstyle="round")
+    cd = result.critical_difference
+    ax.plot([1, 1 + cd], [1.0 + 0.25 * len(result.groups)] * 2, color="black", linewidth=1.5)
+    ax.text(1 + cd / 2, 1.1 + 0.25 * len(result.groups), f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=7)
+    ax.axis("off")
+    w = result.kendall_w_ci_over_models
+    ax.set_title(f"Mean rank over {len(result.benchmarks)} benchmarks; bars: not significantly different "
+                 f"(Nemenyi, alpha {result.alpha:g})\nFriedman chi2 {result.friedman_chi2:.1f}, p = "
+                 f"{result.friedman_p:.2g}; Kendall's W {w.value:.2f} [{w.ci_low:.2f}, {w.ci_high:.2f}] "
+                 f"over {w.resampled or 'nothing'}", fontsize=8)
     return fig

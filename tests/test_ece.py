@@ -63,17 +63,16 @@ def test_a_perfectly_calibrated_model_scores_its_finite_n_bias_and_near_zero_at_
     The mean ECE is the finite-N bias (within 10% of its normal approximation), not 0; at 100,000 examples
     it falls below 0.01."""
     rng = np.random.default_rng(2)
-    eces, covers_zero, floors = [], [], []
+    eces, floors = [], []
     for dataset in range(200):
         conf = rng.uniform(0.5, 1.0, 1000)
-        found = calibration_error(conf, rng.random(1000) < conf, n_boot=1000, seed=dataset)
-        eces.append(found.ece.value)
-        covers_zero.append(found.ece.ci_low <= 0.0)
+        # Only the point ECE is the object here (the interval's coverage is the next test's): no bootstrap.
+        eces.append(ece_from_confidence(conf, rng.random(1000) < conf))
         if dataset < 5:
             floors.append(calibrated_noise_floor(conf, n_sim=1000, seed=dataset).value)
     approximation = expected_calibrated_ece(rng.uniform(0.5, 1.0, 1000))
     print(f"perfectly calibrated, N=1000: mean ECE {np.mean(eces):.4f} (normal approximation {approximation:.4f}, "
-          f"noise floor {np.mean(floors):.4f}); the 95% CI covers 0 in {np.mean(covers_zero):.3f} of 200 datasets")
+          f"noise floor {np.mean(floors):.4f})")
     assert np.mean(eces) == pytest.approx(approximation, rel=0.10)
     assert np.mean(floors) == pytest.approx(approximation, rel=0.10)
     conf = rng.uniform(0.5, 1.0, 100_000)

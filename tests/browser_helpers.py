@@ -96,7 +96,7 @@ class SortOutcome:
 
     Attributes:
         table: index of the table among the page's ``table.sortable``.
-        column: the header's index in the table's last header row.
+        column: the header's index in the table's header row (:meth:`ReportBrowser.sortable_tables`).
         header: the header's text.
         before: the column's cells before the first click, top to bottom.
         after: per click, the column's cells after it.
@@ -301,12 +301,20 @@ class ReportBrowser:
         return len(links), problems
 
     def sortable_tables(self) -> list[dict[str, Any]]:
-        """Each ``table.sortable``: its header texts and its body's cell texts, row by row."""
+        """Each ``table.sortable``: its header row, that row's texts and its body's cell texts, row by row.
+
+        The header row is the one with the most named ``<th>`` (the first of those): pandas puts a row
+        of the index's name, with blank cells, under the column names.
+        """
         return self.driver.execute_script(
             "return Array.from(document.querySelectorAll('table.sortable'), t => {"
-            "  const head = t.tHead ? t.tHead.rows[t.tHead.rows.length - 1] : null;"
+            "  const named = r => Array.from(r.cells).filter(c => c.tagName === 'TH' && c.innerText.trim()).length;"
+            "  let head = null, headRow = 0;"
+            "  if (t.tHead) Array.from(t.tHead.rows).forEach((r, i) => {"
+            "    if (!head || named(r) > named(head)) { head = r; headRow = i; } });"
             "  const body = t.tBodies[0];"
-            "  return {headers: head ? Array.from(head.cells, c => c.tagName === 'TH' ? c.innerText.trim() : null) : [],"
+            "  return {headRow: headRow,"
+            "          headers: head ? Array.from(head.cells, c => c.tagName === 'TH' ? c.innerText.trim() : null) : [],"
             "          rows: body ? Array.from(body.rows, r => Array.from(r.cells, c => c.innerText.trim())) : []};"
             "});")
 
@@ -350,7 +358,7 @@ class ReportBrowser:
 
         Args:
             table: index among the page's ``table.sortable``.
-            column: index of the header in the table's last header row.
+            column: index of the cell in the table's header row (:meth:`sortable_tables`).
 
         Returns:
             What the clicks did and what did not match.
@@ -359,7 +367,7 @@ class ReportBrowser:
 
         before = self.sortable_tables()[table]
         header_cell = self.driver.find_elements(By.CSS_SELECTOR, "table.sortable")[table].find_element(
-            By.XPATH, "./thead/tr[last()]/th[" + str(column + 1) + "]")
+            By.XPATH, f"./thead/tr[{before['headRow'] + 1}]/*[{column + 1}]")
         problems, after, aria = [], [], []
         rows_before = sorted(map(tuple, before["rows"]))
         for click in range(2):

@@ -63,6 +63,14 @@ def test_every_check_passes_on_a_page_that_follows_the_contract(browser: ReportB
     assert timing["viewport"] == [VIEWPORT_WIDTH, VIEWPORT_HEIGHT]
 
 
+def test_sort_check_passes_a_pandas_style_table_with_two_header_rows(browser: ReportBrowser) -> None:
+    browser.open(PAGES / "contract_ok.html")
+    outcome = browser.check_sort(1, 1)  # "score", in the first of its two header rows
+    assert outcome.header == "score" and outcome.problems == []
+    # Numeric, not text, order: -29.7 < -27.3 < -3.1 (as text "-3.1" would sort between them).
+    assert outcome.after[0] == ["-29.7 [-33.4, -26.1]", "-27.3 [-30.5, -25.5]", "-3.1 [-4.0, -2.2]"]
+
+
 def test_each_check_reports_its_defect_on_a_broken_page(browser: ReportBrowser, tmp_path: Path) -> None:
     check = check_page(browser, PAGES / "contract_broken.html", screenshot_dir=tmp_path)
     assert any("deliberate console error" in error for error in check.console_errors), check.console_errors

@@ -28,12 +28,20 @@ REPORT_RUNS = {"tiny": "tiny_checkout_run", "default": "default_run"}
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[ReportBrowser]:
-    """One headless Chromium for the module; the test skips, saying how to install it, without one."""
+    """One headless Chromium for the session; the test skips, saying how to install it, without one."""
     tools, why_not = find_browser_tools()
     if tools is None:
         pytest.skip(why_not)
     with open_browser(tools) as started:
         yield started
+
+
+def test_without_chromium_the_tests_are_told_why_and_how_to_install_it(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    tools, why_not = find_browser_tools()
+    assert tools is None
+    assert why_not.startswith("no Chromium on PATH") and "chromium-driver" in why_not, why_not
 
 
 def test_sort_key_orders_by_leading_number_else_text() -> None:

@@ -249,15 +249,18 @@ def test_analysis_design_from_the_params():
 
     config = {"datasets": {"base": {"source": "procedural"}, "noisy": {"source": "shift", "of": "base"},
                            "noisier": {"source": "shift", "of": "noisy"},
-                           "few": {"source": "corrupt", "of": "base", "max_per_class": 5}},
+                           "few": {"source": "corrupt", "of": "base", "max_per_class": 5},
+                           "spread": {"source": "corrupt", "of": "base", "every": 4},
+                           "all_rows": {"source": "corrupt", "of": "base", "every": 1}},
               "models": {"net": {"source": "trained", "arch": "resnet18", "seeds": [0, 1]},
                          "net_random": {"source": "timm", "arch": "resnet18"},
                          "solo": {"source": "trained", "arch": "resnet10t"}}}
     design = analysis_design(config)
     assert design["units"] == {"net-s0": "net", "net-s1": "net"}
-    assert design["shared_rows"] == {"noisy": "base", "noisier": "base"}  # a subset does not share rows
+    assert design["shared_rows"] == {"noisy": "base", "noisier": "base", "all_rows": "base"}  # a subset does not share rows
     assert design["random_init_pairs"] == [["net-s0", "net_random"], ["net-s1", "net_random"]]
-    assert analysis_design_keys(config) == ["models.net", "models.net_random", "datasets.noisier", "datasets.noisy"]
+    assert analysis_design_keys(config) == ["models.net", "models.net_random", "datasets.all_rows", "datasets.noisier",
+                                            "datasets.noisy"]
 
 
 def test_run_analysis_reads_results_in_order_and_writes_the_table_and_its_summary(tmp_path):

@@ -235,6 +235,17 @@ def test_shifted_copy_keeps_labels_of_the_split_and_the_first_per_class():
     assert copy.attrs == {"source": "y"}
 
 
+def test_shifted_copy_keeps_every_nth_example_after_the_first_per_class():
+    images = np.arange(7 * 2 * 2 * 3, dtype=np.uint8).reshape(7, 2, 2, 3)
+    base = imageset.ImageSet(images, np.array([0, 0, 0, 1, 1, 2, 2]), np.full(7, "test"), ["a", "b", "c"], {})
+    copy = shifted.shifted_copy(base, split="test", shift_images=lambda im: 255 - im, attrs={}, max_per_class=2, every=2)
+    # First two of each class: rows 0, 1, 3, 4, 5, 6; every second of those: rows 0, 3, 5.
+    assert copy.labels.tolist() == [0, 1, 2] and copy.class_names == ["a", "b", "c"]
+    np.testing.assert_array_equal(copy.images, 255 - images[[0, 3, 5]])
+    with pytest.raises(ValueError, match="every must be a positive integer"):
+        shifted.shifted_copy(base, split="test", shift_images=lambda im: im, attrs={}, every=0)
+
+
 def test_as_rgb_repeats_grey_and_resizes():
     grey = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4)
     rgb = imageset.as_rgb(grey, None)

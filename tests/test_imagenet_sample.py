@@ -1,5 +1,5 @@
 """configs/imagenet-sample.yaml end to end on the shared assets: EfficientNet-Lite0/1/2 own heads on 1,000
-real ImageNet photographs and two ImageNet-C copies, beside timm's published top-1."""
+real ImageNet photographs and two ImageNet-C copies of every fourth one, beside timm's published top-1."""
 from __future__ import annotations
 
 import csv
@@ -18,6 +18,8 @@ MODELS = {"efficientnet_lite0": ("tf_efficientnet_lite0.in1k", "224"),
           "efficientnet_lite1": ("tf_efficientnet_lite1.in1k", "240"),
           "efficientnet_lite2": ("tf_efficientnet_lite2.in1k", "260")}
 SETS = ("imagenet_sample", "imagenet_sample_noise3", "imagenet_sample_contrast3")
+# Images a set holds: all 1,000 clean photographs; the corrupted copies take every fourth (every: 4).
+N_IMAGES = {"imagenet_sample": 1000, "imagenet_sample_noise3": 250, "imagenet_sample_contrast3": 250}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def test_own_head_top1_per_model_and_set_with_intervals_beside_published(imagene
     scores = pd.read_csv(imagenet_run / "results" / "scores.csv")
     head = scores[scores.metric == "head_accuracy"]
     assert sorted(zip(head.model, head.benchmark)) == sorted((m, s) for m in MODELS for s in SETS)
-    assert (head.n == 1000).all()
+    assert (head.n == head.benchmark.map(N_IMAGES)).all(), head[["model", "benchmark", "n"]]
     assert ((head.ci_low <= head.value) & (head.value <= head.ci_high) & (head.ci_low < head.ci_high)).all()
     clean = head[head.benchmark == "imagenet_sample"].set_index("model").value
     assert (clean > 0.6).all(), clean  # real ImageNet weights on real photographs over 1,000 classes
@@ -51,6 +53,16 @@ def test_own_head_top1_per_model_and_set_with_intervals_beside_published(imagene
         assert (noisy < clean).all()  # ImageNet-C at severity 3 costs every model accuracy
     with h5py.File(imagenet_run / "data" / "datasets" / "imagenet_sample_noise3.h5") as f:
         assert json.loads(f.attrs["provenance"])["corruption_parameters"] == "imagenet"
+    # The corrupted copies hold every fourth clean photograph (one of each of 250 classes), keep all 1,000
+    # class names, and so are scored over the whole 1000-way head like the clean set.
+    from zooprobe.io import h5io
+
+    clean_labels, _, clean_info = h5io.read_image_labels(imagenet_run / "data" / "datasets" / "imagenet_sample.h5")
+    for shifted in SETS[1:]:
+        labels, _, info = h5io.read_image_labels(imagenet_run / "data" / "datasets" / f"{shifted}.h5")
+        assert labels.tolist() == clean_labels[::4].tolist() and len(set(labels.tolist())) == 250
+        assert info["class_names"] == clean_info["class_names"] and len(info["class_names"]) == 1000
+        assert info["head_classes"] == clean_info["head_classes"]
 
 
 def test_each_model_reads_the_photographs_through_its_own_eval_transform(imagenet_run):

@@ -24,7 +24,7 @@ def _require_severity(severity: int) -> None:
 
 
 def shifted_copy(base: ImageSet, *, split: str, shift_images: Callable[[np.ndarray], np.ndarray],
-                 attrs: Mapping[str, Any], max_per_class: int | None = None) -> ImageSet:
+                 attrs: Mapping[str, Any], max_per_class: int | None = None, every: int = 1) -> ImageSet:
     """A copy of one split of ``base`` with changed pixels; every example becomes ``test``.
 
     Args:
@@ -33,6 +33,8 @@ def shifted_copy(base: ImageSet, *, split: str, shift_images: Callable[[np.ndarr
         shift_images: uint8 (N, H, W, C) images -> the changed uint8 images.
         attrs: the copy's provenance (source, parameters, the base's sha256).
         max_per_class: copy only the first N examples of each class, in stored order.
+        every: then copy only every ``every``-th of those examples (the 1st, the ``every + 1``-th, ...), in
+            stored order: a subset spread over the whole split (a sorted image folder: over its classes).
 
     Returns:
         :class:`ImageSet` with ``base``'s labels and class names, all in ``test``.
@@ -40,6 +42,10 @@ def shifted_copy(base: ImageSet, *, split: str, shift_images: Callable[[np.ndarr
     part = base.subset(split)
     if max_per_class:
         part = first_per_class(part, max_per_class)
+    if every < 1:
+        raise ValueError(f"every must be a positive integer (1 keeps every example), got {every}")
+    if every > 1:
+        part = ImageSet(part.images[::every], part.labels[::every], part.split[::every], part.class_names, part.attrs)
     images = shift_images(part.images)
     return ImageSet(images, part.labels.copy(), np.full(len(images), "test", dtype="U5"), list(base.class_names),
                     dict(attrs))
@@ -160,7 +166,8 @@ def _cifar_c(images: np.ndarray, *, corruption: str, severity: int, seed: int) -
 
 
 def build_corrupt(base: ImageSet, *, corruption: str, severity: int, seed: int, split: str = "test",
-                  max_per_class: int | None = None, parameters: str = "auto", **_: Any) -> ImageSet:
+                  max_per_class: int | None = None, every: int = 1, parameters: str = "auto",
+                  **_: Any) -> ImageSet:
     """Build a corrupted copy of one split of ``base``, with CIFAR-10-C or ImageNet-C parameters.
 
     Args:
@@ -171,6 +178,7 @@ def build_corrupt(base: ImageSet, *, corruption: str, severity: int, seed: int, 
         seed: seed of the corruption's randomness.
         split: which split of ``base`` to corrupt.
         max_per_class: corrupt only the first N examples of each class, in stored order.
+        every: then corrupt only every ``every``-th of those examples, in stored order (1: all of them).
         parameters: ``cifar`` (the 32-px constants of Hendrycks & Dietterich's make_cifar_c.py),
             ``imagenet`` (ImageNet-C's, from the ``imagecorruptions`` package) or ``auto`` (``cifar`` for
             images up to :data:`CIFAR_SCALE_MAX_SIDE` px, else ``imagenet``).
@@ -195,11 +203,11 @@ def build_corrupt(base: ImageSet, *, corruption: str, severity: int, seed: int, 
         constant, code = None, f"imagecorruptions {version('imagecorruptions')} (ImageNet-C parameters)"
     corrupt_images = _cifar_c if chosen == "cifar" else _imagenet_c
     attrs = {"source": "corrupt", "corruption": corruption, "severity": severity, "of_split": split,
-             "max_per_class": max_per_class or 0, "of_sha256": base.content_sha256(),
+             "max_per_class": max_per_class or 0, "every": every, "of_sha256": base.content_sha256(),
              "corruption_parameters": chosen, "corruption_parameters_requested": parameters,
              "cifar_scale_max_side": CIFAR_SCALE_MAX_SIDE, "corruption_code": code}
     if constant is not None:
         attrs["corruption_constant"] = list(constant) if isinstance(constant, tuple) else constant
-    return shifted_copy(base, split=split, max_per_class=max_per_class, attrs=attrs,
+    return shifted_copy(base, split=split, max_per_class=max_per_class, every=every, attrs=attrs,
                         shift_images=lambda images: corrupt_images(images, corruption=corruption, severity=severity,
                                                                    seed=seed))

@@ -168,16 +168,16 @@ def random_init_pairs(config: Mapping[str, Any]) -> list[tuple[str, str]]:
 def shared_test_rows(config: Mapping[str, Any]) -> dict[str, str]:
     """Evaluation sets that copy another set's test split row for row -> the set at the root of the copies.
 
-    A ``shift`` or ``corrupt`` dataset of the test split with no ``max_per_class`` keeps every row in
-    order, so its examples and the original's are the same photographs; the analysis resamples
-    them with one joint draw.
+    A ``shift`` or ``corrupt`` dataset of the test split with no ``max_per_class`` and no ``every`` keeps
+    every row in order, so its examples and the original's are the same photographs; the analysis
+    resamples them with one joint draw. A subset (either key) has rows of its own and its own draw.
     """
     datasets = config.get("datasets") or {}
 
     def root(name: str) -> str:
         entry = datasets[name]
         copies = (entry["source"] in ("shift", "corrupt") and entry.get("split", "test") == "test"
-                  and not entry.get("max_per_class"))
+                  and not entry.get("max_per_class") and entry.get("every", 1) == 1)
         return root(entry["of"]) if copies else name
 
     return {name: root(name) for name in datasets if root(name) != name}

@@ -1,8 +1,10 @@
 """Nothing runs that the user did not write, nothing changes unseen, and bad input fails early and clearly."""
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -30,6 +32,7 @@ from zooprobe.zoo.factory import create_model
 
 # Every character a shell would act on, in a title, a folder name, a class name and a checkpoint path.
 HOSTILE = """it's "x" $(touch PWNED_a) `touch PWNED_b`; touch PWNED_c & y"""
+HOSTILE_TITLE = f"Bob's zoo x'; touch PWNED_e; echo ' {HOSTILE}"
 
 
 def _image_set(path: Path, n: int = 40) -> None:
@@ -211,7 +214,7 @@ def _hostile_config(tmp_path: Path) -> tuple[Path, Path]:
         "extract": {"pooling": "avg"},
         "probe": {"tasks": {"folder": {"probe": "linear", "id": "folder"}}, "c_grid": [1.0], "max_iter": 50, "seed": 0},
         "analyse": {"n_bootstrap": 20, "seed": 0},
-        "report": {"title": f"Bob's zoo x'; touch PWNED_e; echo ' {HOSTILE}"},
+        "report": {"title": HOSTILE_TITLE},
     }
     configfile = tmp_path / "hostile.yaml"
     configfile.write_text(yaml.safe_dump(config))
@@ -230,7 +233,11 @@ def test_user_values_never_reach_the_shell_and_a_replaced_checkpoint_reruns(tmp_
     snakemake(workdir, "--cores", "2", configfile=configfile)
     assert _pwned(tmp_path) == []
     page = (workdir / "results" / "report" / "index.html").read_text()
-    assert "Bob&#x27;s zoo x&#x27;; touch PWNED_e; echo" in page
+    # The title arrives whole and escaped: the page's <title> reads back as the user's value, and no
+    # quote or ampersand of it stands bare in the HTML.
+    shown = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+    assert html.unescape(shown) == HOSTILE_TITLE
+    assert not set("'\"&<>") & set(re.sub(r"&(#\d+|#x[0-9a-f]+|amp|lt|gt|quot);", "", shown))
     with h5py.File(workdir / "data" / "datasets" / "folder.h5") as f:
         assert "cat " + HOSTILE in json.loads(f.attrs["provenance"])["class_names"]
     assert "Nothing to be done" in snakemake(workdir, "-n", configfile=configfile).stdout

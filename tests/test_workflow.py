@@ -47,16 +47,26 @@ def test_scores_cover_every_model_benchmark_and_pair(tiny_run):
         assert ranks.to_dict() == expected, benchmark
         assert sorted(ranks) == [1, 2, 3] or values.duplicated().any(), ranks  # no ties: exactly 1..n
     probe_pairs = {"shapes~shapes_noise", "shapes~shapes_texture", "shapes_noise~shapes_texture"}
+    # Tau-b is undefined (NaN, "tied scores" in the report) exactly where one benchmark scores every
+    # model the same, which near-chance one-epoch models on 80 test images can do on some machines.
+    every_score = scores[scores.metric == "score"]
+    all_tied = {benchmark for benchmark, group in every_score.groupby("benchmark") if group.value.nunique() == 1}
     for interval in ("given_zoo", "population"):
         pairs = scores[scores.metric == f"kendall_tau_{interval}"]
         assert probe_pairs <= set(pairs.benchmark) and len(pairs) == 15  # with the 3 dense benchmarks: 6 choose 2
-        assert pairs.value.between(-1, 1).all() and (pairs.ci_low <= pairs.ci_high).all()
+        undefined = pairs.benchmark.map(lambda pair: bool(set(pair.split("~")) & all_tied))
+        assert pairs.value[undefined].isna().all(), pairs[undefined]
+        defined = pairs[~undefined]
+        assert defined.value.between(-1, 1).all() and (defined.ci_low <= defined.ci_high).all(), defined
     # The noise set is a shifted copy of the shapes test split: one joint draw of their rows.
     joint = scores[(scores.metric == "kendall_tau_given_zoo") & (scores.benchmark == "shapes~shapes_noise")].iloc[0]
     assert "one joint draw" in joint.resampled
     holm = scores[scores.metric == "kendall_tau_pvalue_holm"]
     raw = scores[scores.metric == "kendall_tau_pvalue"].set_index("benchmark").value
-    assert len(holm) == 15 and (holm.value.to_numpy() >= raw[holm.benchmark].to_numpy() - 1e-12).all()
+    adjusted, unadjusted = holm.value.to_numpy(), raw[holm.benchmark].to_numpy()
+    assert len(holm) == 15 and (np.isnan(adjusted) == np.isnan(unadjusted)).all()  # an undefined tau is no test
+    tested = ~np.isnan(unadjusted)
+    assert tested.any() and (adjusted[tested] >= unadjusted[tested] - 1e-12).all()
     # A layer-wise curve for each model on each benchmark: every layer of resnet10t is scored.
     resnet_layers = scores[(scores.metric == "accuracy") & (scores.model == "resnet10t") & (scores.benchmark == "shapes")]
     assert list(resnet_layers.layer) == ["act1", "layer1", "layer2", "layer3", "layer4", "pre_logits"]

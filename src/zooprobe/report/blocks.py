@@ -42,6 +42,11 @@ class Section:
         return text in self.html
 
 
+def bounds_text(low: float, high: float, digits: int = 3) -> str:
+    """An interval's two ends as ``[low, high]``, the one spelling the report's text and tables share."""
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
 def slug(text: str) -> str:
     """An HTML id from a heading: lower case, runs of anything but letters and digits become one hyphen."""
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"

@@ -29,6 +29,8 @@ COLOUR_BLIND_SAFE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC
                      "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
                      "#AA4499")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+# Fits, bands and group bars are not models, so they take a grey no model is given.
+NOT_A_MODEL = "#666666"
 Style = Mapping[str, tuple[str, str]]
 
 
@@ -380,13 +382,13 @@ def effective_robustness_scatter(fit: RobustnessFit, *, id_name: str, ood_name: 
     span = np.linspace(min(x.min(), y.min()) - 0.1, max(x.max(), y.max()) + 0.1, 100)
     ax.plot(span, span, ":", color="grey", label="y = x (no drop)")
     slope, intercept = fit.slope_ci_over_models, fit.intercept_ci_over_models
-    ax.plot(span, intercept.value + slope.value * span, "-", color="C3",
+    ax.plot(span, intercept.value + slope.value * span, "-", color=NOT_A_MODEL,
             label=f"fit: slope {slope.value:.2f} [{slope.ci_low:.2f}, {slope.ci_high:.2f}], "
                   f"R² {fit.r2_ci_over_models.value:.3f}")
     if len(fit.fit_replicates):
         lines = fit.fit_replicates[:, [1]] + fit.fit_replicates[:, [0]] * span[None]
         band = np.array([stats.percentile_interval(column, fit.level) for column in lines.T])
-        ax.fill_between(span, band[:, 0], band[:, 1], color="C3", alpha=0.2, linewidth=0)
+        ax.fill_between(span, band[:, 0], band[:, 1], color=NOT_A_MODEL, alpha=0.2, linewidth=0)
     named = pd.concat([fit.most_robust(labelled), fit.least_robust(labelled)]).drop_duplicates("model")
     for row in named.itertuples():
         ax.annotate(f"{row.model} ({100 * row.effective_robustness:+.1f})", (x[row.Index], y[row.Index]),
@@ -443,7 +445,7 @@ def critical_difference_diagram(result: RankConcordance, *, max_models: int = 40
     for level, group in enumerate(result.groups):
         members = ranks[list(group)]
         height = 0.9 + 0.25 * level
-        ax.plot([members.min(), members.max()], [height, height], color="C3", linewidth=3, solid_capstyle="round")
+        ax.plot([members.min(), members.max()], [height, height], color=NOT_A_MODEL, linewidth=3, solid_capstyle="round")
     cd = result.critical_difference
     ax.plot([1, 1 + cd], [1.0 + 0.25 * len(result.groups)] * 2, color="black", linewidth=1.5)
     ax.text(1 + cd / 2, 1.1 + 0.25 * len(result.groups), f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=7)

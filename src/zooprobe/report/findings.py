@@ -15,6 +15,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from zooprobe.analysis import verdicts
+from zooprobe.report.blocks import bounds_text
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Finding:
 
 
 def _interval(low: float, high: float, digits: int = 2) -> str:
-    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+    return bounds_text(low, high, digits)  # findings are sentences: two decimals, where tables show three
 
 
 def ranking_headline(records: list[dict[str, Any]]) -> Finding | None:

@@ -16,7 +16,7 @@ from markupsafe import Markup
 from zooprobe.analysis import stats
 from zooprobe.analysis import tunnel
 from zooprobe.analysis import verdicts
-from zooprobe.report.blocks import Section, table_html
+from zooprobe.report.blocks import Section, bounds_text, table_html
 from zooprobe.report.figures import Style, improvement_scatter, png_data_uri
 
 
@@ -132,7 +132,7 @@ def interval_text(value: float, ci_low: float, ci_high: float, digits: int = 3) 
     Returns:
         ``value [low, high]``.
     """
-    return f"{value:.{digits}f} [{ci_low:.{digits}f}, {ci_high:.{digits}f}]"
+    return f"{value:.{digits}f} {bounds_text(ci_low, ci_high, digits)}"
 
 
 def estimate_cell(row: Any, digits: int = 3) -> str:

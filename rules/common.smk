@@ -200,7 +200,7 @@ def task_id_name(wildcards):
 
 
 def task_probe_kind(wildcards):
-    """The probe kind of a probe task: linear (the torch probe), sklearn (scikit-learn, for comparison) or head."""
+    """The probe kind of a probe task: linear (the torch probe), sklearn (scikit-learn, for comparison), knn or head."""
     return TASKS[wildcards.task]["probe"]
 
 

@@ -111,10 +111,10 @@ def test_chunked_hdf5_rows_give_the_in_memory_fit(tmp_path):
 
 def test_unknown_probe_kind_fails_naming_the_valid_choices():
     (x, y), (vx, vy), _ = _splits(4)
-    with pytest.raises(ValueError, match=r"probe kind 'svm': valid choices are \['linear', 'sklearn'\]$"):
+    with pytest.raises(ValueError, match=r"probe kind 'svm': valid choices are \['linear', 'sklearn', 'knn'\]$"):
         fit_probe(kind="svm", train_x=x, train_y=y, val_x=vx, val_y=vy, **SWEEP)
     # The old name of the torch probe is refused with its new one.
-    with pytest.raises(ValueError, match=r"probe kind 'torch': valid choices are \['linear', 'sklearn'\] "
+    with pytest.raises(ValueError, match=r"probe kind 'torch': valid choices are \['linear', 'sklearn', 'knn'\] "
                                          r"\(renamed: use linear"):
         fit_probe(kind="torch", train_x=x, train_y=y, val_x=vx, val_y=vy, **SWEEP)
     with pytest.raises(ValueError, match=r"probe device 'tpu': valid choices are \['auto', 'cpu', 'cuda'\]"):

@@ -100,9 +100,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("probe", parents=[model, settings, out],
                        help="fit linear probes per layer and score them on ID and OOD sets")
     p.add_argument("--task", required=True)
-    p.add_argument("--kind", default="linear", choices=["linear", "sklearn", "head"],
+    p.add_argument("--kind", default="linear", choices=["linear", "sklearn", "knn", "head"],
                    help="probe kind: linear (the torch probe: the C sweep C by C, warm-started, on the GPU when there is one), "
-                        "sklearn (the same objective fitted by scikit-learn, for comparison), or head (no probe: score "
+                        "sklearn (the same objective fitted by scikit-learn, for comparison), knn (DINO's weighted "
+                        "k-nearest-neighbour vote, k chosen on val), or head (no probe: score "
                         "the model's own head on every set, for probe: head tasks)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads of the torch probe (the job's threads)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],

@@ -290,6 +290,20 @@ def _check_head_task(config: Mapping[str, Any], task: str, entry: Mapping[str, A
                               f"models with an {space} head: source 'pypi' ({', '.join(PYPI_ARCHS)})")
 
 
+def _check_one_task_per_scored_set(tasks: Mapping[str, Any]) -> None:
+    """Refuse a set that two tasks score (as ID or OOD): a benchmark is named by the set it scores, so it
+    would be one benchmark with two rankings (a linear and a k-NN probe of the same set, say)."""
+    scored_by: dict[str, str] = {}
+    for task, entry in tasks.items():
+        for scored in dict.fromkeys([entry["id"], *entry.get("ood", [])]):
+            if scored in scored_by:
+                raise ConfigError(f"probe.tasks.{task}: {scored!r} is already scored by task {scored_by[scored]!r}; "
+                                  f"a benchmark is named by the set it scores, so one set is scored by one task. "
+                                  f"Scoring one set with two probe kinds (linear and knn, say), paired on its rows, "
+                                  f"is not supported yet; remove the set from one of the two tasks")
+            scored_by[scored] = task
+
+
 def check_config(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
     """Check every cross-reference in the params, and every setting that needs no model library.
 
@@ -322,6 +336,7 @@ def check_config(config: Mapping[str, Any]) -> dict[str, ModelSpec]:
             _require(ood, datasets, "dataset", f"probe.tasks.{task}.ood")
         for transfer in entry.get("transfer", []):
             _require(transfer, datasets, "dataset", f"probe.tasks.{task}.transfer")
+    _check_one_task_per_scored_set(config["probe"]["tasks"])
     sweep = config.get("sweep")
     if sweep:
         for dataset in sweep["datasets"]:

@@ -23,6 +23,7 @@ from zooprobe.data.label_space import require_same_label_space
 from zooprobe.io import h5io
 from zooprobe.io.h5io import Features
 from zooprobe.probes.fit import ProbeFit
+from zooprobe.probes.knn import K_GRID, TEMPERATURE, KnnFit, fit_knn_probe
 from zooprobe.probes.inputs import ProbeInputError
 from zooprobe.probes.torch_linear import fit_torch_probe
 
@@ -34,8 +35,9 @@ MAX_ITER = 300
 # Probe kinds of a task (probe.tasks.<task>.probe): linear is the torch probe (probes.torch_linear: the C
 # sweep C by C, each C warm-started from the previous one, on the GPU when there is one; the default since issue 20,
 # benchmarks/probe_fit.py); sklearn is the same objective fitted by scikit-learn one C at a time, kept for
-# comparison (results before issue 20 were fitted by it, under the name linear).
-PROBE_KINDS: tuple[str, ...] = ("linear", "sklearn")
+# comparison (results before issue 20 were fitted by it, under the name linear); knn fits nothing: a weighted
+# vote of the k most cosine-similar training rows (probes.knn, DINO's k-NN evaluation), k chosen on val.
+PROBE_KINDS: tuple[str, ...] = ("linear", "sklearn", "knn")
 # Kind names that no longer exist -> what to write instead (refused with that hint).
 RENAMED_KINDS: dict[str, str] = {"torch": "linear (the torch probe is the linear probe now)"}
 
@@ -102,12 +104,13 @@ def require_probe_kind(kind: str) -> None:
 
 def fit_probe(*, kind: str, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
               c_grid: tuple[float, ...], max_iter: int, seed: int, device: str = "auto",
-              threads: int | None = None) -> ProbeFit:
-    """Fit the probe of the given kind, choosing C by validation accuracy (ties: smaller C).
+              threads: int | None = None) -> ProbeFit | KnnFit:
+    """Fit the probe of the given kind, choosing C (k for ``knn``) by validation accuracy (ties: the smaller).
 
     Args:
-        kind: ``linear`` (the torch probe, :func:`~zooprobe.probes.torch_linear.fit_torch_probe`) or ``sklearn``
-            (scikit-learn, :func:`fit_linear_probe`).
+        kind: ``linear`` (the torch probe, :func:`~zooprobe.probes.torch_linear.fit_torch_probe`), ``sklearn``
+            (scikit-learn, :func:`fit_linear_probe`) or ``knn`` (:func:`~zooprobe.probes.knn.fit_knn_probe`,
+            k from :data:`~zooprobe.probes.knn.K_GRID`; it ignores the C grid, iterations and seed).
         train_x: (N_train, D) features, or row chunks (:class:`~zooprobe.io.h5io.FeatureRowChunks`: the torch
             probe streams them; scikit-learn needs them in memory and concatenates them).
         train_y: (N_train,) labels.
@@ -120,12 +123,14 @@ def fit_probe(*, kind: str, train_x: np.ndarray, train_y: np.ndarray, val_x: np.
         threads: CPU threads of the torch probe (the job's); None keeps torch's setting.
 
     Returns:
-        :class:`ProbeFit`.
+        :class:`ProbeFit`, or :class:`~zooprobe.probes.knn.KnnFit` for ``knn``.
 
     Raises:
         ValueError: an unknown kind.
     """
     require_probe_kind(kind)
+    if kind == "knn":
+        return fit_knn_probe(train_x=in_memory(train_x), train_y=train_y, val_x=in_memory(val_x), val_y=val_y)
     if kind == "sklearn":
         return fit_linear_probe(train_x=in_memory(train_x), train_y=train_y, val_x=in_memory(val_x), val_y=val_y,
                                 c_grid=c_grid, max_iter=max_iter, seed=seed)
@@ -141,12 +146,12 @@ PROBE_SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 @dataclass
 class LayerProbes:
-    """One probe per layer, fitted on one set's train split with C chosen on its val split.
+    """One probe per layer, fitted on one set's train split with C (k for k-NN) chosen on its val split.
 
     Attributes:
         predictions: evaluation name -> layer -> predicted labels.
-        chosen_c: layer -> the C chosen on val.
-        val_accuracy: layer -> validation accuracy at that C.
+        chosen_c: layer -> the C chosen on val (empty for k-NN probes).
+        val_accuracy: layer -> validation accuracy at the chosen C or k.
         float32_matmul: layer -> how the torch probe ran its float32 matmuls (``ieee`` or ``onednn-bf16``:
             :func:`~zooprobe.probes.torch_linear.float32_matmuls`); empty for scikit-learn.
     """
@@ -155,6 +160,11 @@ class LayerProbes:
     chosen_c: dict[str, float]
     val_accuracy: dict[str, float]
     float32_matmul: dict[str, str] = field(default_factory=dict)
+    chosen_k: dict[str, int] = field(default_factory=dict)
+
+    def chosen(self, layer: str) -> str:
+        """The layer's chosen hyperparameter, for logs: ``C=0.1`` or ``k=20``."""
+        return f"k={self.chosen_k[layer]}" if layer in self.chosen_k else f"C={self.chosen_c[layer]:g}"
 
 
 def probe_every_layer(*, layers: list[str], train_x: dict[str, np.ndarray], train_y: np.ndarray,
@@ -185,9 +195,13 @@ def probe_every_layer(*, layers: list[str], train_x: dict[str, np.ndarray], trai
     for layer in layers:
         fit = fit_probe(kind=kind, train_x=train_x[layer], train_y=train_y, val_x=val_x[layer], val_y=val_y,
                         c_grid=c_grid, max_iter=max_iter, seed=seed, device=device, threads=threads)
-        out.chosen_c[layer], out.val_accuracy[layer] = fit.c, fit.val_accuracy
-        if fit.float32_matmul is not None:
-            out.float32_matmul[layer] = fit.float32_matmul
+        out.val_accuracy[layer] = fit.val_accuracy
+        if isinstance(fit, KnnFit):
+            out.chosen_k[layer] = fit.k
+        else:
+            out.chosen_c[layer] = fit.c
+            if fit.float32_matmul is not None:
+                out.float32_matmul[layer] = fit.float32_matmul
         for name, features in evaluate.items():
             out.predictions[name][layer] = predict_rows(fit.model, features[layer])
     return out
@@ -247,6 +261,14 @@ class ProbeResult:
     transfer: dict[str, tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]]
 
 
+def _knn_provenance(kind: str, probes: LayerProbes) -> dict[str, Any]:
+    """What a k-NN probe records beside the linear probes' keys: its k per layer, the grid and the vote rule."""
+    if kind != "knn":
+        return {}
+    return {"chosen_k": probes.chosen_k, "k_grid": list(K_GRID), "knn_temperature": TEMPERATURE,
+            "knn_rule": "cosine similarity on L2-normalised features; votes weighted exp(similarity / T)"}
+
+
 def _layer_rows(features: Features, layers: list[str], rows: np.ndarray | slice) -> dict[str, np.ndarray]:
     """layer -> the given rows of each layer's features."""
     return {layer: features.layers[layer][rows] for layer in layers}
@@ -273,7 +295,8 @@ def _transfer_probes(features: Features, layers: list[str], *, name: str, sweep:
                             val_y=features.labels[rows["val"]],
                             evaluate={name: _layer_rows(features, layers, rows["test"])}, **sweep)
     return {"predictions": own.predictions[name], "labels": features.labels[rows["test"]], "rows": rows["test"],
-            "n_rows": len(features.labels), "split": how, "chosen_c": own.chosen_c, "val_accuracy": own.val_accuracy,
+            "n_rows": len(features.labels), "split": how, "chosen_c": own.chosen_c,
+            **({"chosen_k": own.chosen_k} if own.chosen_k else {}), "val_accuracy": own.val_accuracy,
             "num_classes": len(features.provenance["class_names"])}
 
 
@@ -327,7 +350,7 @@ def probe_features(*, model: str, task: str, id_name: str, id_features: Features
         val_x=_layer_rows(id_features, layers, val), val_y=id_features.labels[val],
         evaluate={name: _layer_rows(f, layers, scored_rows[name]) for name, f in evals.items()}, **sweep)
     for layer in layers:
-        log.info("%s/%s %s: C=%g val=%.3f", model, task, layer, on_id.chosen_c[layer], on_id.val_accuracy[layer])
+        log.info("%s/%s %s: %s val=%.3f", model, task, layer, on_id.chosen(layer), on_id.val_accuracy[layer])
     labels = {name: f.labels[scored_rows[name]] for name, f in evals.items()}
     versions = {name: f.provenance["zooprobe_version"] for name, f in evals.items()}
     own: dict[str, dict[str, Any]] = {}
@@ -347,7 +370,8 @@ def probe_features(*, model: str, task: str, id_name: str, id_features: Features
     provenance = dict(run, model=model, task=task, probe=kind, id_eval=id_name, layers=layers,
                       chosen_c=on_id.chosen_c, val_accuracy=on_id.val_accuracy, float32_matmul=on_id.float32_matmul,
                       seed=settings["seed"],
-                      c_grid=settings["c_grid"], weights_sha256=source["weights_sha256"], pooling=source["pooling"],
+                      c_grid=settings["c_grid"], **_knn_provenance(kind, on_id),
+                      weights_sha256=source["weights_sha256"], pooling=source["pooling"],
                       preprocessing=source["preprocessing"], arch=source["arch"],
                       checkpoint_info=source.get("checkpoint_info", {}), head_scored=head is not None,
                       transfer={name: {k: v for k, v in t.items() if k not in ("predictions", "labels", "rows")}

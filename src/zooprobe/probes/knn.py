@@ -13,8 +13,6 @@ largest matrix held, never N_query x N_train.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 
 # Neighbour counts swept on val (DINO reports k = 20; DINOv2 sweeps 10, 20, 100, 200 on ImageNet's
@@ -123,7 +121,7 @@ class KnnFit:
 
 def fit_knn_probe(*, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
                   k_grid: tuple[int, ...] = K_GRID, temperature: float = TEMPERATURE,
-                  num_classes: int | None = None, **_: Any) -> KnnFit:
+                  num_classes: int | None = None) -> KnnFit:
     """Choose k on val for a weighted k-NN probe on ``train_x``.
 
     Args:
@@ -134,8 +132,6 @@ def fit_knn_probe(*, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray
         k_grid: neighbour counts to try.
         temperature: vote weight ``exp(similarity / temperature)``.
         num_classes: number of classes (default: the largest label seen, plus one).
-        **_: the linear probes' sweep settings (C grid, iterations, seed, device), which a k-NN probe
-            does not use.
 
     Returns:
         :class:`KnnFit` at the k with the best validation accuracy (ties: the smaller k).

@@ -107,6 +107,33 @@ def probe_results():
     return expand("results/probes/{model}/{task}.h5", model=MODELS, task=TASKS)
 
 
+def cka_results():
+    return expand("results/analysis/cka/{task}.json", task=TASKS)
+
+
+def task_sets(task):
+    """A probe task's ID set, then its OOD sets: the sets its scores (and its CKA) are read on."""
+    return list(dict.fromkeys([TASKS[task]["id"], *TASKS[task].get("ood", [])]))
+
+
+def cka_feature_files(wildcards):
+    return [feature_file(model, name) for model in MODELS for name in task_sets(wildcards.task)]
+
+
+def cka_feature_args(wildcards):
+    """MODEL:SET=PATH of every model's features on each set of a task, one shell word each (quoted with :q)."""
+    return [f"{model}:{name}={feature_file(model, name)}" for model in MODELS for name in task_sets(wildcards.task)]
+
+
+def cka_estimator_keys(wildcards):
+    """analyse.cka_estimator where the params set it (else the biased estimator, and no key is read)."""
+    return ["analyse.cka_estimator"] if "cka_estimator" in config["analyse"] else []
+
+
+def cka_estimator(wildcards):
+    return config["analyse"].get("cka_estimator", "biased")
+
+
 def aligned_models(benchmark):
     """Models scored on an alignment benchmark: all of them on stimuli; on human labels, those whose
     own head predicts that dataset's classes."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from sklearn.neighbors import KNeighborsClassifier
 
+from zooprobe.analysis.scores import ProbeRun, score_table
 from zooprobe.io.h5io import Features
 from zooprobe.params.config import ConfigError, check_config
 from zooprobe.probes import knn
@@ -123,13 +125,48 @@ def test_the_probe_stage_runs_knn_per_layer_and_records_k_not_c():
     assert (result.predictions["id"]["late"] == result.labels["id"]).mean() > 0.9
 
 
-def test_two_tasks_scoring_one_set_fail_naming_both():
+def test_two_tasks_scoring_one_benchmark_fail_naming_both_and_a_knn_task_beside_a_linear_one_passes():
     config = yaml.safe_load((REPO / "params.yaml").read_text())
-    clash = copy.deepcopy(config)
-    clash["probe"]["tasks"]["shapes_knn"] = {"probe": "knn", "id": "shapes"}
-    with pytest.raises(ConfigError, match="'shapes' is already scored by task 'shapes'"):
+    beside = copy.deepcopy(config)
+    beside["probe"]["tasks"] = {name: entry for name, entry in beside["probe"]["tasks"].items()
+                                if entry.get("probe") != "knn"}
+    beside["probe"]["tasks"]["extra_knn"] = {"probe": "knn", "id": "digits", "ood": ["digits_blur"]}
+    check_config(beside)  # digits and digits[knn]: two benchmarks
+    clash = copy.deepcopy(beside)
+    clash["probe"]["tasks"]["shapes_again"] = {"probe": "sklearn", "id": "shapes"}
+    with pytest.raises(ConfigError, match="'shapes' is already scored by task 'shapes' as benchmark 'shapes'"):
         check_config(clash)
-    ood_clash = copy.deepcopy(config)
+    knn_clash = copy.deepcopy(beside)
+    knn_clash["probe"]["tasks"]["digits_knn_again"] = {"probe": "knn", "id": "digits"}
+    with pytest.raises(ConfigError, match=r"'digits' is already scored by task 'extra_knn' as benchmark 'digits\[knn\]'"):
+        check_config(knn_clash)
+    ood_clash = copy.deepcopy(beside)
     ood_clash["probe"]["tasks"]["digits"]["ood"] = ["digits_blur", "shapes_noise"]
     with pytest.raises(ConfigError, match="probe.tasks.digits: 'shapes_noise' is already scored by task 'shapes'"):
         check_config(ood_clash)
+
+
+def _paired_runs(kind, rng_seed=0, n=300):
+    """Three models' runs of one task; the same seed gives the same predictions for either kind."""
+    rng = np.random.default_rng(rng_seed)
+    labels = {"id": rng.integers(0, 3, n), "ood": rng.integers(0, 3, n)}
+    runs = []
+    for model, skill in (("a", 0.9), ("b", 0.7), ("c", 0.5)):
+        predictions = {name: {"l": np.where(rng.random(n) < skill, y, (y + 1) % 3)} for name, y in labels.items()}
+        runs.append(ProbeRun(model, f"t_{kind}", predictions, labels,
+                             {"layers": ["l"], "val_accuracy": {"l": skill}, "id_eval": "id", "probe": kind}))
+    return runs
+
+
+def test_a_knn_probe_is_its_own_benchmark_resampled_with_the_sets_draw():
+    # Identical predictions under both kinds: with one draw per set, every interval is identical too;
+    # independent draws would give other bounds.
+    scores = score_table(_paired_runs("linear") + _paired_runs("knn"), n_boot=1000, seed=0)
+    chosen = scores[scores.metric == "score"]
+    assert sorted(chosen.benchmark.unique()) == ["id", "id[knn]", "ood", "ood[knn]"]
+    for name in ("id", "ood"):
+        linear = chosen[chosen.benchmark == name].set_index("model")[["value", "ci_low", "ci_high"]]
+        knn_rows = chosen[chosen.benchmark == f"{name}[knn]"].set_index("model")[["value", "ci_low", "ci_high"]]
+        pd.testing.assert_frame_equal(linear, knn_rows)
+    pair = scores[scores.benchmark.isin(["id~id[knn]", "id[knn]~id"]) & (scores.metric == "kendall_tau_given_zoo")]
+    assert len(pair) == 1 and pair.value.iloc[0] == pytest.approx(1.0)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from scipy import stats as sps
 
 from workflow_helpers import TINY, rules_run, snakemake
 
@@ -136,8 +137,14 @@ def test_features_and_checkpoints_carry_provenance(tiny_run):
 
 def test_report_is_self_contained_and_shows_the_results(tiny_run):
     page = (tiny_run / "results" / "report" / "index.html").read_text()
-    # Scores, agreement heatmap, bump chart, layer curves, and the mid-level against classification scatter.
-    assert page.count("src='data:image/png;base64,") == 5
+    # Scores, agreement heatmap, bump chart, layer curves, the mid-level against classification scatter; the
+    # critical-difference diagram, two effective-robustness scatters (probes; the heads' fits have 2 units) and
+    # error-consistency heatmaps of probes and of heads, and CKA between models and between layers.
+    assert page.count("src='data:image/png;base64,") == 12
+    for needle in ("Rankings across all benchmarks", "Kendall's W", "Effective robustness", "2 units; a line needs 3",
+                   "Error consistency", "Critical-difference diagram", "Representational similarity (CKA)",
+                   "Linear CKA between every pair of a model"):
+        assert needle in page, needle
     assert page.index("id=\"findings\"") < page.index("id=\"scores\"") < page.index("id=\"provenance\"")
     assert "http://" not in page and "https://" not in page
     for needle in ("resnet10t_random", "vit_tiny", "shapes_texture", "Kendall tau-b", "tau CI given zoo",
@@ -145,6 +152,45 @@ def test_report_is_self_contained_and_shows_the_results(tiny_run):
                    "exact, over all m! orders", "weights_sha256", "avg2x2"):
         assert needle in page
     assert "two-level" not in page
+
+
+def test_the_fields_methods_are_scored_from_the_pipelines_own_scores(tiny_run):
+    scores = pd.read_csv(tiny_run / "results" / "scores.csv")
+    summary = json.loads((tiny_run / "results" / "analysis" / "summary.json").read_text())
+    chosen = scores[scores.metric == "score"].pivot(index="model", columns="benchmark", values="value")
+    models = ["resnet10t", "resnet10t_random", "vit_tiny"]
+    for ood in ("shapes_noise", "shapes_texture"):
+        # The probit fit over the probes' scores, as scipy computes it on the same rows.
+        fit = sps.linregress(sps.norm.ppf(chosen.loc[models, "shapes"]), sps.norm.ppf(chosen.loc[models, ood]))
+        rows = scores[(scores.benchmark == f"shapes~{ood}") & (scores.layer == "selected")].set_index(["model", "metric"])
+        assert rows.loc[("(all)", "er_slope"), "value"] == pytest.approx(fit.slope)
+        assert rows.loc[("(all)", "er_r2"), "value"] == pytest.approx(fit.rvalue ** 2)
+        er = rows.xs("effective_robustness", level="metric")
+        assert sorted(er.index) == models and (er.ci_low <= er.value).all() and (er.value <= er.ci_high).all()
+        # Error consistency: every pair of the three models once, on every benchmark the probes score.
+        for benchmark in ("shapes", ood):
+            ec = scores[(scores.metric == "error_consistency") & (scores.benchmark == benchmark)
+                        & (scores.layer == "selected")]
+            assert sorted(ec.model) == ["resnet10t_random~vit_tiny", "resnet10t~resnet10t_random", "resnet10t~vit_tiny"]
+            finite = ec[ec.value.notna()]
+            assert finite.value.between(-1, 1).all() and (finite.ci_low <= finite.ci_high).all()
+            assert set(ec.resampled) == {"test examples"}
+    w = scores[(scores.benchmark == "(all)") & (scores.metric == "kendall_w")].iloc[0]
+    concordance = summary["concordance"]
+    assert w.value == pytest.approx(concordance["kendall_w"]) and 0 <= w.ci_low <= w.value <= w.ci_high <= 1
+    ranks = chosen[concordance["benchmarks"]].rank(ascending=False)
+    assert sps.friedmanchisquare(*ranks.to_numpy()).pvalue == pytest.approx(concordance["friedman_p"])
+    mean_ranks = scores[scores.metric == "mean_rank"].set_index("model").value
+    pd.testing.assert_series_equal(mean_ranks.sort_index(), ranks.mean(axis=1).sort_index(), check_names=False)
+    # CKA between models at their selected layers, on every set the task scores, from the cka stage's record.
+    record = json.loads((tiny_run / "results" / "analysis" / "cka" / "shapes.json").read_text())
+    cka = scores[scores.metric == "cka"]
+    assert sorted(set(cka.benchmark)) == ["shapes", "shapes_noise", "shapes_texture"]
+    assert len(cka) == 3 * 3 and cka.value.between(0, 1 + 1e-9).all()
+    selected = scores[scores.metric == "score"].set_index(["benchmark", "model"]).layer
+    assert record["between_models"][0]["layers"] == {m: selected[("shapes", m)] for m in models}
+    layers = scores[(scores.metric == "cka_layers") & (scores.model == "resnet10t")]
+    assert len(layers) == len(summary["layer_order"]["resnet10t"]) * (len(summary["layer_order"]["resnet10t"]) - 1) // 2
 
 
 def test_dense_probes_score_every_layer_and_compare_with_random_init(tiny_run):
@@ -197,7 +243,7 @@ def test_nothing_to_do_after_a_complete_run(tiny_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_changing_a_probe_param_reruns_only_probe_analyse_report(tiny_checkout_run, tmp_path):
+def test_changing_a_probe_param_reruns_only_probe_cka_analyse_report(tiny_checkout_run, tmp_path):
     tiny_run = tmp_path / "run"
     shutil.copytree(tiny_checkout_run, tiny_run)  # keeps modification times and Snakemake's metadata
     changed = yaml.safe_load(TINY.read_text())
@@ -206,7 +252,8 @@ def test_changing_a_probe_param_reruns_only_probe_analyse_report(tiny_checkout_r
     configfile.write_text(yaml.safe_dump(changed))
     before = (tiny_run / "data" / "features" / "vit_tiny" / "shapes.h5").stat().st_mtime_ns
     result = snakemake(tiny_run, "--cores", "2", configfile=configfile)
-    assert rules_run(result.stdout + result.stderr) == {"probe", "analyse", "report"}
+    # cka reads the layer each probe selected, which C can change.
+    assert rules_run(result.stdout + result.stderr) == {"probe", "cka", "analyse", "report"}
     assert (tiny_run / "data" / "features" / "vit_tiny" / "shapes.h5").stat().st_mtime_ns == before
     with h5py.File(tiny_run / "results" / "probes" / "vit_tiny" / "shapes.h5") as f:
         assert "[0.5, 1.0]" in f.attrs["provenance"]

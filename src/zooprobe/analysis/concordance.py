@@ -26,7 +26,7 @@ m benchmarks each rank the same k models (1 = best, ties share their mean rank).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -210,6 +210,19 @@ class RankConcordance:
                 "critical_difference": self.critical_difference, "groups": [list(g) for g in self.groups],
                 "mean_ranks": {str(k): float(v) for k, v in self.mean_ranks.items()},
                 "n_bootstrap": self.n_bootstrap, "seed": self.seed, "level": self.level}
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> "RankConcordance":
+        """The result :meth:`to_json` wrote (the report draws it from the analysis summary)."""
+        low, high = record["kendall_w_ci_over_models"]
+        return cls(benchmarks=tuple(record["benchmarks"]),
+                   mean_ranks=pd.Series(record["mean_ranks"], name="mean_rank").sort_values(kind="stable"),
+                   kendall_w_ci_over_models=Estimate(record["kendall_w"], low, high, record["n_models"],
+                                                     record["kendall_w_method"], record["resampled"]),
+                   friedman_chi2=record["friedman_chi2"], friedman_p=record["friedman_p"], alpha=record["alpha"],
+                   q_alpha=record["q_alpha"], critical_difference=record["critical_difference"],
+                   groups=tuple(tuple(g) for g in record["groups"]), n_bootstrap=record["n_bootstrap"],
+                   seed=record["seed"], level=record["level"])
 
 
 def rank_concordance(scores: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA, n_bootstrap: int = DEFAULT_BOOTSTRAP,

@@ -39,7 +39,7 @@ accuracy. Bootstrap replicates of accuracies are clipped by the same rule.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -180,7 +180,24 @@ class RobustnessFit:
         out["most_robust"] = self.most_robust(shown).to_dict("records")
         out["least_robust"] = self.least_robust(shown).to_dict("records")
         out["models"] = self.table.to_dict("records")
+        out["fit_replicates"] = self.fit_replicates.tolist()
         return out
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> "RobustnessFit":
+        """The fit :meth:`to_json` wrote (the report draws it from the analysis summary)."""
+        method = "percentile" if record["n_bootstrap"] else ""
+
+        def estimate(name: str) -> Estimate:
+            low, high = record[f"{name}_ci_over_models"]
+            return Estimate(record[name], low, high, record["n_models"], method, record[f"{name}_resampled"])
+
+        return cls(link=record["link"], n_models=record["n_models"], slope_ci_over_models=estimate("slope"),
+                   intercept_ci_over_models=estimate("intercept"), r2_ci_over_models=estimate("r2"),
+                   table=pd.DataFrame(record["models"]), clipped=tuple(record["clipped"]),
+                   clip_rule=record["clip_rule"], resampled=record["resampled"], n_bootstrap=record["n_bootstrap"],
+                   seed=record["seed"], level=record["level"],
+                   fit_replicates=np.asarray(record["fit_replicates"], dtype=float).reshape(-1, 2))
 
 
 def _weighted_fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -199,11 +216,13 @@ def _weighted_fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> tuple[np
 
 
 def _replicate_accuracies(point: np.ndarray, correct: np.ndarray | None, n: int | None, *, n_bootstrap: int,
-                          seed: int, stream: str) -> np.ndarray:
-    """(B, M) accuracies: redrawn test examples (the same draw for every model), binomial redraws of
-    each accuracy when only the test-set size is known, or the point accuracies fixed."""
+                          seed: int, stream: str, counts: np.ndarray | None = None) -> np.ndarray:
+    """(B, M) accuracies: redrawn test examples (the same draw for every model; ``counts`` when the
+    caller's draw is to be shared), binomial redraws of each accuracy when only the test-set size is
+    known, or the point accuracies fixed."""
     if correct is not None:
-        counts = bootstrap_counts(correct.shape[1], n_boot=n_bootstrap, seed=stream_seed(seed, stream))
+        if counts is None:
+            counts = bootstrap_counts(correct.shape[1], n_boot=n_bootstrap, seed=stream_seed(seed, stream))
         return counts @ correct.T.astype(float) / correct.shape[1]
     if n:
         rng = np.random.default_rng(stream_seed(seed, stream, "binomial"))
@@ -233,7 +252,8 @@ def effective_robustness(models: Sequence[str], id_accuracy: np.ndarray, ood_acc
                          link: str = DEFAULT_LINK, n_id: int | None = None, n_ood: int | None = None,
                          correct_id: np.ndarray | None = None, correct_ood: np.ndarray | None = None,
                          n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, level: float = CI_LEVEL,
-                         epsilon: float = UNKNOWN_N_EPSILON) -> RobustnessFit:
+                         epsilon: float = UNKNOWN_N_EPSILON, id_counts: np.ndarray | None = None,
+                         ood_counts: np.ndarray | None = None) -> RobustnessFit:
     """Fit link(OOD accuracy) on link(ID accuracy) over models, with each model's effective robustness.
 
     Args:
@@ -251,6 +271,10 @@ def effective_robustness(models: Sequence[str], id_accuracy: np.ndarray, ood_acc
         seed: seed of the resampling.
         level: coverage of the intervals.
         epsilon: clipping margin where a test-set size is unknown.
+        id_counts: optional (n_bootstrap, N_id) bootstrap counts of the ID test examples, to share the
+            caller's draw (the analysis stage's, one per test set); needs ``correct_id``.
+        ood_counts: likewise for OOD; the same array as ``id_counts`` for an OOD set that copies the
+            ID rows (a shifted copy of the test split), which makes the two one joint draw.
 
     Returns:
         A :class:`RobustnessFit` (module docstring: what the intervals resample).
@@ -270,6 +294,10 @@ def effective_robustness(models: Sequence[str], id_accuracy: np.ndarray, ood_acc
                               f"got {len(names)} models, {len(np.unique(id_acc))} distinct ID accuracies")
     n_id = _check_correct(id_acc, correct_id, n_id, "ID")
     n_ood = _check_correct(ood_acc, correct_ood, n_ood, "OOD")
+    for which, counts, correct in (("ID", id_counts, correct_id), ("OOD", ood_counts, correct_ood)):
+        if counts is not None and (correct is None or counts.shape != (n_bootstrap, correct.shape[1])):
+            raise RobustnessError(f"{which} counts must be ({n_bootstrap}, examples) bootstrap counts of the "
+                                  f"{which} correctness given, got {np.shape(counts)}")
     id_clipped, id_moved = clip_accuracies(id_acc, n=n_id, epsilon=epsilon)
     ood_clipped, ood_moved = clip_accuracies(ood_acc, n=n_ood, epsilon=epsilon)
     clipped = tuple(f"{name}: {which} {raw:g} -> {new:.6g}" for which, raws, news, moved in
@@ -282,14 +310,17 @@ def effective_robustness(models: Sequence[str], id_accuracy: np.ndarray, ood_acc
     robustness = ood_acc - predicted
 
     m = len(names)
+    joint = id_counts is not None and ood_counts is id_counts
     resampled = (f"{MODELS_RESAMPLED}; then in each replicate, {_accuracy_resampling('ID', correct_id, n_id)}; "
-                 f"{_accuracy_resampling('OOD', correct_ood, n_ood)}")
+                 f"{_accuracy_resampling('OOD', correct_ood, n_ood)}"
+                 f"{' (one joint draw with the ID examples, whose rows the OOD set copies)' if joint else ''}")
     if n_bootstrap:
         model_counts = bootstrap_counts(m, n_boot=n_bootstrap, seed=stream_seed(seed, "models"))
         id_rep = clip_accuracies(_replicate_accuracies(id_acc, correct_id, n_id, n_bootstrap=n_bootstrap, seed=seed,
-                                                       stream="ID examples"), n=n_id, epsilon=epsilon)[0]
+                                                       stream="ID examples", counts=id_counts), n=n_id,
+                                 epsilon=epsilon)[0]
         ood_rep_raw = _replicate_accuracies(ood_acc, correct_ood, n_ood, n_bootstrap=n_bootstrap, seed=seed,
-                                            stream="OOD examples")
+                                            stream="OOD examples", counts=ood_counts)
         ood_rep = clip_accuracies(ood_rep_raw, n=n_ood, epsilon=epsilon)[0]
         x_rep = forward(id_rep)
         slopes, intercepts, _ = _weighted_fit(x_rep, forward(ood_rep), model_counts)

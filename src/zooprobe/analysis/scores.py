@@ -1,7 +1,9 @@
 """From per-example probe predictions to rankings, agreement, paired comparisons and tunnel metrics.
 
 A *benchmark* is one evaluation set of one probe task: the task's own ``test`` split (ID)
-or one of its OOD sets. A model's score on a benchmark is the accuracy of its probe at the
+or one of its OOD sets. It carries the set's name, with the probe kind appended for a k-NN probe
+(:func:`benchmark_name`), so a linear and a k-NN probe of one set are two benchmarks; both are
+resampled with the set's one draw, so their comparison stays paired. A model's score on a benchmark is the accuracy of its probe at the
 layer chosen on the ID validation split, so no test data picks the layer. Rank statistics
 take architectures, not seeds, as their units (:mod:`zooprobe.analysis.agreement`).
 """
@@ -20,7 +22,7 @@ from zooprobe.analysis import stats
 from zooprobe.analysis import tunnel
 from zooprobe.analysis.comparisons import agreement_rows, published_order_rows, random_init_rows, seed_rows
 from zooprobe.analysis.rows import HUMAN, SCORE_COLUMNS, score_row
-from zooprobe.params.spec import PRE_LOGITS
+from zooprobe.params.spec import PRE_LOGITS, benchmark_name
 
 # The checkpoint entry holding a published top-1 accuracy in percent (akamaster's CIFAR ResNets).
 PUBLISHED_KEY = "best_prec1"
@@ -28,8 +30,6 @@ PUBLISHED_KEY = "best_prec1"
 REPLICATE_UNITS = {"rsa": "stimuli", "rsa_subject_mean": "stimuli", "odd_one_out_accuracy": "stimuli",
                    "neg_cross_entropy": "images",
                    "delta1": "test images", "neg_mean_angle": "test images", "iou": "test images"}
-
-
 @dataclass
 class ProbeRun:
     """One probe result file: a model's per-layer predictions on a task's evaluation sets."""
@@ -41,12 +41,17 @@ class ProbeRun:
     provenance: dict[str, Any]
     head: dict[str, np.ndarray] = field(default_factory=dict)
     transfer: dict[str, dict[str, Any]] = field(default_factory=dict)
+    head_confidence: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def selected_layer(self) -> str:
         """The layer with the best ID validation accuracy (first one on ties)."""
         val = self.provenance["val_accuracy"]
         return max(self.provenance["layers"], key=lambda layer: val[layer])
+
+    def benchmark(self, eval_name: str) -> str:
+        """The benchmark this run's probe scores on ``eval_name`` (:func:`benchmark_name`)."""
+        return benchmark_name(eval_name, self.provenance.get("probe", "linear"))
 
     def correct(self, eval_name: str, layer: str) -> np.ndarray:
         """Boolean (N,) correctness of one layer's probe on one evaluation set."""
@@ -104,7 +109,7 @@ def published_accuracies(runs: list[ProbeRun]) -> dict[str, float]:
     return {run.model: found[0] for run in runs if (found := published_accuracy(run)) is not None}
 
 
-class _Counts:
+class ExampleDraws:
     """One bootstrap count matrix per resample stream; sets that share rows share a stream."""
 
     def __init__(self, n_boot: int, seed: int, shared_rows: Mapping[str, str]) -> None:
@@ -144,7 +149,7 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
     """
     design = design or Design()
     stats.warn_if_few_resamples(n_boot, "analyse.n_bootstrap")
-    counts = _Counts(n_boot, seed, design.shared_rows)
+    counts = ExampleDraws(n_boot, seed, design.shared_rows)
     rows: list[dict[str, Any]] = []
     rankings: dict[str, agreement.Ranking] = {}
     heads: dict[str, agreement.Ranking] = {}
@@ -152,7 +157,8 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
     by_key = {(run.model, run.task): run for run in runs}
     for task, eval_name, is_ood in benchmarks_of(runs):
         task_runs = [by_key[(model, task)] for model in models]
-        # One resample per test set, shared by every model and layer, so comparisons stay paired.
+        benchmark = task_runs[0].benchmark(eval_name)
+        # One resample per test set, shared by every model, layer and probe kind, so comparisons stay paired.
         boot = counts(eval_name, len(task_runs[0].labels[eval_name]))
         id_boot = counts(task_runs[0].provenance["id_eval"], len(task_runs[0].labels[task_runs[0].provenance["id_eval"]]))
         for run in task_runs:
@@ -162,13 +168,13 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
                 rows.extend(_tunnel_rows(run, eval_name, "shift", id_boot=id_boot, ood_boot=boot,
                                          joint=counts.draw(eval_name) == counts.draw(run.provenance["id_eval"])))
         correct = np.stack([run.correct(eval_name, run.selected_layer) for run in task_runs]).astype(float)
-        rankings[eval_name] = agreement.Ranking(tuple(models), correct.mean(axis=1), boot @ correct.T / correct.shape[1],
+        rankings[benchmark] = agreement.Ranking(tuple(models), correct.mean(axis=1), boot @ correct.T / correct.shape[1],
                                                 "test examples", counts.draw(eval_name), correct.shape[1])
-        rows.extend(_rank_rows(eval_name, rankings[eval_name], [run.selected_layer for run in task_runs]))
+        rows.extend(_rank_rows(benchmark, rankings[benchmark], [run.selected_layer for run in task_runs]))
         headed = [run for run in task_runs if run.head]
         if headed and not is_ood:
             head_correct = np.stack([run.head[eval_name] == run.labels[eval_name] for run in headed]).astype(float)
-            heads[eval_name] = agreement.Ranking(tuple(r.model for r in headed), head_correct.mean(axis=1),
+            heads[benchmark] = agreement.Ranking(tuple(r.model for r in headed), head_correct.mean(axis=1),
                                                  boot @ head_correct.T / head_correct.shape[1], "test examples",
                                                  counts.draw(eval_name), head_correct.shape[1])
     for run in runs:
@@ -185,19 +191,20 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
 def _probe_rows(run: ProbeRun, eval_name: str, is_ood: bool, boot: np.ndarray) -> list[dict[str, Any]]:
     """Accuracy per layer, the selected layer's score, the best layer, own head and published accuracy."""
     rows = []
+    benchmark = run.benchmark(eval_name)
     per_layer = {layer: stats.bootstrap_accuracy(run.correct(eval_name, layer), counts=boot)
                  for layer in run.provenance["layers"]}
     for layer, est in per_layer.items():
-        rows.append(score_row(eval_name, run.model, layer, "accuracy", est))
-    rows.append(score_row(eval_name, run.model, run.selected_layer, "score", per_layer[run.selected_layer]))
+        rows.append(score_row(benchmark, run.model, layer, "accuracy", est))
+    rows.append(score_row(benchmark, run.model, run.selected_layer, "score", per_layer[run.selected_layer]))
     best_layer = max(per_layer, key=lambda layer: per_layer[layer].value)
-    rows.append(score_row(eval_name, run.model, best_layer, "best_layer_accuracy", per_layer[best_layer]))
+    rows.append(score_row(benchmark, run.model, best_layer, "best_layer_accuracy", per_layer[best_layer]))
     if run.head:
-        rows.append(score_row(eval_name, run.model, "head", "head_accuracy",
+        rows.append(score_row(benchmark, run.model, "head", "head_accuracy",
                          stats.bootstrap_accuracy(run.head[eval_name] == run.labels[eval_name], counts=boot)))
     published = published_accuracy(run)
     if published is not None and not is_ood:
-        rows.append(score_row(eval_name, run.model, "head", "published_accuracy",
+        rows.append(score_row(benchmark, run.model, "head", "published_accuracy",
                          stats.no_interval(published[0] / 100.0, 0, published[1])))
     return rows
 
@@ -264,11 +271,11 @@ def _tunnel_rows(run: ProbeRun, ood_name: str, family: str, *, id_boot: np.ndarr
                                         penultimate=layers.index(PRE_LOGITS) if PRE_LOGITS in layers else None,
                                         id_chance=id_chance, ood_chance=ood_chance, n=len(ood_labels),
                                         resampled=resampled)
-    return [score_row(ood_name, run.model, "all" if name.endswith("pearson") else PRE_LOGITS, name, est)
+    return [score_row(run.benchmark(ood_name), run.model, "all" if name.endswith("pearson") else PRE_LOGITS, name, est)
             for name, est in estimates.items()]
 
 
-def _transfer_rows(run: ProbeRun, counts: "_Counts") -> list[dict[str, Any]]:
+def _transfer_rows(run: ProbeRun, counts: "ExampleDraws") -> list[dict[str, Any]]:
     """Accuracy per layer of each transfer set's own probes, and the ``tunnel_*`` metrics.
 
     A transfer set's test rows are a subset of its rows; their replicates take those columns of
@@ -287,7 +294,7 @@ def _transfer_rows(run: ProbeRun, counts: "_Counts") -> list[dict[str, Any]]:
             f"transfer test examples (the draw of {counts.draw(name)!r}, whose rows the set copies)"
         for column, layer in enumerate(layers):
             low, high = stats.percentile_interval(curves[1:, column][np.isfinite(curves[1:, column])])
-            rows.append(score_row(name, run.model, layer, "transfer_accuracy", stats.Estimate(
+            rows.append(score_row(run.benchmark(name), run.model, layer, "transfer_accuracy", stats.Estimate(
                 float(curves[0, column]), low, high, len(found["labels"]), "percentile", resampled)))
         rows.extend(_tunnel_rows(run, name, "tunnel", id_boot=id_boot, ood_boot=boot,
                                  joint=counts.draw(name) == counts.draw(id_eval), ood_predictions=found["predictions"],

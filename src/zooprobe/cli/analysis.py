@@ -1,11 +1,11 @@
-"""Stage commands ``analyse`` and ``report``."""
+"""Stage commands ``cka``, ``analyse`` and ``report``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
-from zooprobe.cli.common import json_arg
+from zooprobe.cli.common import json_arg, named_paths
 
 log = logging.getLogger("zooprobe")
 
@@ -14,8 +14,24 @@ def cmd_analyse(args: argparse.Namespace) -> None:
     from zooprobe.analysis.run import run_analysis
 
     scores = run_analysis(probes=args.probes, alignment=[*args.alignment, *args.dense], settings=args.settings,
-                          sweep=args.sweep, design=args.design, scores_path=args.scores, summary_path=args.summary)
+                          sweep=args.sweep, design=args.design, scores_path=args.scores, summary_path=args.summary,
+                          similarity=args.cka)
     log.info("wrote %s (%d rows)", args.scores, len(scores))
+
+
+def cmd_cka(args: argparse.Namespace) -> None:
+    from zooprobe.analysis.similarity import write_task_similarity
+
+    features: dict[str, dict[str, str]] = {}
+    for key, path in named_paths(args.features).items():
+        model, sep, name = key.partition(":")
+        if not sep:
+            raise SystemExit(f"--features {key}={path}: give MODEL:SET=PATH")
+        features.setdefault(model, {})[name] = path
+    record = write_task_similarity(args.out, task=args.task, probes=named_paths(args.probes), features=features,
+                                   estimator=args.estimator)
+    log.info("wrote %s: %d model matrices, %d layer matrices", args.out, len(record["between_models"]),
+             len(record["between_layers"]))
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -45,7 +61,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dense", nargs="*", default=[], help="dense-probe results (JSON) from dense-probe")
     p.add_argument("--design", type=json_arg, default=None,
                    help="units, shared test rows and random-init pairs, as JSON (zooprobe.params.config.analysis_design)")
+    p.add_argument("--cka", nargs="*", default=[], help="the cka stage's records (JSON), one per task")
     p.set_defaults(func=cmd_analyse)
+
+    p = sub.add_parser("cka", help="linear CKA between models and between layers on one task's sets")
+    p.add_argument("--task", required=True)
+    p.add_argument("--probes", nargs="+", required=True, help="MODEL=PATH of each model's probe result on the task")
+    p.add_argument("--features", nargs="+", required=True, help="MODEL:SET=PATH of each model's features on each set")
+    p.add_argument("--estimator", choices=["biased", "debiased"], default="biased")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_cka)
 
     p = sub.add_parser("report", parents=[files], help="render the HTML report")
     p.add_argument("--config", type=json_arg, required=True)

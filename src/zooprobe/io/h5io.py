@@ -516,8 +516,8 @@ def _read_predictions(group: h5py.Group, order: Sequence[str] | None) -> dict[st
 def write_probe_result(path: str | Path, *, predictions: Mapping[str, Mapping[str, np.ndarray]],
                        labels: Mapping[str, np.ndarray], provenance: Mapping[str, Any],
                        head: Mapping[str, np.ndarray] | None = None,
-                       transfer: Mapping[str, tuple[Mapping[str, np.ndarray], np.ndarray, np.ndarray]] | None = None
-                       ) -> None:
+                       transfer: Mapping[str, tuple[Mapping[str, np.ndarray], np.ndarray, np.ndarray]] | None = None,
+                       head_confidence: Mapping[str, np.ndarray] | None = None) -> None:
     """Write per-example probe predictions, so analyses can resample test examples.
 
     Args:
@@ -528,6 +528,8 @@ def write_probe_result(path: str | Path, *, predictions: Mapping[str, Mapping[st
         head: evaluation set -> the model's own head's predictions, when its label space is the task's.
         transfer: transfer set -> (layer -> predictions of its own probes on its test rows, their true
             labels, the indices of those rows in the set).
+        head_confidence: evaluation set -> the head's softmax probability of its prediction, for the
+            sets where one was computed (:func:`zooprobe.probes.inputs.head_confidence`).
     """
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
         for name, (per_layer, truth, rows) in (transfer or {}).items():
@@ -541,6 +543,8 @@ def write_probe_result(path: str | Path, *, predictions: Mapping[str, Mapping[st
             _write_predictions(group, per_layer)
             if head is not None:
                 group.create_dataset("head", data=np.asarray(head[eval_name], dtype=np.int64))
+            if (head_confidence or {}).get(eval_name) is not None:
+                group.create_dataset("head_confidence", data=np.asarray(head_confidence[eval_name], dtype=np.float64))
         _set_provenance(f, provenance)
 
 
@@ -579,6 +583,13 @@ def read_transfer_predictions(path: str | Path) -> dict[str, dict[str, Any]]:
             out[name] = {"predictions": _read_predictions(group, order),
                          "labels": group["labels"][...], "rows": group["rows"][...]}
         return out
+
+
+def read_head_confidence(path: str | Path) -> dict[str, np.ndarray]:
+    """Evaluation set -> the head's confidence per row, of a file written by :func:`write_probe_result`;
+    empty where none was stored."""
+    with _open(path) as f:
+        return {name: group["head_confidence"][...] for name, group in f["evals"].items() if "head_confidence" in group}
 
 
 # ----------------------------------------------------------------------------- chunked feature reads

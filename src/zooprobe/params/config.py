@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from zooprobe.params.introspective import FeatureProbeSettings, IntrospectiveSettings, round_epochs
-from zooprobe.params.spec import HEAD_LABEL_SPACES, INTROSPECTIVE_PREFIX, PYPI_ARCHS, ModelConfigError, ModelSpec
+from zooprobe.params.spec import (HEAD_LABEL_SPACES, INTROSPECTIVE_PREFIX, PYPI_ARCHS, ModelConfigError, ModelSpec,
+                                  benchmark_name)
 
 
 class ConfigError(ValueError):
@@ -291,17 +292,20 @@ def _check_head_task(config: Mapping[str, Any], task: str, entry: Mapping[str, A
 
 
 def _check_one_task_per_scored_set(tasks: Mapping[str, Any]) -> None:
-    """Refuse a set that two tasks score (as ID or OOD): a benchmark is named by the set it scores, so it
-    would be one benchmark with two rankings (a linear and a k-NN probe of the same set, say)."""
+    """Refuse two tasks that score one benchmark: a benchmark is named by the set it scores and, for a
+    k-NN probe, its kind (:func:`zooprobe.params.spec.benchmark_name`), so the two would be one benchmark
+    with two rankings. A linear and a k-NN task may score the same set: two benchmarks, paired on its rows."""
     scored_by: dict[str, str] = {}
     for task, entry in tasks.items():
+        kind = entry.get("probe", "linear")
         for scored in dict.fromkeys([entry["id"], *entry.get("ood", [])]):
-            if scored in scored_by:
-                raise ConfigError(f"probe.tasks.{task}: {scored!r} is already scored by task {scored_by[scored]!r}; "
-                                  f"a benchmark is named by the set it scores, so one set is scored by one task. "
-                                  f"Scoring one set with two probe kinds (linear and knn, say), paired on its rows, "
-                                  f"is not supported yet; remove the set from one of the two tasks")
-            scored_by[scored] = task
+            benchmark = benchmark_name(scored, kind)
+            if benchmark in scored_by:
+                raise ConfigError(f"probe.tasks.{task}: {scored!r} is already scored by task {scored_by[benchmark]!r} "
+                                  f"as benchmark {benchmark!r}; a benchmark is named by the set it scores (and 'knn' "
+                                  f"for a k-NN probe), so one set is scored by one task per naming: remove the set "
+                                  f"from one of the two tasks, or give one of them probe: knn")
+            scored_by[benchmark] = task
 
 
 def check_config(config: Mapping[str, Any]) -> dict[str, ModelSpec]:

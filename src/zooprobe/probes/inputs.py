@@ -15,6 +15,27 @@ class ProbeInputError(ValueError):
     """Inputs a probe stage cannot score: stale features, missing labels, a head without the needed outputs."""
 
 
+def head_confidence(features: h5io.Features, rows: Any) -> np.ndarray | None:
+    """The head's softmax probability of its predicted class on ``rows``, for calibration (ECE).
+
+    Args:
+        features: a model's features on a set, with the head's logits kept.
+        rows: the scored rows (a mask, indices or a slice).
+
+    Returns:
+        float64 (N,) confidences; None without logits, or when the head has other outputs than the
+        set's classes (a head over a superset: the softmax over all its outputs is not the
+        confidence of the prediction restricted to the subset, so no calibration is claimed for it).
+    """
+    logits = features.head_logits
+    if logits is None or logits.shape[1] != len(features.provenance.get("class_names", ())):
+        return None
+    z = np.asarray(logits[rows], dtype=np.float64)
+    z -= z.max(axis=1, keepdims=True)  # softmax without overflow
+    probabilities = np.exp(z)
+    return probabilities.max(axis=1) / probabilities.sum(axis=1)
+
+
 @dataclass(frozen=True)
 class AnnotatedFeatures:
     """A model's features on a dataset, with that dataset's human or dense labels.

@@ -24,7 +24,7 @@ from zooprobe.io import h5io
 from zooprobe.io.h5io import Features
 from zooprobe.probes.fit import ProbeFit
 from zooprobe.probes.knn import K_GRID, TEMPERATURE, KnnFit, fit_knn_probe
-from zooprobe.probes.inputs import ProbeInputError
+from zooprobe.probes.inputs import ProbeInputError, head_confidence
 from zooprobe.probes.torch_linear import fit_torch_probe
 
 log = logging.getLogger("zooprobe")
@@ -252,6 +252,8 @@ class ProbeResult:
         provenance: how the probes were fitted and on what.
         head: evaluation set -> the model's own head predictions, or None when not scored.
         transfer: transfer set -> (layer -> predictions of its own probes, its test labels, its test rows).
+        head_confidence: evaluation set -> the head's confidence in its prediction per row, where the
+            head's outputs are the set's classes (:func:`zooprobe.probes.inputs.head_confidence`).
     """
 
     predictions: dict[str, dict[str, np.ndarray]]
@@ -259,6 +261,7 @@ class ProbeResult:
     provenance: dict[str, Any]
     head: dict[str, np.ndarray] | None
     transfer: dict[str, tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]]
+    head_confidence: dict[str, np.ndarray | None] | None = None
 
 
 def _knn_provenance(kind: str, probes: LayerProbes) -> dict[str, Any]:
@@ -366,6 +369,7 @@ def probe_features(*, model: str, task: str, id_name: str, id_features: Features
             raise ProbeInputError(f"--score-head: no head predictions in the features of {missing}; the model's head "
                                   f"has {id_features.provenance.get('num_classes', '?')} outputs, not one per class")
         head = {name: f.head_pred[scored_rows[name]] for name, f in evals.items()}
+    confidence = {name: head_confidence(f, scored_rows[name]) for name, f in evals.items()} if head else None
     source = id_features.provenance
     provenance = dict(run, model=model, task=task, probe=kind, id_eval=id_name, layers=layers,
                       chosen_c=on_id.chosen_c, val_accuracy=on_id.val_accuracy, float32_matmul=on_id.float32_matmul,
@@ -378,7 +382,8 @@ def probe_features(*, model: str, task: str, id_name: str, id_features: Features
                                 for name, t in own.items()},
                       feature_versions=versions)
     return ProbeResult(predictions=on_id.predictions, labels=labels, provenance=provenance, head=head,
-                       transfer={name: (t["predictions"], t["labels"], t["rows"]) for name, t in own.items()})
+                       transfer={name: (t["predictions"], t["labels"], t["rows"]) for name, t in own.items()},
+                       head_confidence=confidence)
 
 
 def probe_feature_files(*, model: str, task: str, id_name: str, id_path: str, ood_paths: Mapping[str, str],
@@ -417,4 +422,5 @@ def probe_feature_files(*, model: str, task: str, id_name: str, id_path: str, oo
     # How the rows were read (None: in memory); the fit is the same either way (tests/test_torch_probe.py).
     result.provenance["chunk_rows"] = chunk_rows
     h5io.write_probe_result(out, predictions=result.predictions, labels=result.labels,
-                            provenance=result.provenance, head=result.head, transfer=result.transfer)
+                            provenance=result.provenance, head=result.head, transfer=result.transfer,
+                            head_confidence=result.head_confidence)

@@ -19,7 +19,7 @@ import numpy as np
 from zooprobe.io import h5io
 from zooprobe.io.records import Features
 from zooprobe.params.config import expand_path
-from zooprobe.probes.inputs import ProbeInputError
+from zooprobe.probes.inputs import ProbeInputError, head_confidence
 from zooprobe.probes.linear import ProbeResult
 
 # The one "layer" of an own-head result.
@@ -93,7 +93,8 @@ def score_own_head(*, model: str, task: str, id_name: str, id_features: Features
                       transfer={}, feature_versions={name: f.provenance["zooprobe_version"] for name, f in evals.items()},
                       **({"published": dict(published)} if published else {}))
     return ProbeResult(predictions={name: {HEAD_LAYER: pred} for name, pred in head.items()}, labels=labels,
-                       provenance=provenance, head=head, transfer={})
+                       provenance=provenance, head=head, transfer={},
+                       head_confidence={name: head_confidence(f, rows[name]) for name, f in evals.items()})
 
 
 def score_own_head_files(*, model: str, task: str, id_name: str, id_path: str, ood_paths: Mapping[str, str],
@@ -111,4 +112,5 @@ def score_own_head_files(*, model: str, task: str, id_name: str, id_path: str, o
                             ood={name: h5io.read_features(path, layers=[]) for name, path in ood_paths.items()}, run=run,
                             published=published_row(**published) if published else None)
     h5io.write_probe_result(out, predictions=result.predictions, labels=result.labels,
-                            provenance=result.provenance, head=result.head, transfer=result.transfer)
+                            provenance=result.provenance, head=result.head, transfer=result.transfer,
+                            head_confidence=result.head_confidence)

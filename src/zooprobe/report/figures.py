@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from typing import Mapping, Sequence
 
 import matplotlib
@@ -16,6 +17,7 @@ matplotlib.use("Agg")  # No display on cluster nodes or CI.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from zooprobe.analysis import stats  # noqa: E402
 from zooprobe.analysis.agreement import agreement_matrix  # noqa: E402
@@ -66,6 +68,11 @@ def png_data_uri(fig: plt.Figure) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+    # A palette of 256 colours: a plot of a few flat colours and anti-aliased text looks the same and
+    # weighs about a third, which keeps a report of many figures within a few MB.
+    image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+    buffer = io.BytesIO()
+    image.save(buffer, format="png", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -390,9 +397,13 @@ def effective_robustness_scatter(fit: RobustnessFit, *, id_name: str, ood_name: 
         band = np.array([stats.percentile_interval(column, fit.level) for column in lines.T])
         ax.fill_between(span, band[:, 0], band[:, 1], color=NOT_A_MODEL, alpha=0.2, linewidth=0)
     named = pd.concat([fit.most_robust(labelled), fit.least_robust(labelled)]).drop_duplicates("model")
+    right = span[0] + 0.7 * (span[-1] - span[0])
     for row in named.itertuples():
+        # Labels of points near the right edge go to their left, inside the axes.
+        leftward = x[row.Index] > right
         ax.annotate(f"{row.model} ({100 * row.effective_robustness:+.1f})", (x[row.Index], y[row.Index]),
-                    xytext=(4, 2), textcoords="offset points", fontsize=6)
+                    xytext=(-4 if leftward else 4, 2), textcoords="offset points", fontsize=6,
+                    ha="right" if leftward else "left")
     ticks = [t for t in LINKED_ACCURACY_TICKS if span[0] <= forward(t) <= span[-1]]
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_ticks([forward(t) for t in ticks], [f"{100 * t:g}" for t in ticks])
@@ -400,8 +411,9 @@ def effective_robustness_scatter(fit: RobustnessFit, *, id_name: str, ood_name: 
     ax.set_ylim(min(y.min(), x.min()) - 0.1, max(y.max(), x.max()) + 0.1)
     ax.set_xlabel(f"{id_name} accuracy (%, {fit.link} scale)")
     ax.set_ylabel(f"{ood_name} accuracy (%, {fit.link} scale)")
-    ax.set_title(f"Accuracy on the line: {fit.n_models} models, labels give effective robustness (points)\n"
-                 f"band: {int(round(100 * fit.level))}% over {fit.resampled}", fontsize=8)
+    band = textwrap.fill(f"band: {int(round(100 * fit.level))}% over {fit.resampled}", 95)
+    ax.set_title(f"Accuracy on the line: {fit.n_models} models, labels give effective robustness (points)\n{band}",
+                 fontsize=7)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     return fig
@@ -455,4 +467,103 @@ def critical_difference_diagram(result: RankConcordance, *, max_models: int = 40
                  f"(Nemenyi, alpha {result.alpha:g})\nFriedman chi2 {result.friedman_chi2:.1f}, p = "
                  f"{result.friedman_p:.2g}; Kendall's W {w.value:.2f} [{w.ci_low:.2f}, {w.ci_high:.2f}] "
                  f"over {w.resampled or 'nothing'}", fontsize=8)
+    return fig
+
+
+def error_consistency_heatmaps(scores: pd.DataFrame, benchmarks: Sequence[str], *, source: str,
+                               max_models: int = 30, columns: int = 3) -> plt.Figure:
+    """Error consistency (Cohen's kappa) of every pair of models, one panel per benchmark.
+
+    Args:
+        scores: the score table with ``error_consistency`` rows (model ``a~b``).
+        benchmarks: the panels, in order.
+        source: ``selected`` (the probe at the selected layer) or ``head`` (own heads).
+        max_models: refuse larger matrices, whose cells would not be legible.
+        columns: panels per row.
+
+    Returns:
+        The figure; each cell prints kappa and its 95% interval over test examples.
+
+    Raises:
+        ValueError: a benchmark without rows for ``source``, or more than ``max_models`` models.
+    """
+    rows = scores[(scores.metric == "error_consistency") & (scores.layer == source)]
+    panels = []
+    for benchmark in benchmarks:
+        part = rows[rows.benchmark == benchmark]
+        if part.empty:
+            raise ValueError(f"no error_consistency rows for benchmark {benchmark!r} and source {source!r}; "
+                             f"benchmarks with rows: {sorted(set(rows.benchmark))}")
+        pairs = [model.split("~") for model in part.model]
+        models = list(dict.fromkeys(name for pair in pairs for name in pair))
+        if len(models) > max_models:
+            raise ValueError(f"{len(models)} models are too many for a legible matrix (max_models={max_models})")
+        panels.append((benchmark, models, pairs, part))
+    size = max(len(models) for _, models, _, _ in panels)
+    width = min(columns, len(panels))
+    rows_of_panels = -(-len(panels) // width)
+    fig, axes = plt.subplots(rows_of_panels, width, figsize=(1.0 + (0.95 * size + 1.6) * width,
+                                                              0.8 + (0.8 * size + 1.4) * rows_of_panels),
+                             squeeze=False, constrained_layout=True)
+    image = None
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    for ax, (benchmark, models, pairs, part) in zip(axes.flat, panels):
+        k = len(models)
+        value = np.where(np.eye(k) == 1, 1.0, np.nan)
+        text = [["" for _ in range(k)] for _ in range(k)]
+        for (a, b), row in zip(pairs, part.itertuples()):
+            i, j = models.index(a), models.index(b)
+            value[i, j] = value[j, i] = row.value
+            text[i][j] = text[j][i] = ("n/a" if not np.isfinite(row.value)
+                                       else f"{row.value:.2f}\n[{row.ci_low:.2f}, {row.ci_high:.2f}]")
+        image = ax.imshow(value, vmin=-1, vmax=1, cmap="RdBu_r")
+        for i in range(k):
+            for j in range(k):
+                if i != j:
+                    ax.text(j, i, text[i][j], ha="center", va="center", fontsize=6,
+                            color="white" if np.isfinite(value[i, j]) and abs(value[i, j]) > 0.6 else "black")
+        ax.set_xticks(range(k), models, rotation=40, ha="right", fontsize=7)
+        ax.set_yticks(range(k), models, fontsize=7)
+        ax.set_title(benchmark, fontsize=9)
+    fig.suptitle(f"Error consistency, Cohen's kappa ({'own heads' if source == 'head' else 'probes at the selected layer'}"
+                 "): 0 = errors as independent as the accuracies allow; [95% CI over test examples]", fontsize=9)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6)
+    return fig
+
+
+def similarity_heatmaps(panels: Sequence[tuple[str, Sequence[str], np.ndarray]], *, title: str,
+                        columns: int = 4) -> plt.Figure:
+    """Symmetric similarity matrices (CKA), one panel each, in rows of ``columns`` panels.
+
+    Args:
+        panels: (panel title, names in row order, (K, K) matrix with 1 on the diagonal) per panel.
+        title: the figure's title.
+        columns: panels per row.
+
+    Returns:
+        The figure; each cell prints its value (no interval: CKA is given as a point estimate).
+    """
+    rows = -(-len(panels) // columns)
+    size = max(len(names) for _, names, _ in panels)
+    width = min(columns, len(panels))
+    fig, axes = plt.subplots(rows, width, figsize=(1.2 + width * (0.5 * size + 1.4), 0.8 + rows * (0.5 * size + 1.3)),
+                             squeeze=False, constrained_layout=True)
+    image = None
+    for ax, (name, names, matrix) in zip(axes.flat, panels):
+        matrix = np.asarray(matrix, dtype=float)
+        image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+        if len(names) <= 12:
+            for i in range(len(names)):
+                for j in range(len(names)):
+                    if i != j:
+                        ax.text(j, i, "n/a" if not np.isfinite(matrix[i, j]) else f"{matrix[i, j]:.2f}", ha="center",
+                                va="center", fontsize=6, color="black" if matrix[i, j] > 0.6 else "white")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=6)
+        ax.set_yticks(range(len(names)), names, fontsize=6)
+        ax.set_title(name, fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.7)
     return fig

@@ -9,7 +9,7 @@ sentence says so rather than reading a point estimate as a result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 from markupsafe import Markup
@@ -113,18 +113,33 @@ def mover_sentence(records: list[dict[str, Any]]) -> Finding | None:
 
 
 def section_findings(scores: pd.DataFrame, *, introspective: dict[str, Any] | None = None,
-                     present: set[str] = frozenset()) -> list[Finding]:
+                     present: set[str] = frozenset(), concordance: dict[str, Any] | None = None,
+                     robustness: list[dict[str, Any]] | None = None, id_benchmarks: Sequence[str] = ()
+                     ) -> list[Finding]:
     """A one-line result for each further section that ran.
 
     Args:
         scores: the tidy score table.
         introspective: the ICN summary, if the run has one.
         present: anchors of the sections the page shows (a finding is made only for those).
+        concordance: the analysis summary's concordance record.
+        robustness: the analysis summary's effective-robustness records.
+        id_benchmarks: the in-distribution benchmarks (the rest are shifted sets).
 
     Returns:
         The findings, in the order of the page's sections.
     """
     found = []
+    if "concordance" in present and concordance:
+        found.append(concordance_sentence(concordance))
+    if "robustness" in present:
+        found += [robustness_sentence(r) for r in robustness or [] if "fit" in r and r["source"] == "selected"]
+    if "consistency" in present:
+        found += consistency_sentences(scores, id_benchmarks)
+    if "similarity" in present:
+        found += similarity_sentences(scores, id_benchmarks)
+    if "calibration" in present:
+        found += [f for f in (calibration_sentence(scores, id_benchmarks),) if f is not None]
     if "heads" in present:
         for record in verdicts.published_order(scores):
             found.append(Finding(Markup("Own heads, published order on <b>{}</b>: {} (Kendall tau between "
@@ -193,3 +208,82 @@ def _best_per_benchmark(scores: pd.DataFrame, anchor: str, label: str) -> list[F
             label, benchmark, first.model, first.value, _interval(first.ci_low, first.ci_high, 3),
             second.model, second.value, _interval(second.ci_low, second.ci_high, 3)), anchor, "note"))
     return found
+
+
+def concordance_sentence(record: dict[str, Any]) -> Finding:
+    """Kendall's W over every benchmark, the Friedman test, and who the Nemenyi test cannot separate from the best."""
+    ranks = record["mean_ranks"]
+    best = min(ranks, key=ranks.get)
+    tied = [g for g in record["groups"] if best in g]
+    alongside = sorted({m for g in tied for m in g} - {best})
+    significant = record["friedman_p"] < verdicts.ALPHA
+    return Finding(Markup("Across all {} benchmarks, Kendall's W = {:.2f} {} (over models); the Friedman test {} "
+                          "(p = {:.3g}). Best mean rank: {} ({:.2f}); {}.").format(
+        len(record["benchmarks"]), record["kendall_w"], _interval(*record["kendall_w_ci_over_models"]),
+        "rejects equal ranks" if significant else "does not reject equal ranks", record["friedman_p"], best,
+        ranks[best], Markup("the Nemenyi test does not separate it from {}").format(", ".join(alongside))
+        if alongside else "the Nemenyi test separates it from every other model"),
+        "concordance", "result" if significant else "weak")
+
+
+def robustness_sentence(record: dict[str, Any]) -> Finding:
+    """One fit: its slope and R², and the most and least effectively robust model with their intervals."""
+    fit = record["fit"]
+    most, least = fit["most_robust"][0], fit["least_robust"][0]
+
+    def points(row: dict[str, Any]) -> Markup:
+        spans = row["er_ci_low"] <= 0 <= row["er_ci_high"]
+        return Markup("{} ({:+.1f} points {}{})").format(
+            row["model"], 100 * row["effective_robustness"],
+            _interval(100 * row["er_ci_low"], 100 * row["er_ci_high"], 1), ", interval spans 0" if spans else "")
+
+    return Finding(Markup("Effective robustness, <b>{}</b> to <b>{}</b>: probit slope {:.2f} {}, R² {:.2f}; most "
+                          "robust {}, least {}.").format(
+        record["id"], record["ood"], fit["slope"], _interval(*fit["slope_ci_over_models"]), fit["r2"],
+        points(most), points(least)), "robustness", "note")
+
+
+def _pair_ranges(rows: pd.DataFrame) -> list[tuple[str, pd.Series, pd.Series, int]]:
+    """Per benchmark of model-pair rows (model ``a~b``), its lowest and highest pair and how many pairs."""
+    found = []
+    for benchmark, part in rows[rows.value.notna()].groupby("benchmark", sort=False):
+        if len(part) >= 2:
+            found.append((benchmark, part.loc[part.value.idxmin()], part.loc[part.value.idxmax()], len(part)))
+    return found
+
+
+def _pair(row: pd.Series) -> str:
+    return row.model.replace("~", " and ")
+
+
+def consistency_sentences(scores: pd.DataFrame, id_benchmarks: Sequence[str]) -> list[Finding]:
+    """Per ID benchmark of the probes, the pair of models whose errors overlap least and most beyond chance."""
+    rows = scores[(scores.metric == "error_consistency") & (scores.layer == "selected")
+                  & scores.benchmark.isin(id_benchmarks)]
+    return [Finding(Markup("Error consistency, <b>{}</b>: kappa ranges from {:.2f} {} ({}) to {:.2f} {} ({}) over {} "
+                           "pairs of models (95% CIs; a description, not a test).").format(
+        benchmark, low.value, _interval(low.ci_low, low.ci_high), _pair(low), high.value,
+        _interval(high.ci_low, high.ci_high), _pair(high), n), "consistency", "note")
+        for benchmark, low, high, n in _pair_ranges(rows)]
+
+
+def calibration_sentence(scores: pd.DataFrame, id_benchmarks: Sequence[str]) -> Finding | None:
+    """The own heads' ECE on their ID sets against the shifted sets: the range of each, a description."""
+    rows = scores[(scores.metric == "ece") & scores.value.notna()]
+    on_id, on_ood = rows[rows.benchmark.isin(id_benchmarks)], rows[~rows.benchmark.isin(id_benchmarks)]
+    if on_id.empty or on_ood.empty:
+        return None
+    worst = on_ood.loc[on_ood.value.idxmax()]
+    return Finding(Markup("Calibration of own heads: ECE {:.3f} to {:.3f} in distribution, {:.3f} to {:.3f} under "
+                          "shift; the worst is {} on <b>{}</b>, {:.3f} {} (95% CI over test examples).").format(
+        on_id.value.min(), on_id.value.max(), on_ood.value.min(), on_ood.value.max(), worst.model, worst.benchmark,
+        worst.value, _interval(worst.ci_low, worst.ci_high, 3)), "calibration", "note")
+
+
+def similarity_sentences(scores: pd.DataFrame, id_benchmarks: Sequence[str]) -> list[Finding]:
+    """Per ID benchmark, the least and most similar pair of models by CKA at their selected layers."""
+    rows = scores[(scores.metric == "cka") & scores.benchmark.isin(id_benchmarks)]
+    return [Finding(Markup("Representations, <b>{}</b>: linear CKA between models at their selected layers ranges "
+                           "from {:.2f} ({}) to {:.2f} ({}) over {} pairs (point estimates).").format(
+        benchmark, low.value, _pair(low), high.value, _pair(high), n), "similarity", "note")
+        for benchmark, low, high, n in _pair_ranges(rows)]

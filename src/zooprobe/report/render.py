@@ -7,7 +7,7 @@ The report only formats: every comparison it puts into words comes as a record f
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,6 +23,8 @@ from zooprobe.io.atomic import atomic_output
 from zooprobe.report import findings as wording
 from zooprobe.report.alignment import alignment_section, dense_section
 from zooprobe.report.blocks import Section, table_html
+from zooprobe.report.field import (calibration_section, concordance_section, consistency_section, robustness_section,
+                                   similarity_section)
 from zooprobe.report.figures import (Style, agreement_heatmap, bump_chart, layer_curves, model_colours, png_data_uri,
                                      score_plot)
 from zooprobe.report.icn import introspective_section
@@ -53,6 +55,8 @@ class ReportInputs:
         config: the params the run used.
         title: page title.
         introspective: the ICN summary (verdicts) with its sample ``grids``, if the run has one.
+        robustness: the effective-robustness records of the analysis summary.
+        concordance: the analysis summary's concordance record (Kendall's W, Friedman, Nemenyi).
     """
 
     scores: pd.DataFrame
@@ -64,6 +68,8 @@ class ReportInputs:
     config: dict[str, Any]
     title: str = DEFAULT_TITLE
     introspective: dict[str, Any] | None = None
+    robustness: list[dict[str, Any]] = field(default_factory=list)
+    concordance: dict[str, Any] = field(default_factory=dict)
 
 
 def read_icn_grids(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
@@ -108,7 +114,8 @@ def read_report_inputs(*, scores_path: str | Path, summary_path: str | Path, con
                         id_benchmarks=summary["id_benchmarks"],
                         alignment_benchmarks=summary.get("alignment_benchmarks", []),
                         dense_benchmarks=summary.get("dense_benchmarks", []), provenance=summary["provenance"],
-                        config=config, title=settings.get("title", DEFAULT_TITLE), introspective=introspective)
+                        config=config, title=settings.get("title", DEFAULT_TITLE), introspective=introspective,
+                        robustness=summary.get("robustness", []), concordance=summary.get("concordance", {}))
 
 
 def _figure(uri: str, caption: str) -> str:
@@ -191,9 +198,14 @@ def render_report(inputs: ReportInputs) -> str:
         and params.
     """
     scores = inputs.scores
-    colours = model_colours(list(scores.model[~scores.model.isin(["(all)"])].dropna().unique()))
+    # Pairs of models (error consistency, "a~b") are not models: they get no colour.
+    named = scores.model.dropna()
+    colours = model_colours(list(named[~named.isin(["(all)"]) & ~named.str.contains("~", regex=False)].unique()))
     sections = [*_score_sections(inputs, colours)]
-    for section in (head_section(scores), seed_section(scores),
+    for section in (concordance_section(inputs.concordance), robustness_section(inputs.robustness),
+                    consistency_section(scores, inputs.id_benchmarks), similarity_section(scores),
+                    calibration_section(scores, inputs.id_benchmarks),
+                    head_section(scores), seed_section(scores),
                     imagenot_section(scores, inputs.config.get("sweep"), colours), tunnel_section(scores),
                     variable_section(scores),
                     alignment_section(scores, inputs.alignment_benchmarks, inputs.id_benchmarks, colours),
@@ -205,7 +217,8 @@ def render_report(inputs: ReportInputs) -> str:
     findings = wording.ranking_findings(agreement)
     findings += [f for f in (wording.mover_sentence(verdicts.rank_movers(scores)),) if f is not None]
     findings += wording.section_findings(scores, introspective=inputs.introspective,
-                                         present={s.id for s in sections})
+                                         present={s.id for s in sections}, concordance=inputs.concordance,
+                                         robustness=inputs.robustness, id_benchmarks=inputs.id_benchmarks)
     environment = jinja2.Environment(loader=jinja2.PackageLoader("zooprobe.report", "templates"),
                                      autoescape=True, undefined=jinja2.StrictUndefined)
     chosen = scores[scores.metric == "score"]

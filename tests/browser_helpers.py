@@ -128,6 +128,7 @@ class PageCheck:
         console_errors: SEVERE browser log entries.
         images: how many ``<img>`` the page has.
         undecoded_images: images whose ``naturalWidth`` is 0 (alt text or start of src).
+        decoded_images: alt texts of the images that decoded (``naturalWidth > 0``).
         non_data_images: images whose ``src`` is not a data: URI.
         requests: URLs the page requested beyond itself and data: URIs.
         toc_links: how many links ``nav#toc`` has.
@@ -148,6 +149,7 @@ class PageCheck:
     console_errors: list[str] = field(default_factory=list)
     images: int = 0
     undecoded_images: list[str] = field(default_factory=list)
+    decoded_images: list[str] = field(default_factory=list)
     non_data_images: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     toc_links: int = 0
@@ -237,6 +239,7 @@ class ReportBrowser:
             " i.getAttribute('src') || '', i.alt || '']);")
         check.images = len(images)
         check.undecoded_images = [alt or src[:80] for decoded, src, alt in images if not decoded]
+        check.decoded_images = [alt for decoded, _, alt in images if decoded]
         check.non_data_images = [src[:80] for _, src, _ in images if not src.startswith("data:")]
         check.toc_links, check.toc_problems = self.toc_links()
         check.scroll_width, check.scroll_height, check.inner_width = self.driver.execute_script(

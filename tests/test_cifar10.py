@@ -93,3 +93,29 @@ def test_every_corruption_is_a_benchmark_for_every_model(cifar_run):
     assert len(corrupted) == 6 and all(chosen.groupby("benchmark").size() == 5)
     # Trained here: a model from scratch with the shared recipe, scored beside the published ones.
     assert "resnet20_scratch" in set(chosen.model)
+
+
+def test_error_consistency_cka_and_ece_under_every_corruption_for_the_published_resnets(cifar_run):
+    scores = pd.read_csv(cifar_run / "results" / "scores.csv")
+    pairs = {f"{a}~{b}" for i, a in enumerate(sorted(PUBLISHED)) for b in sorted(PUBLISHED)[i + 1:]}
+    benchmarks = set(scores[scores.metric == "score"].benchmark)
+    assert len(benchmarks) == 7  # the clean test set and six corruptions
+    for metric, layer in (("error_consistency", "head"), ("error_consistency", "selected"), ("cka", "selected")):
+        rows = scores[(scores.metric == metric) & (scores.layer == layer)]
+        for benchmark in benchmarks:
+            found = rows[rows.benchmark == benchmark].set_index("model")
+            assert pairs <= set(found.index), (metric, layer, benchmark, sorted(found.index))
+            assert found.loc[sorted(pairs), "value"].notna().all()
+    # The published ResNets share an architecture family and training data: their errors overlap beyond chance.
+    head_ec = scores[(scores.metric == "error_consistency") & (scores.layer == "head") & (scores.benchmark == "cifar10")
+                     & scores.model.isin(pairs)]
+    assert (head_ec.ci_low > 0).all(), head_ec[["model", "value", "ci_low", "ci_high"]]
+    ece = scores[scores.metric == "ece"].set_index(["benchmark", "model"])
+    for benchmark in benchmarks:
+        for model in PUBLISHED:
+            row = ece.loc[(benchmark, model)]
+            # ECE is biased upward, so the point may lie below a percentile interval; only the bounds are ordered.
+            assert 0 <= row.value <= 1 and 0 <= row.ci_low <= row.ci_high <= 1 and row.method.endswith("15 equal-mass bins")
+    page = (cifar_run / "results" / "report" / "index.html").read_text()
+    for needle in ("Error consistency", "Representational similarity (CKA)", "Calibration under shift"):
+        assert needle in page

@@ -165,3 +165,13 @@ def test_head_confidence_is_the_softmax_probability_of_the_prediction_and_none_f
     superset = Features({}, np.zeros(20, int), np.array(["test"] * 20), {"class_names": ["a", "b"]},
                         head_pred=logits[:, :2].argmax(axis=1), head_logits=logits)
     assert head_confidence(superset, rows) is None
+
+
+def test_an_own_head_task_is_scored_by_its_heads_once_not_again_as_a_probe():
+    runs = _runs(SKILLS)
+    for run in runs:
+        run.predictions = {name: {"head": run.head[name]} for name in run.labels}
+        run.provenance.update(layers=["head"], val_accuracy={"head": 0.0}, probe="head")
+    _, found, rows = _field(runs)
+    assert set(rows[rows.metric.isin(["error_consistency", "er_slope"])].layer) == {"head"}
+    assert [r["source"] for r in found.robustness] == ["head"]

@@ -84,3 +84,25 @@ def test_each_model_reads_the_photographs_through_its_own_eval_transform(imagene
 def test_report_shows_published_top1_beside_own_head(imagenet_run):
     page = (imagenet_run / "results" / "report" / "index.html").read_text()
     assert "published in" in page and "tf_efficientnet_lite2.in1k at 260 px" in page
+
+
+def test_the_effective_robustness_fit_of_the_lites_over_each_corruption(imagenet_run):
+    from scipy import stats as sps
+
+    scores = pd.read_csv(imagenet_run / "results" / "scores.csv")
+    summary = json.loads((imagenet_run / "results" / "analysis" / "summary.json").read_text())
+    head = scores[scores.metric == "head_accuracy"].pivot(index="model", columns="benchmark", values="value")
+    fits = {(r["id"], r["ood"]): r for r in summary["robustness"]}
+    for ood in SETS[1:]:
+        record = fits[("imagenet_sample", ood)]
+        assert record["source"] == "head" and record["fit"]["n_models"] == 3
+        expected = sps.linregress(sps.norm.ppf(head.loc[list(MODELS), "imagenet_sample"]),
+                                  sps.norm.ppf(head.loc[list(MODELS), ood]))
+        rows = scores[(scores.benchmark == f"imagenet_sample~{ood}") & (scores.layer == "head")].set_index(
+            ["model", "metric"])
+        assert rows.loc[("(all)", "er_slope"), "value"] == pytest.approx(expected.slope)
+        assert rows.loc[("(all)", "er_intercept"), "value"] == pytest.approx(expected.intercept)
+        er = rows.xs("effective_robustness", level="metric")
+        assert sorted(er.index) == sorted(MODELS) and (er.ci_low <= er.value).all() and (er.value <= er.ci_high).all()
+    page = (imagenet_run / "results" / "report" / "index.html").read_text()
+    assert "Effective robustness" in page and "OOD against ID accuracy on probit axes" in page

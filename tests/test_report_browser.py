@@ -141,6 +141,13 @@ def test_report_images_are_data_uris_and_decode(report_check: tuple[str, PageChe
 
 
 @pytest.mark.workflow
+def test_report_shows_the_critical_difference_diagram_decoded(report_check: tuple[str, PageCheck]) -> None:
+    name, check = report_check
+    diagrams = [alt for alt in check.decoded_images if alt.startswith("Critical-difference diagram")]
+    assert len(diagrams) == 1, f"{name} report: decoded images {check.decoded_images}"
+
+
+@pytest.mark.workflow
 def test_report_makes_no_network_requests(report_check: tuple[str, PageCheck]) -> None:
     name, check = report_check
     assert check.requests == [], f"{name} report requested {check.requests}"

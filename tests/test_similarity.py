@@ -60,10 +60,12 @@ def test_cka_matrices_equal_cka_on_the_scored_rows_at_each_models_selected_layer
                 x = arrays[a][index][arrays[a][2]][rows].astype(np.float32)
                 y = arrays[b][index][arrays[b][2]][rows].astype(np.float32)
                 assert entry["cka"][i][j] == pytest.approx(linear_cka(x, y, debiased=debiased), abs=1e-6)
-    layers = {entry["model"]: entry for entry in record["between_layers"]}
-    x, y = (arrays["b"][0][layer][test].astype(np.float32) for layer in ("early", "late"))
-    assert layers["b"]["names"] == ["early", "late"]
-    assert layers["b"]["cka"][0][1] == pytest.approx(linear_cka(x, y, debiased=debiased), abs=1e-6)
+    layers = {(entry["model"], entry["set"]): entry for entry in record["between_layers"]}
+    assert len(layers) == 3 * 2  # every model on every set
+    for name, index, rows in (("id", 0, test), ("ood", 1, slice(None))):
+        x, y = (arrays["b"][index][layer][rows].astype(np.float32) for layer in ("early", "late"))
+        assert layers[("b", name)]["names"] == ["early", "late"]
+        assert layers[("b", name)]["cka"][0][1] == pytest.approx(linear_cka(x, y, debiased=debiased), abs=1e-6)
 
 
 def test_rows_name_the_pairs_and_the_estimator_and_bad_inputs_fail_early(tmp_path):
@@ -82,3 +84,14 @@ def test_rows_name_the_pairs_and_the_estimator_and_bad_inputs_fail_early(tmp_pat
     missing = {model: {"id": paths["id"]} for model, paths in features.items()}
     with pytest.raises(SimilarityInputError, match="no features of 'a' on 'ood'"):
         task_similarity(task="t", probes=probes, features=missing)
+
+
+def test_an_own_head_task_compares_its_models_at_the_deepest_extracted_layer(tmp_path):
+    arrays, probes, features, _ = _zoo(tmp_path, np.random.default_rng(2))
+    for model, path in probes.items():
+        predictions, labels, provenance, _ = h5io.read_probe_result(path)
+        h5io.write_probe_result(path, predictions={k: {"head": v["late"]} for k, v in predictions.items()},
+                                labels=labels, provenance=dict(provenance, layers=["head"], val_accuracy={"head": 0.5},
+                                                               probe="head"))
+    record = task_similarity(task="t", probes=probes, features=features)
+    assert record["between_models"][0]["layers"] == {"a": "late", "b": "late", "c": "late"}

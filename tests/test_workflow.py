@@ -190,7 +190,8 @@ def test_the_fields_methods_are_scored_from_the_pipelines_own_scores(tiny_run):
     selected = scores[scores.metric == "score"].set_index(["benchmark", "model"]).layer
     assert record["between_models"][0]["layers"] == {m: selected[("shapes", m)] for m in models}
     layers = scores[(scores.metric == "cka_layers") & (scores.model == "resnet10t")]
-    assert len(layers) == len(summary["layer_order"]["resnet10t"]) * (len(summary["layer_order"]["resnet10t"]) - 1) // 2
+    depth = len(summary["layer_order"]["resnet10t"])
+    assert len(layers) == 3 * depth * (depth - 1) // 2  # every pair of layers on each of the three sets
 
 
 def test_dense_probes_score_every_layer_and_compare_with_random_init(tiny_run):

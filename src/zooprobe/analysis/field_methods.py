@@ -66,6 +66,12 @@ def _unit_means(models: Sequence[str], matrix: np.ndarray, units: Mapping[str, s
     return order, np.stack([matrix[members[u]].mean(axis=0) for u in order])
 
 
+def _sources(task_runs: Sequence[ProbeRun]) -> tuple[str, ...]:
+    """The score sources of a task: an own-head task (``probe: head``) has only its heads, which its
+    one-layer "probe" repeats."""
+    return ("head",) if all(run.provenance.get("probe") == "head" for run in task_runs) else tuple(SOURCES)
+
+
 def _correctness(runs: Sequence[ProbeRun], eval_name: str, source: str) -> tuple[list[str], np.ndarray]:
     """Models and their boolean (M, N) correctness on one set, from the probe's selected layer or the head."""
     if source == "head":
@@ -91,7 +97,7 @@ def consistency_rows(runs: Sequence[ProbeRun], draws: ExampleDraws) -> list[dict
     for task, eval_name, _ in benchmarks_of(list(runs)):
         task_runs = [by_key[(m, task)] for m in models if (m, task) in by_key]
         benchmark = task_runs[0].benchmark(eval_name)
-        for source in SOURCES:
+        for source in _sources(task_runs):
             names, correct = _correctness(task_runs, eval_name, source)
             if len(names) < 2:
                 continue
@@ -149,7 +155,7 @@ def robustness_results(runs: Sequence[ProbeRun], draws: ExampleDraws, *, units: 
         task_runs = [by_key[(m, task)] for m in models if (m, task) in by_key]
         id_name = task_runs[0].provenance["id_eval"]
         id_benchmark, ood_benchmark = task_runs[0].benchmark(id_name), task_runs[0].benchmark(eval_name)
-        for source in SOURCES:
+        for source in _sources(task_runs):
             names, correct_id = _correctness(task_runs, id_name, source)
             if not names:
                 continue

@@ -6,11 +6,12 @@ them in feature space, streaming row chunks, so no N x N Gram matrix is formed):
 - **between models**: every pair of models, each at the layer its task selected on the ID val split
   (the layer its score is read at), on each of the task's evaluation sets: the ID test rows and
   every row of each OOD set, the rows the scores use.
-- **between layers**: every pair of one model's layers, on the ID test rows.
+- **between layers**: every pair of one model's layers, on each of the same sets.
 
 An own-head task (``probe: head``) selects no layer; its models are compared at ``pre_logits``,
-the representation the head reads. CKA carries no interval here: a bootstrap replicate needs a
-pass of its own over the features (:mod:`zooprobe.analysis.representations`).
+the representation the head reads (or, where it was not extracted, the deepest layer that was).
+CKA carries no interval here: a bootstrap replicate needs a pass of its own over the features
+(:mod:`zooprobe.analysis.representations`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ class SimilarityInputError(ValueError):
     """Probe results and features that do not belong together; the message names what to rerun."""
 
 
-def _compared_layer(provenance: Mapping[str, Any], selected: str) -> str:
-    return PRE_LOGITS if provenance.get("probe") == "head" else selected
+def _compared_layer(provenance: Mapping[str, Any], selected: str, extracted: list[str]) -> str:
+    """The selected layer; for an own-head task, ``pre_logits`` or else the deepest layer extracted."""
+    if provenance.get("probe") != "head":
+        return selected
+    return PRE_LOGITS if PRE_LOGITS in extracted else extracted[-1]
 
 
 def task_similarity(*, task: str, probes: Mapping[str, str | Path], features: Mapping[str, Mapping[str, str | Path]],
@@ -81,7 +85,8 @@ def task_similarity(*, task: str, probes: Mapping[str, str | Path], features: Ma
                 raise SimilarityInputError(f"no features of {model!r} on {name!r}; give every model's features on "
                                            f"the task's sets {sets}")
             read[(model, name)] = h5io.read_features(features[model][name], chunk_rows=chunk_rows)
-    layers = {model: _compared_layer(run.provenance, run.selected_layer) for model, run in runs.items()}
+    layers = {model: _compared_layer(run.provenance, run.selected_layer, list(read[(model, id_name)].layers))
+              for model, run in runs.items()}
 
     def rows_of(model: str, name: str) -> Any:
         found = read[(model, name)]
@@ -102,15 +107,16 @@ def task_similarity(*, task: str, probes: Mapping[str, str | Path], features: Ma
                                "layers": layers, "cka": matrix.cka.tolist(), "n": matrix.n})
     between_layers = []
     for model, run in runs.items():
-        found = read[(model, id_name)]
-        order = [layer for layer in found.provenance["layers"] if layer in found.layers]
-        if len(order) < 2:
-            continue
-        sources = {layer: found.layers[layer][rows_of(model, id_name)] for layer in order}
-        matrix = cka_between_layers({layer: (lambda chunks=chunks: chunks) for layer, chunks in sources.items()},
-                                    debiased=debiased)
-        between_layers.append({"benchmark": run.benchmark(id_name), "set": id_name, "model": model,
-                               "names": list(matrix.names), "cka": matrix.cka.tolist(), "n": matrix.n})
+        for name in sets:
+            found = read[(model, name)]
+            order = [layer for layer in found.provenance["layers"] if layer in found.layers]
+            if len(order) < 2:
+                continue
+            sources = {layer: found.layers[layer][rows_of(model, name)] for layer in order}
+            matrix = cka_between_layers({layer: (lambda chunks=chunks: chunks) for layer, chunks in sources.items()},
+                                        debiased=debiased)
+            between_layers.append({"benchmark": run.benchmark(name), "set": name, "model": model,
+                                   "names": list(matrix.names), "cka": matrix.cka.tolist(), "n": matrix.n})
     return {"task": task, "estimator": estimator, "between_models": between_models, "between_layers": between_layers}
 
 

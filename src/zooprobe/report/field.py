@@ -20,7 +20,8 @@ from zooprobe.report.blocks import Section, bounds_text, table_html
 from zooprobe.report.figures import (critical_difference_diagram, effective_robustness_scatter,
                                      error_consistency_heatmaps, png_data_uri, similarity_heatmaps)
 
-# Scatter plots are drawn for the probe's fits only (own heads get the table), to keep the page small.
+# Scatter plots are drawn for the probe's fits (own heads get the table, to keep the page small), and for
+# the heads' where the task has no probe (probe: head).
 SCATTER_SOURCE = "selected"
 # More models than this make the diagram's names illegible; the section then gives the table only.
 CD_MAX_MODELS = 40
@@ -80,6 +81,7 @@ def robustness_section(records: Sequence[Mapping[str, Any]], *, shown: int = 5) 
              "the line's, in accuracy points. Intervals: 95% percentile over bootstrap redraws of the models and, "
              "within each, of the test examples (the analysis's draws); R²'s redraws the models only.</p>",
              table_html(robustness_table(records), index=False)]
+    probed = {(r["id"], r["ood"]) for r in records if r["source"] == SCATTER_SOURCE}
     for record in records:
         if "fit" not in record:
             continue
@@ -94,7 +96,7 @@ def robustness_section(records: Sequence[Mapping[str, Any]], *, shown: int = 5) 
                                        "effective_robustness"]].rename(columns={
                                            "effective_robustness": "effective robustness (points) [95% CI]"}),
                                 index=False, float_format="%.3f"))
-        if record["source"] == SCATTER_SOURCE:
+        if record["source"] == SCATTER_SOURCE or (record["id"], record["ood"]) not in probed:
             parts.append(_figure(png_data_uri(effective_robustness_scatter(
                 fit, id_name=record["id"], ood_name=record["ood"], labelled=shown)),
                 f"{label}: OOD against ID accuracy on probit axes, the fit with its 95% band, and y = x."))
@@ -152,17 +154,19 @@ def _pair_matrix(part: pd.DataFrame, pair_column: str) -> tuple[list[str], np.nd
     return names, matrix
 
 
-def similarity_section(scores: pd.DataFrame) -> Section | None:
-    """Linear CKA between models at their selected layers (per benchmark) and between each model's layers."""
+def similarity_section(scores: pd.DataFrame, id_benchmarks: Sequence[str]) -> Section | None:
+    """Linear CKA between models at their selected layers (per benchmark) and between each model's layers
+    (on its ID sets; the score table has every set)."""
     models = scores[scores.metric == "cka"]
-    layers = scores[scores.metric == "cka_layers"]
+    layers = scores[(scores.metric == "cka_layers") & scores.benchmark.isin(id_benchmarks)]
     if models.empty and layers.empty:
         return None
     method = "; ".join(sorted(set(models.method) | set(layers.method)))
     parts = [f"<p>Linear CKA (Kornblith et al. 2019) between feature matrices of the same examples: 1 = the same "
              f"representation up to rotation and scale, 0 = unrelated. Computed in feature space from streamed row "
              f"chunks ({html.escape(method)}). Between models: each at the layer its task selected on ID validation "
-             "data, on the rows each benchmark scores. Between layers: one model's layers on its ID test rows.</p>"]
+             "data, on the rows each benchmark scores. Between layers: one model's layers on its ID test rows (the "
+             "shifted sets' are in <code>scores.csv</code>, metric <code>cka_layers</code>).</p>"]
     if not models.empty:
         panels = [(benchmark, *_pair_matrix(part, "model")) for benchmark, part in models.groupby("benchmark", sort=False)]
         parts.append(_figure(png_data_uri(similarity_heatmaps(panels, title="CKA between models at their selected layers")),

@@ -133,7 +133,9 @@ def section_findings(scores: pd.DataFrame, *, introspective: dict[str, Any] | No
     if "concordance" in present and concordance:
         found.append(concordance_sentence(concordance))
     if "robustness" in present:
-        found += [robustness_sentence(r) for r in robustness or [] if "fit" in r and r["source"] == "selected"]
+        probed = {(r["id"], r["ood"]) for r in robustness or [] if r["source"] == "selected"}
+        found += [robustness_sentence(r) for r in robustness or [] if "fit" in r
+                  and (r["source"] == "selected" or (r["id"], r["ood"]) not in probed)]
     if "consistency" in present:
         found += consistency_sentences(scores, id_benchmarks)
     if "similarity" in present:
@@ -275,7 +277,8 @@ def calibration_sentence(scores: pd.DataFrame, id_benchmarks: Sequence[str]) -> 
         return None
     worst = on_ood.loc[on_ood.value.idxmax()]
     return Finding(Markup("Calibration of own heads: ECE {:.3f} to {:.3f} in distribution, {:.3f} to {:.3f} under "
-                          "shift; the worst is {} on <b>{}</b>, {:.3f} {} (95% CI over test examples).").format(
+                          "shift; the worst is {} on <b>{}</b>, {:.3f} {} (95% CI over test examples; ECE is biased upward on "
+                          "finite samples, so its percentile interval can lie above the point).").format(
         on_id.value.min(), on_id.value.max(), on_ood.value.min(), on_ood.value.max(), worst.model, worst.benchmark,
         worst.value, _interval(worst.ci_low, worst.ci_high, 3)), "calibration", "note")
 

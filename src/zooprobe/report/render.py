@@ -203,7 +203,7 @@ def render_report(inputs: ReportInputs) -> str:
     colours = model_colours(list(named[~named.isin(["(all)"]) & ~named.str.contains("~", regex=False)].unique()))
     sections = [*_score_sections(inputs, colours)]
     for section in (concordance_section(inputs.concordance), robustness_section(inputs.robustness),
-                    consistency_section(scores, inputs.id_benchmarks), similarity_section(scores),
+                    consistency_section(scores, inputs.id_benchmarks), similarity_section(scores, inputs.id_benchmarks),
                     calibration_section(scores, inputs.id_benchmarks),
                     head_section(scores), seed_section(scores),
                     imagenot_section(scores, inputs.config.get("sweep"), colours), tunnel_section(scores),

@@ -2,7 +2,7 @@ rule cka:
     """Linear CKA between the models of one task at their selected layers, on each of its sets, and
     between each model's layers on the ID test rows (feature space, streamed: no N x N Gram matrix)."""
     input:
-        probes=lambda wildcards: [f"results/probes/{model}/{wildcards.task}.h5" for model in MODELS],
+        probes=cka_probe_files,
         features=cka_feature_files,
     output:
         "results/analysis/cka/{task}.json",
@@ -11,8 +11,9 @@ rule cka:
     benchmark:
         "logs/benchmarks/cka/{task}.tsv"
     params:
-        probes=lambda wildcards: [f"{model}=results/probes/{model}/{wildcards.task}.h5" for model in MODELS],
-        features=cka_feature_args,
+        probes=cka_probe_args,
+        # Which sets: the task's ID and OOD sets.
+        features=from_config("probe.tasks.{task}", derive=cka_feature_args),
         estimator=from_config(cka_estimator_keys, derive=cka_estimator),
     threads: 1
     resources:

@@ -116,13 +116,25 @@ def task_sets(task):
     return list(dict.fromkeys([TASKS[task]["id"], *TASKS[task].get("ood", [])]))
 
 
+# The cka stage takes the models in name order: its matrices, and its command, then do not depend on the
+# order the params list the models in (a params file rewritten with sorted keys reruns nothing).
+def cka_probe_files(wildcards):
+    return [f"results/probes/{model}/{wildcards.task}.h5" for model in sorted(MODELS)]
+
+
+def cka_probe_args(wildcards):
+    """MODEL=PATH of every model's probe result on a task."""
+    return [f"{model}=results/probes/{model}/{wildcards.task}.h5" for model in sorted(MODELS)]
+
+
 def cka_feature_files(wildcards):
-    return [feature_file(model, name) for model in MODELS for name in task_sets(wildcards.task)]
+    return [feature_file(model, name) for model in sorted(MODELS) for name in task_sets(wildcards.task)]
 
 
 def cka_feature_args(wildcards):
     """MODEL:SET=PATH of every model's features on each set of a task, one shell word each (quoted with :q)."""
-    return [f"{model}:{name}={feature_file(model, name)}" for model in MODELS for name in task_sets(wildcards.task)]
+    return [f"{model}:{name}={feature_file(model, name)}" for model in sorted(MODELS)
+            for name in task_sets(wildcards.task)]
 
 
 def cka_estimator_keys(wildcards):

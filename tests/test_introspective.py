@@ -412,8 +412,8 @@ def test_changing_the_sampler_reruns_icn_jobs_only(icn_run, tmp_path):
     plan = snakemake(icn_run, "-n", "--rerun-triggers", "params", configfile=changed).stdout
     from workflow_helpers import rules_run
 
-    assert rules_run(plan) == {"icn_compare", "train", "extract", "probe", "icn_probe", "icn_table", "analyse",
-                               "report"}
+    assert rules_run(plan) == {"icn_compare", "train", "extract", "probe", "icn_probe", "icn_table", "cka",
+                               "analyse", "report"}
     assert "data/models/icn_resnet10t.pt" in plan and "data/models/resnet10t.pt" not in plan
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 import pandas as pd
 from markupsafe import Markup
@@ -45,6 +46,17 @@ class Section:
 def bounds_text(low: float, high: float, digits: int = 3) -> str:
     """An interval's two ends as ``[low, high]``, the one spelling the report's text and tables share."""
     return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def figure_html(uri: str, caption: str) -> str:
+    """An embedded figure with its caption, the caption escaped as its alt text too."""
+    return (f"<figure><img alt='{Markup.escape(caption)}' src='{uri}'><figcaption>{Markup.escape(caption)}"
+            f"</figcaption></figure>")
+
+
+def id_first(benchmarks: Sequence[str], id_benchmarks: Sequence[str]) -> list[str]:
+    """``benchmarks`` with the in-distribution ones first (in ``id_benchmarks`` order), then the rest as given."""
+    return [b for b in id_benchmarks if b in benchmarks] + [b for b in benchmarks if b not in id_benchmarks]
 
 
 def slug(text: str) -> str:

@@ -16,7 +16,7 @@ from markupsafe import Markup
 from zooprobe.analysis.concordance import RankConcordance
 from zooprobe.analysis.field_methods import SOURCES
 from zooprobe.analysis.robustness import RobustnessFit
-from zooprobe.report.blocks import Section, bounds_text, table_html
+from zooprobe.report.blocks import Section, bounds_text, figure_html, id_first, table_html
 from zooprobe.report.figures import (critical_difference_diagram, effective_robustness_scatter,
                                      error_consistency_heatmaps, png_data_uri, similarity_heatmaps)
 
@@ -25,11 +25,6 @@ from zooprobe.report.figures import (critical_difference_diagram, effective_robu
 SCATTER_SOURCE = "selected"
 # More models than this make the diagram's names illegible; the section then gives the table only.
 CD_MAX_MODELS = 40
-
-
-def _figure(uri: str, caption: str) -> str:
-    return (f"<figure><img alt='{html.escape(caption, quote=True)}' src='{uri}'><figcaption>"
-            f"{html.escape(caption)}</figcaption></figure>")
 
 
 def concordance_section(record: Mapping[str, Any] | None) -> Section | None:
@@ -50,7 +45,7 @@ def concordance_section(record: Mapping[str, Any] | None) -> Section | None:
     ranks = result.mean_ranks.rename("mean rank (1 = best)").to_frame().rename_axis("model")
     parts.append(table_html(ranks, float_format="%.2f"))
     if len(result.mean_ranks) <= CD_MAX_MODELS:
-        parts.append(_figure(png_data_uri(critical_difference_diagram(result, max_models=CD_MAX_MODELS)),
+        parts.append(figure_html(png_data_uri(critical_difference_diagram(result, max_models=CD_MAX_MODELS)),
                              "Critical-difference diagram (Demšar 2006): mean rank over every benchmark; bars join "
                              "models the Nemenyi test does not separate."))
     return Section("Rankings across all benchmarks", Markup("\n".join(parts)), anchor="concordance")
@@ -97,7 +92,7 @@ def robustness_section(records: Sequence[Mapping[str, Any]], *, shown: int = 5) 
                                            "effective_robustness": "effective robustness (points) [95% CI]"}),
                                 index=False, float_format="%.3f"))
         if record["source"] == SCATTER_SOURCE or (record["id"], record["ood"]) not in probed:
-            parts.append(_figure(png_data_uri(effective_robustness_scatter(
+            parts.append(figure_html(png_data_uri(effective_robustness_scatter(
                 fit, id_name=record["id"], ood_name=record["ood"], labelled=shown)),
                 f"{label}: OOD against ID accuracy on probit axes, the fit with its 95% band, and y = x."))
     return Section("Effective robustness", Markup("\n".join(parts)), anchor="robustness")
@@ -117,10 +112,9 @@ def consistency_section(scores: pd.DataFrame, id_benchmarks: Sequence[str]) -> S
         part = rows[rows.layer == source]
         if part.empty:
             continue
-        found = list(dict.fromkeys(part.benchmark))
-        ordered = [b for b in id_benchmarks if b in found] + [b for b in found if b not in id_benchmarks]
+        ordered = id_first(list(dict.fromkeys(part.benchmark)), id_benchmarks)
         parts.append(f"<h3>{html.escape(label.capitalize())}</h3>")
-        parts.append(_figure(png_data_uri(error_consistency_heatmaps(scores, ordered, source=source)),
+        parts.append(figure_html(png_data_uri(error_consistency_heatmaps(scores, ordered, source=source)),
                              f"Error consistency ({label}), per benchmark, with 95% CIs over test examples."))
     return Section("Error consistency", Markup("\n".join(parts)), anchor="consistency")
 
@@ -130,8 +124,7 @@ def calibration_section(scores: pd.DataFrame, id_benchmarks: Sequence[str]) -> S
     rows = scores[scores.metric == "ece"]
     if rows.empty:
         return None
-    found = list(dict.fromkeys(rows.benchmark))
-    ordered = [b for b in id_benchmarks if b in found] + [b for b in found if b not in id_benchmarks]
+    ordered = id_first(list(dict.fromkeys(rows.benchmark)), id_benchmarks)
     cells = rows.assign(cell=[f"{r.value:.3f} {bounds_text(r.ci_low, r.ci_high)}" for r in rows.itertuples()]
                         ).pivot(index="model", columns="benchmark", values="cell")[ordered]
     binning = "; ".join(sorted(set(rows.method)))
@@ -169,11 +162,11 @@ def similarity_section(scores: pd.DataFrame, id_benchmarks: Sequence[str]) -> Se
              "shifted sets' are in <code>scores.csv</code>, metric <code>cka_layers</code>).</p>"]
     if not models.empty:
         panels = [(benchmark, *_pair_matrix(part, "model")) for benchmark, part in models.groupby("benchmark", sort=False)]
-        parts.append(_figure(png_data_uri(similarity_heatmaps(panels, title="CKA between models at their selected layers")),
+        parts.append(figure_html(png_data_uri(similarity_heatmaps(panels, title="CKA between models at their selected layers")),
                              "Linear CKA between every pair of models, one panel per benchmark."))
     if not layers.empty:
         panels = [(f"{model} on {benchmark}", *_pair_matrix(part, "layer"))
                   for (benchmark, model), part in layers.groupby(["benchmark", "model"], sort=False)]
-        parts.append(_figure(png_data_uri(similarity_heatmaps(panels, title="CKA between the layers of each model")),
+        parts.append(figure_html(png_data_uri(similarity_heatmaps(panels, title="CKA between the layers of each model")),
                              "Linear CKA between every pair of a model's layers (input to output), on its ID test rows."))
     return Section("Representational similarity (CKA)", Markup("\n".join(parts)), anchor="similarity")

@@ -23,6 +23,7 @@ from zooprobe.analysis import stats  # noqa: E402
 from zooprobe.analysis.agreement import agreement_matrix  # noqa: E402
 from zooprobe.analysis.concordance import RankConcordance  # noqa: E402
 from zooprobe.analysis.robustness import RobustnessFit, clip_bounds, link_functions  # noqa: E402
+from zooprobe.report.blocks import id_first  # noqa: E402
 
 # Okabe & Ito (2008), safe for the common colour-vision deficiencies (less their yellow, which thin lines
 # on white do not show), then Paul Tol's "muted" set for larger zoos; past both, colours repeat and the
@@ -167,7 +168,7 @@ def layer_curves(scores: pd.DataFrame, layer_order: dict[str, list[str]], id_ben
     """
     accuracy = scores[scores.metric == "accuracy"]
     found = list(dict.fromkeys(accuracy.benchmark))
-    benchmarks = [b for b in id_benchmarks if b in found] + [b for b in found if b not in id_benchmarks]
+    benchmarks = id_first(found, id_benchmarks)
     selected = scores[scores.metric == "score"].set_index(["benchmark", "model"]).layer
     columns = min(3, max(1, len(benchmarks)))
     rows = int(np.ceil(len(benchmarks) / columns))

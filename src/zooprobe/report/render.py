@@ -22,7 +22,7 @@ from zooprobe.analysis import verdicts
 from zooprobe.io.atomic import atomic_output
 from zooprobe.report import findings as wording
 from zooprobe.report.alignment import alignment_section, dense_section
-from zooprobe.report.blocks import Section, table_html
+from zooprobe.report.blocks import Section, figure_html, table_html
 from zooprobe.report.field import (calibration_section, concordance_section, consistency_section, robustness_section,
                                    similarity_section)
 from zooprobe.report.figures import (Style, agreement_heatmap, bump_chart, layer_curves, model_colours, png_data_uri,
@@ -118,11 +118,6 @@ def read_report_inputs(*, scores_path: str | Path, summary_path: str | Path, con
                         robustness=summary.get("robustness", []), concordance=summary.get("concordance", {}))
 
 
-def _figure(uri: str, caption: str) -> str:
-    return (f"<figure><img alt='{Markup.escape(caption)}' src='{uri}'><figcaption>{Markup.escape(caption)}"
-            f"</figcaption></figure>")
-
-
 def _score_sections(inputs: ReportInputs, colours: Style) -> list[Section]:
     """The scores, their agreement between benchmarks, and the layer curves."""
     scores = inputs.scores
@@ -137,7 +132,7 @@ def _score_sections(inputs: ReportInputs, colours: Style) -> list[Section]:
         "<p>Each task chooses its layer on its own in-distribution validation split; its OOD sets are read at "
         "the same layer.</p>",
         table_html(selected_layer_table(scores).rename_axis("model")),
-        _figure(png_data_uri(score_plot(scores, benchmarks, colours)),
+        figure_html(png_data_uri(score_plot(scores, benchmarks, colours)),
                 "Score per benchmark at the selected layer, models sorted, 95% CI over test examples."),
     ])), anchor="scores")]
     if not scores[scores.metric == "kendall_tau_given_zoo"].empty:
@@ -145,12 +140,12 @@ def _score_sections(inputs: ReportInputs, colours: Style) -> list[Section]:
             f"<p>Kendall tau-b and Spearman rho of the unit scores for every pair of benchmarks. {INTERVALS_SENTENCE} "
             f"{permutation_sentence()}</p>", table_html(agreement_table(scores).rename_axis("pair")),
             f"<p>{EXACT_BOUND_NOTE}</p>",
-            _figure(png_data_uri(agreement_heatmap(scores)), "Ranking agreement: Kendall tau with both intervals."),
-            _figure(png_data_uri(bump_chart(scores, colours)),
+            figure_html(png_data_uri(agreement_heatmap(scores)), "Ranking agreement: Kendall tau with both intervals."),
+            figure_html(png_data_uri(bump_chart(scores, colours)),
                     "Ranks across benchmarks: crossing lines are ranking changes (point estimates)."),
         ])), anchor="agreement"))
     if not scores[scores.metric == "accuracy"].empty:
-        sections.append(Section("Layer by layer", Markup(_figure(
+        sections.append(Section("Layer by layer", Markup(figure_html(
             png_data_uri(layer_curves(scores, inputs.layer_order, inputs.id_benchmarks, colours)),
             "Layer-wise ID and OOD accuracy: linear-probe accuracy per layer with 95% CI bands; the marker is the "
             "layer chosen on the ID validation split.")), anchor="layers"))

@@ -106,10 +106,10 @@ def run_analysis(*, probes: Sequence[str | Path], alignment: Sequence[str | Path
     runs = read_probe_runs(probes)
     payloads = read_alignment_payloads(alignment)
     n_boot, seed, design = settings["n_bootstrap"], settings["seed"], Design.from_config(design)
-    scores = score_table(runs, n_boot=n_boot, seed=seed, alignment=payloads, design=design)
-    # The same seed and shared rows as score_table's: every field method redraws the examples its scores did.
-    field = field_results(runs, scores, draws=ExampleDraws(n_boot, seed, design.shared_rows), units=design.units,
-                          n_boot=n_boot, seed=seed)
+    # One set of draws for the scores and the field methods: each method redraws the examples its scores did.
+    draws = ExampleDraws(n_boot, seed, design.shared_rows)
+    scores = score_table(runs, n_boot=n_boot, seed=seed, alignment=payloads, design=design, draws=draws)
+    field = field_results(runs, scores, draws=draws, units=design.units, n_boot=n_boot, seed=seed)
     cka = similarity_rows([json.loads(Path(path).read_text()) for path in similarity])
     scores = pd.concat([scores, pd.DataFrame(field.rows + cka, columns=scores.columns)], ignore_index=True)
     if sweep:

@@ -129,7 +129,7 @@ class ExampleDraws:
 
 
 def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list[dict[str, Any]] | None = None,
-                design: Design | None = None) -> pd.DataFrame:
+                design: Design | None = None, draws: "ExampleDraws | None" = None) -> pd.DataFrame:
     """Build the tidy score table.
 
     Args:
@@ -138,6 +138,8 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
         seed: seed of every resample.
         alignment: the payloads of ``zooprobe align``, ``align-tables`` and ``dense-probe``.
         design: units, shared rows and random-init pairs from the params.
+        draws: the test-example draws to use (``ExampleDraws(n_boot, seed, design.shared_rows)`` when
+            None), to share them with other scores of the same analysis.
 
     Returns:
         DataFrame with :data:`SCORE_COLUMNS`. Per layer ``accuracy``; per model at the selected layer
@@ -149,7 +151,7 @@ def score_table(runs: list[ProbeRun], *, n_boot: int, seed: int, alignment: list
     """
     design = design or Design()
     stats.warn_if_few_resamples(n_boot, "analyse.n_bootstrap")
-    counts = ExampleDraws(n_boot, seed, design.shared_rows)
+    counts = draws if draws is not None else ExampleDraws(n_boot, seed, design.shared_rows)
     rows: list[dict[str, Any]] = []
     rankings: dict[str, agreement.Ranking] = {}
     heads: dict[str, agreement.Ranking] = {}

@@ -27,6 +27,37 @@ def test_texture_background_is_a_style_shift_of_the_same_shapes():
     assert corner_std(plain) < 1.0 < corner_std(texture)
 
 
+def _shape_and_background_luma(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per plain-background image: the shape's luma and the background's (the corner pixel is never the shape)."""
+    corner = images[:, :1, :1].astype(float)
+    is_shape = np.abs(images.astype(float) - corner).max(axis=-1) > 1
+    luma = images.astype(float) @ procedural.LUMA
+    shape = np.array([luma[i][is_shape[i]].mean() for i in range(len(images))])
+    return shape, corner[:, 0, 0] @ procedural.LUMA
+
+
+def test_lighter_foreground_draws_every_shape_brighter_than_its_background_by_the_margin():
+    lighter, labels, _ = procedural.generate_shapes(n_per_class=10, size=32, seed=0, foreground="lighter")
+    shape, background = _shape_and_background_luma(lighter)
+    # Rounding to uint8 moves a luma by at most 0.5.
+    assert (shape >= background + procedural.LIGHTER_MARGIN - 0.5).all()
+    # With "any" the polarity is free: the same generator draws darker shapes too.
+    free_shape, free_background = _shape_and_background_luma(
+        procedural.generate_shapes(n_per_class=10, size=32, seed=0)[0])
+    assert (free_shape < free_background).sum() >= 10 and (free_shape > free_background).sum() >= 10
+    # Textured backgrounds are scaled under the ceiling as well, so the shift keeps the polarity.
+    texture, texture_labels, _ = procedural.generate_shapes(n_per_class=10, size=32, seed=0, background="texture",
+                                                            foreground="lighter")
+    assert texture[:, :2, :2].max() <= procedural.BACKGROUND_CEILING + 0.5
+    assert np.array_equal(labels, texture_labels)
+
+
+def test_an_unknown_foreground_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown foreground 'dark'; valid: \['any', 'lighter'\]"):
+        procedural.build_procedural(generator="shapes", n_per_class=1, size=8, splits={"test": 1.0}, seed=0,
+                                    foreground="dark")
+
+
 def test_stratified_split_keeps_class_proportions():
     labels = np.repeat(np.arange(4), 50)
     split = imageset.stratified_split(labels, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)

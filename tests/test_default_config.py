@@ -46,11 +46,6 @@ def test_the_default_report_is_under_3_mb(default_run: Path) -> None:
     assert 0 < size < MAX_REPORT_BYTES, f"the embedded default's report is {size / 2**20:.2f} MiB"
 
 
-# Known failure, kept visible: with the shared 6-epoch recipe convnext_atto and zp_vit_tiny stay near chance
-# on shapes (val 0.20 and 0.14 at best over lr 1e-3..2e-3 and batch 8..32). strict: the day they learn, the
-# marker must go.
-@pytest.mark.xfail(strict=True, reason="issue 21 item 5 is open: convnext_atto and zp_vit_tiny do not learn shapes "
-                                       "with the default recipe yet")
 def test_every_trained_model_beats_chance_by_0_2(default_run: Path) -> None:
     trained = trained_models(default_run)
     assert trained, "params.yaml trains no model: nothing to check"

@@ -6,6 +6,12 @@ The ``procedural`` source: :func:`build_procedural` builds one generator's set (
 ``shapes`` draws one of ten filled shapes at a random position, scale, rotation and colour.
 The ``background`` argument is the shift knob: ``plain`` for in-distribution, ``texture``
 (random stripes and blobs) for a style/background shift that keeps the label.
+
+The ``foreground`` argument sets the figure-ground polarity. With ``any`` a shape may be lighter
+or darker than its background, so the same shape comes in opposite contrasts. Models without
+batch statistics (LayerNorm ConvNeXts, ViTs) then spend a short training budget learning that
+invariance: at 228 steps a ViT stays at chance. ``lighter`` keeps colour free but makes the
+shape at least ``LIGHTER_MARGIN`` brighter (in luma) than its background.
 """
 
 from __future__ import annotations
@@ -21,6 +27,15 @@ SHAPE_CLASSES: tuple[str, ...] = (
     "circle", "square", "triangle", "ring", "cross", "diamond", "ellipse", "star", "ell", "crescent",
 )
 BACKGROUNDS: tuple[str, ...] = ("plain", "texture")
+FOREGROUNDS: tuple[str, ...] = ("any", "lighter")
+
+# ITU-R BT.601 luma weights: the brightness a "lighter" shape must exceed its background in.
+LUMA = np.array([0.299, 0.587, 0.114])
+# How much brighter a "lighter" shape is than its background's mean luma, at least (of 255).
+LIGHTER_MARGIN = 96.0
+# A "lighter" set's backgrounds are scaled into 0..BACKGROUND_CEILING, so a shape colour with the
+# margin always exists (255 - 96 - 127 = 32 levels of room) and rejection sampling ends quickly.
+BACKGROUND_CEILING = 127.0
 
 # Rotation stays within +-30 degrees so that, e.g., a cross never becomes an "x" and a
 # diamond never becomes a square: the label must stay a function of the image.
@@ -68,8 +83,22 @@ def _background(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(f"unknown background {kind!r}; valid: {list(BACKGROUNDS)}")
 
 
-def generate_shapes(*, n_per_class: int, size: int, seed: int, background: str = "plain"
-                    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _shape_colour(canvas: np.ndarray, foreground: str, rng: np.random.Generator) -> np.ndarray:
+    """Draw a shape colour that stands out from ``canvas`` (float (H, W, 3) in 0..255)."""
+    mean = canvas.mean(axis=(0, 1))
+    colour = rng.uniform(0, 255, size=3)
+    if foreground == "lighter":
+        while float(colour @ LUMA) < float(mean @ LUMA) + LIGHTER_MARGIN:
+            colour = rng.uniform(0, 255, size=3)
+        return colour
+    # Keep the shape visible: push its colour away from the mean background colour.
+    while np.abs(colour - mean).max() < 80:
+        colour = rng.uniform(0, 255, size=3)
+    return colour
+
+
+def generate_shapes(*, n_per_class: int, size: int, seed: int, background: str = "plain",
+                    foreground: str = "any") -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Generate the ``shapes`` set.
 
     Args:
@@ -77,12 +106,15 @@ def generate_shapes(*, n_per_class: int, size: int, seed: int, background: str =
         size: side length in pixels.
         seed: seed of every random choice.
         background: one of ``BACKGROUNDS``.
+        foreground: one of ``FOREGROUNDS``: ``lighter`` draws every shape brighter than its background.
 
     Returns:
         uint8 images (N, size, size, 3), int64 labels (N,), class names.
     """
     if background not in BACKGROUNDS:
         raise ValueError(f"unknown background {background!r}; valid: {list(BACKGROUNDS)}")
+    if foreground not in FOREGROUNDS:
+        raise ValueError(f"unknown foreground {foreground!r}; valid: {list(FOREGROUNDS)}")
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(len(SHAPE_CLASSES)), n_per_class)
     rng.shuffle(labels)
@@ -99,11 +131,9 @@ def generate_shapes(*, n_per_class: int, size: int, seed: int, background: str =
         v = (-dx * np.sin(theta) + dy * np.cos(theta)) / scale
         mask = _shape_mask(SHAPE_CLASSES[label], u, v)
         canvas = _background(background, size, rng)
-        colour = rng.uniform(0, 255, size=3)
-        # Keep the shape visible: push its colour away from the mean background colour.
-        while np.abs(colour - canvas.mean(axis=(0, 1))).max() < 80:
-            colour = rng.uniform(0, 255, size=3)
-        canvas[mask] = colour
+        if foreground == "lighter":
+            canvas = canvas * (BACKGROUND_CEILING / 255.0)
+        canvas[mask] = _shape_colour(canvas, foreground, rng)
         images[i] = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
     return images, labels.astype(np.int64), list(SHAPE_CLASSES)
 
@@ -117,7 +147,7 @@ SCENES_GENERATOR = "scenes"
 
 
 def build_procedural(*, generator: str, n_per_class: int, size: int, splits: dict[str, float],
-                     seed: int, background: str = "plain", **_: Any) -> ImageSet:
+                     seed: int, background: str = "plain", foreground: str = "any", **_: Any) -> ImageSet:
     """Build a procedurally generated set, deterministic given ``seed``.
 
     Args:
@@ -128,6 +158,7 @@ def build_procedural(*, generator: str, n_per_class: int, size: int, splits: dic
         splits: split fractions.
         seed: seed of images and split.
         background: one of ``BACKGROUNDS``; a non-plain one is a style shift.
+        foreground: one of ``FOREGROUNDS`` (``shapes`` only): the shapes' polarity against the background.
 
     Returns:
         :class:`ImageSet`.
@@ -137,6 +168,7 @@ def build_procedural(*, generator: str, n_per_class: int, size: int, splits: dic
     if generator not in GENERATORS:
         raise ValueError(f"unknown generator {generator!r}; valid: {sorted([*GENERATORS, SCENES_GENERATOR])}")
     images, labels, class_names = GENERATORS[generator](
-        n_per_class=n_per_class, size=size, seed=seed, background=background)
+        n_per_class=n_per_class, size=size, seed=seed, background=background, foreground=foreground)
     return ImageSet(images, labels, stratified_split(labels, splits, seed + 1), class_names,
-                    {"source": "procedural", "generator": generator, "background": background})
+                    {"source": "procedural", "generator": generator, "background": background,
+                     "foreground": foreground})

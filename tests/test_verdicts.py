@@ -47,6 +47,29 @@ def test_agreement_holds_reverses_or_is_not_established_with_the_reason():
     assert verdicts.agreement_findings(scores, statistic="spearman_rho") == []
 
 
+def _family(n_pairs, n_units):
+    """n_pairs pairs of benchmarks over n_units units, the first in perfect agreement (the smallest p)."""
+    smallest = 2 / math.factorial(n_units)
+    rows = _agreement_rows("b0~b1", value=1.0, p_holm=min(1.0, n_pairs * smallest), n_units=n_units)
+    for i in range(1, n_pairs):
+        rows += _agreement_rows(f"b0~c{i}", value=0.6, p_holm=1.0, n_units=n_units, population=(-0.3, 0.9))
+    return _table(rows)
+
+
+def test_a_family_too_large_for_its_units_says_no_pair_can_pass_holm():
+    # 6 units, 28 pairs (the embedded default): Holm's smallest adjusted p is 28 x 2/720 = 0.078 > 0.05.
+    found = verdicts.agreement_findings(_family(28, 6))
+    assert {r["verdict"] for r in found} == {"not established"}
+    assert [r["holm_floor"] for r in found] == pytest.approx([28 * 2 / 720] * 28)
+    assert {r["reason"] for r in found} == {
+        "with 6 units no pair of the 28 can reach a Holm-adjusted p below 0.078 (28 x the smallest permutation "
+        "p, 0.0028), whatever the scores"}
+    # 10 pairs: the floor is 0.028, so the perfect pair holds and the others keep their own reason.
+    found = {r["pair"]: r for r in verdicts.agreement_findings(_family(10, 6))}
+    assert found["b0~b1"]["verdict"] == "holds" and found["b0~b1"]["holm_floor"] == pytest.approx(10 * 2 / 720)
+    assert found["b0~c1"]["reason"] == "the population interval spans 0"
+
+
 def _difference_rows(benchmark, metric, pairs, layer="selected"):
     """Paired-difference rows (``first - second``): each pair's difference and Holm p."""
     rows = []

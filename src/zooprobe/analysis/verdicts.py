@@ -36,7 +36,8 @@ def agreement_findings(scores: pd.DataFrame, *, prefix: str = "", statistic: str
         Records with the pair, ``value``, both intervals (``given_zoo`` and ``population`` as
         (low, high)), raw and Holm-adjusted permutation p, the number of units, and ``verdict``:
         ``holds`` (positive agreement, Holm p < alpha), ``reverses`` (negative, Holm p < alpha) or
-        ``not established``, with a ``reason`` when the evidence is too weak to say;
+        ``not established``, with a ``reason`` when the evidence is too weak to say (among them, that
+        the family's ``holm_floor``, the smallest Holm-adjusted p its units allow, is above alpha);
         ``population_degenerate`` when every pair of units is ordered alike on both benchmarks, so
         that the population interval is the exact bound over disjoint pairs rather than a bootstrap one.
     """
@@ -69,6 +70,28 @@ def agreement_findings(scores: pd.DataFrame, *, prefix: str = "", statistic: str
                         "population": population, "p": p, "p_holm": p_holm, "p_bh": _value(part, f"{name}_pvalue_bh"),
                         "n_units": n_units, "verdict": verdict, "reason": reason,
                         "population_degenerate": degenerate})
+    return _with_holm_floor(records)
+
+
+def _with_holm_floor(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Say so where Holm's correction alone rules out significance for the whole family.
+
+    Holm's adjusted p-values are a running maximum that starts at m times the smallest raw p, so no
+    pair of m can fall below m times the smallest p its units allow. With 6 models and 28 pairs that
+    floor is 28 x 2/720 = 0.078: no ranking can be established at 0.05 whatever the scores, and more
+    models, not more test examples, would decide. That is the reason such a pair reports.
+    """
+    tested = [r for r in records if np.isfinite(r["p_holm"])]
+    if not tested:
+        return records
+    smallest = min(_smallest_p(r["n_units"]) for r in tested)
+    floor = min(1.0, len(tested) * smallest)
+    for record in records:
+        record["holm_floor"] = floor
+        if record["verdict"] == "not established" and smallest < ALPHA <= floor:
+            record["reason"] = (f"with {record['n_units']} units no pair of the {len(tested)} can reach a "
+                                f"Holm-adjusted p below {floor:.3f} ({len(tested)} x the smallest permutation "
+                                f"p, {smallest:.4f}), whatever the scores")
     return records
 
 

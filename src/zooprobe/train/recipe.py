@@ -208,9 +208,3 @@ def top1(model: torch.nn.Module, preprocess: Callable[[torch.Tensor], torch.Tens
         logits = model(preprocess(torch.from_numpy(images[start:start + batch_size]).to(device)))[:, :num_classes]
         correct += int((logits.argmax(1).cpu().numpy() == labels[start:start + batch_size]).sum())
     return Top1(correct=correct, n=len(labels))
-
-
-def seed_everything(seed: int) -> None:
-    """Seed numpy and torch for one process."""
-    np.random.seed(seed)
-    torch.manual_seed(seed)

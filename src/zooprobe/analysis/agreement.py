@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from zooprobe.analysis import stats
+from zooprobe.analysis.pairs import pair_matrices
 
 if TYPE_CHECKING:  # only annotations name the score table; this module works on arrays
     import pandas as pd
@@ -350,13 +351,5 @@ def agreement_matrix(scores: pd.DataFrame, metric: str = f"kendall_tau_{GIVEN_ZO
         (benchmark names, values, lower bounds, upper bounds); the diagonal is 1, and a pair with
         too few shared units is NaN.
     """
-    pairs = scores[scores.metric == metric]
-    names = list(dict.fromkeys(name for pair in pairs.benchmark for name in pair.split("~")))
-    size = len(names)
-    value, low, high = (np.where(np.eye(size) == 1, 1.0, np.nan) for _ in range(3))
-    for row in pairs.itertuples():
-        a, b = row.benchmark.split("~")
-        i, j = names.index(a), names.index(b)
-        for matrix, x in ((value, row.value), (low, row.ci_low), (high, row.ci_high)):
-            matrix[i, j] = matrix[j, i] = x
-    return names, value, low, high
+    names, matrices = pair_matrices(scores[scores.metric == metric], "benchmark", ("value", "ci_low", "ci_high"))
+    return names, matrices["value"], matrices["ci_low"], matrices["ci_high"]

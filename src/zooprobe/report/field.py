@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from zooprobe.analysis.concordance import RankConcordance
 from zooprobe.analysis.field_methods import SOURCES
+from zooprobe.analysis.pairs import pair_matrices
 from zooprobe.analysis.robustness import RobustnessFit
 from zooprobe.report.blocks import Section, bounds_text, figure_html, id_first, table_html
 from zooprobe.report.figures import (critical_difference_diagram, effective_robustness_scatter,
@@ -136,15 +137,9 @@ def calibration_section(scores: pd.DataFrame, id_benchmarks: Sequence[str]) -> S
     return Section("Calibration under shift", Markup(body + table_html(cells.rename_axis("model"))), anchor="calibration")
 
 
-def _pair_matrix(part: pd.DataFrame, pair_column: str) -> tuple[list[str], np.ndarray]:
-    """Names (first-seen order over pairs a~b, which is row order when the pairs are i < j) and the matrix."""
-    pairs = [str(v).split("~") for v in part[pair_column]]
-    names = list(dict.fromkeys(name for pair in pairs for name in pair))
-    matrix = np.eye(len(names))
-    for (a, b), value in zip(pairs, part.value):
-        i, j = names.index(a), names.index(b)
-        matrix[i, j] = matrix[j, i] = value
-    return names, matrix
+def _cka_matrix(part: pd.DataFrame, pair_column: str) -> tuple[list[str], np.ndarray]:
+    names, matrices = pair_matrices(part, pair_column)
+    return names, matrices["value"]
 
 
 def similarity_section(scores: pd.DataFrame, id_benchmarks: Sequence[str]) -> Section | None:
@@ -161,11 +156,11 @@ def similarity_section(scores: pd.DataFrame, id_benchmarks: Sequence[str]) -> Se
              "data, on the rows each benchmark scores. Between layers: one model's layers on its ID test rows (the "
              "shifted sets' are in <code>scores.csv</code>, metric <code>cka_layers</code>).</p>"]
     if not models.empty:
-        panels = [(benchmark, *_pair_matrix(part, "model")) for benchmark, part in models.groupby("benchmark", sort=False)]
+        panels = [(benchmark, *_cka_matrix(part, "model")) for benchmark, part in models.groupby("benchmark", sort=False)]
         parts.append(figure_html(png_data_uri(similarity_heatmaps(panels, title="CKA between models at their selected layers")),
                              "Linear CKA between every pair of models, one panel per benchmark."))
     if not layers.empty:
-        panels = [(f"{model} on {benchmark}", *_pair_matrix(part, "layer"))
+        panels = [(f"{model} on {benchmark}", *_cka_matrix(part, "layer"))
                   for (benchmark, model), part in layers.groupby(["benchmark", "model"], sort=False)]
         parts.append(figure_html(png_data_uri(similarity_heatmaps(panels, title="CKA between the layers of each model")),
                              "Linear CKA between every pair of a model's layers (input to output), on its ID test rows."))

@@ -22,6 +22,7 @@ from PIL import Image  # noqa: E402
 from zooprobe.analysis import stats  # noqa: E402
 from zooprobe.analysis.agreement import agreement_matrix  # noqa: E402
 from zooprobe.analysis.concordance import RankConcordance  # noqa: E402
+from zooprobe.analysis.pairs import pair_matrices  # noqa: E402
 from zooprobe.analysis.robustness import RobustnessFit, clip_bounds, link_functions  # noqa: E402
 from zooprobe.report.blocks import id_first  # noqa: E402
 
@@ -495,12 +496,11 @@ def error_consistency_heatmaps(scores: pd.DataFrame, benchmarks: Sequence[str], 
         if part.empty:
             raise ValueError(f"no error_consistency rows for benchmark {benchmark!r} and source {source!r}; "
                              f"benchmarks with rows: {sorted(set(rows.benchmark))}")
-        pairs = [model.split("~") for model in part.model]
-        models = list(dict.fromkeys(name for pair in pairs for name in pair))
+        models, matrices = pair_matrices(part, "model", ("value", "ci_low", "ci_high"))
         if len(models) > max_models:
             raise ValueError(f"{len(models)} models are too many for a legible matrix (max_models={max_models})")
-        panels.append((benchmark, models, pairs, part))
-    size = max(len(models) for _, models, _, _ in panels)
+        panels.append((benchmark, models, matrices))
+    size = max(len(models) for _, models, _ in panels)
     width = min(columns, len(panels))
     rows_of_panels = -(-len(panels) // width)
     fig, axes = plt.subplots(rows_of_panels, width, figsize=(1.0 + (0.95 * size + 1.6) * width,
@@ -509,20 +509,15 @@ def error_consistency_heatmaps(scores: pd.DataFrame, benchmarks: Sequence[str], 
     image = None
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    for ax, (benchmark, models, pairs, part) in zip(axes.flat, panels):
+    for ax, (benchmark, models, matrices) in zip(axes.flat, panels):
         k = len(models)
-        value = np.where(np.eye(k) == 1, 1.0, np.nan)
-        text = [["" for _ in range(k)] for _ in range(k)]
-        for (a, b), row in zip(pairs, part.itertuples()):
-            i, j = models.index(a), models.index(b)
-            value[i, j] = value[j, i] = row.value
-            text[i][j] = text[j][i] = ("n/a" if not np.isfinite(row.value)
-                                       else f"{row.value:.2f}\n[{row.ci_low:.2f}, {row.ci_high:.2f}]")
+        value, low, high = matrices["value"], matrices["ci_low"], matrices["ci_high"]
         image = ax.imshow(value, vmin=-1, vmax=1, cmap="RdBu_r")
         for i in range(k):
             for j in range(k):
                 if i != j:
-                    ax.text(j, i, text[i][j], ha="center", va="center", fontsize=6,
+                    text = "n/a" if not np.isfinite(value[i, j]) else f"{value[i, j]:.2f}\n[{low[i, j]:.2f}, {high[i, j]:.2f}]"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=6,
                             color="white" if np.isfinite(value[i, j]) and abs(value[i, j]) > 0.6 else "black")
         ax.set_xticks(range(k), models, rotation=40, ha="right", fontsize=7)
         ax.set_yticks(range(k), models, fontsize=7)
